@@ -1,0 +1,70 @@
+/* shmkit — a shared snapshot: a fixed-size buffer that many processes read and write
+ * whole.
+ *
+ * Writers serialize on a robust mutex; readers take no lock. The buffer is double
+ * buffered: a write fills the idle copy and then publishes it, so a reader always gets
+ * the last complete write, never a torn one, even when a writer is killed mid-write.
+ */
+#ifndef SHMKIT_BLOB_H
+#define SHMKIT_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <shmkit/base.h>
+#include <shmkit/seg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An open blob. Opaque. */
+typedef struct shmkit_blob shmkit_blob;
+
+/** shmkit_blob_open() - open, create, or create-or-open a blob of @size bytes.
+ * @name, @mode, @flags: as shmkit_seg_open() (SHMKIT_SEG_RAW is refused: -EINVAL).
+ *   SHMKIT_SEG_RDONLY gives a reader that can never block a writer.
+ * @size: bytes of the snapshot; > 0 when creating, 0 or the same size when opening.
+ * A new blob reads as @size zero bytes, with version 0.
+ * Returns 0 or the errors of shmkit_seg_open(); -EPROTO if the segment is not a blob
+ * or its blob header is corrupt. Thread-safe. Since 0.1. */
+SHMKIT_API int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flags,
+				shmkit_blob **out);
+
+/** shmkit_blob_close() - close a handle (NULL: nothing). Returns 0. Since 0.1. */
+SHMKIT_API int shmkit_blob_close(shmkit_blob *b);
+
+/** shmkit_blob_delete() - delete the blob's segment (see shmkit_seg_delete()); other
+ * handles get -EIDRM. The handle stays to be closed. Since 0.1. */
+SHMKIT_API int shmkit_blob_delete(shmkit_blob *b);
+
+/** shmkit_blob_size() - bytes in the snapshot. */
+SHMKIT_API size_t shmkit_blob_size(const shmkit_blob *b);
+
+/** shmkit_blob_write() - replace the first @len bytes of the snapshot; the bytes after
+ * them keep their values. Readers see all of this write or none of it.
+ * Returns 0, or -EMSGSIZE (@len > size), -EINVAL (NULL @buf with @len > 0), -EBADF
+ * (read-only handle), -EIDRM (deleted), -ETIMEDOUT (lock not had within 10 s),
+ * -ENOTRECOVERABLE. Thread- and process-safe; blocks while another writer writes.
+ * A writer killed mid-write loses only its own write. Since 0.1. */
+SHMKIT_API int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len);
+
+/** shmkit_blob_read() - copy one consistent snapshot out.
+ * @buf, @cap: destination; min(@cap, size) bytes are copied.
+ * @version: if not NULL, receives the number of writes the snapshot includes.
+ * Returns the number of bytes copied (>= 0), or -EINVAL, -EIDRM (deleted).
+ * Lock-free: never waits for a writer's lock and never blocks one. Thread- and
+ * process-safe. Since 0.1. */
+SHMKIT_API ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap,
+				    uint64_t *version);
+
+/** shmkit_blob_version() - number of completed writes so far; -EIDRM if deleted. */
+SHMKIT_API int64_t shmkit_blob_version(const shmkit_blob *b);
+
+/** shmkit_blob_seg() - the blob's segment, for shmkit_seg_stat() and the like. */
+SHMKIT_API shmkit_seg *shmkit_blob_seg(const shmkit_blob *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,133 @@
+/* shmkit — named shared-memory segments (POSIX shm_open or System V shmget).
+ *
+ * Every segment shmkit creates starts with a self-describing header (magic, layout
+ * version, kind, sizes, creator, full name, state); opening validates all of it
+ * against the real object before any access. SHMKIT_SEG_RAW maps objects without a
+ * header, for programs that are not shmkit.
+ */
+#ifndef SHMKIT_SEG_H
+#define SHMKIT_SEG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <shmkit/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An open segment: one mapping plus its descriptor or System V id. Opaque. */
+typedef struct shmkit_seg shmkit_seg;
+
+/** Longest segment name, in bytes, without the terminating NUL. */
+#define SHMKIT_NAME_MAX 255
+
+/** Flags of shmkit_seg_open(); unknown bits get -EINVAL. */
+enum shmkit_seg_flags {
+	SHMKIT_SEG_CREATE = 1u << 0, /**< create the segment if it does not exist */
+	SHMKIT_SEG_EXCL = 1u << 1,   /**< with CREATE: fail with -EEXIST if it exists */
+	SHMKIT_SEG_RDONLY = 1u << 2, /**< map read-only (cannot be combined with CREATE) */
+	SHMKIT_SEG_SYSV = 1u << 3,   /**< System V backend (shmget) instead of POSIX */
+	SHMKIT_SEG_RAW = 1u << 4,    /**< no shmkit header: the whole object is data */
+};
+
+/** What a segment holds; recorded in its header and checked at open. */
+enum shmkit_kind {
+	SHMKIT_KIND_ANY = 0,  /**< at open: accept any kind */
+	SHMKIT_KIND_DATA = 1, /**< plain bytes, no structure */
+	SHMKIT_KIND_BLOB = 2, /**< a shmkit_blob snapshot */
+	SHMKIT_KIND_CHAN = 3, /**< a shmkit_chan message channel */
+	SHMKIT_KIND_RAW = 255 /**< reported by shmkit_seg_stat() for SHMKIT_SEG_RAW segments */
+};
+
+/** Life cycle of a segment, in its header's state word. */
+enum shmkit_state {
+	SHMKIT_STATE_INIT = 0,   /**< the creator is still filling it in */
+	SHMKIT_STATE_READY = 1,  /**< usable */
+	SHMKIT_STATE_DELETED = 2 /**< deleted: every handle gets -EIDRM */
+};
+
+/** What shmkit_seg_stat() reports. */
+struct shmkit_seg_info {
+	unsigned sysv;            /**< 1: System V backend, 0: POSIX */
+	unsigned kind;            /**< enum shmkit_kind (SHMKIT_KIND_RAW without header) */
+	unsigned state;           /**< enum shmkit_state */
+	uint64_t total_size;      /**< bytes of the whole object, header included */
+	uint64_t data_size;       /**< bytes of the data area */
+	int32_t creator_pid;      /**< 0 when unknown (raw segment) */
+	int creator_alive;        /**< 1 alive, 0 dead (pid gone or reused), -1 unknown */
+	int64_t ctime_ns;         /**< creation time, CLOCK_REALTIME ns; 0 when unknown */
+	int shmid;                /**< System V id, -1 for POSIX */
+	int32_t key;              /**< System V key, 0 for POSIX */
+	uint32_t mode;            /**< permission bits of the object */
+	uint32_t uid, gid;        /**< owner of the object */
+	char name[SHMKIT_NAME_MAX + 1]; /**< the segment's name */
+};
+
+/** shmkit_seg_open() - open, create, or create-or-open a named segment and map it.
+ * @name: POSIX: "/name" or "name" (one component, no other '/'); System V: any string,
+ *   hashed to a key (the header keeps the full name, so a key collision is reported,
+ *   never shared), or "0x" followed by hex digits for a literal key (needed to reach
+ *   segments other programs made, with SHMKIT_SEG_RAW). At most SHMKIT_NAME_MAX bytes.
+ * @kind: enum shmkit_kind recorded at creation; at open, must match unless ANY.
+ * @size: data bytes. Required (> 0) when creating; when opening, 0 accepts any size and
+ *   anything else must equal the segment's data size (RAW: at most its size).
+ * @mode: permission bits at creation, applied exactly (not reduced by the umask);
+ *   0 means 0600. Ignored when opening.
+ * @flags: enum shmkit_seg_flags.
+ * @out: receives the handle; NULL on failure.
+ * Creation is race-free: the creator fills the header and publishes it "ready";
+ * openers wait for that up to 2 s. The memory is reserved at creation (POSIX:
+ * posix_fallocate), so a full /dev/shm fails here, not with SIGBUS later.
+ * Returns 0, or -EINVAL (bad name, size, kind or flags; size mismatch), -ENAMETOOLONG,
+ * -ENOENT (no such segment and no CREATE), -EEXIST (EXCL and it exists), -EACCES,
+ * -EPROTO (not a shmkit segment, wrong kind, or a corrupt or foreign header),
+ * -EADDRINUSE (System V key already used by a segment of another name),
+ * -ETIMEDOUT (creator never finished), -ENOSPC, -ENOMEM, or another -errno of the
+ * underlying calls. Thread-safe; may block up to 2 s while a creator finishes. Since 0.1. */
+SHMKIT_API int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode,
+			       unsigned flags, shmkit_seg **out);
+
+/** shmkit_seg_close() - unmap and close a handle; the segment itself stays.
+ * @seg: a handle, or NULL (then nothing happens). Returns 0. Not thread-safe against
+ * other use of the same handle. Since 0.1. */
+SHMKIT_API int shmkit_seg_close(shmkit_seg *seg);
+
+/** shmkit_seg_delete() - mark the segment deleted and remove its name.
+ * Every other handle to it gets -EIDRM from shmkit_seg_check() and the layers above;
+ * a later create of the same name makes a fresh, zeroed segment. The handle stays
+ * open until shmkit_seg_close(). Returns 0, -EACCES, or another -errno. Since 0.1. */
+SHMKIT_API int shmkit_seg_delete(shmkit_seg *seg);
+
+/** shmkit_seg_unlink() - delete a segment by name, as shmkit_seg_delete() does.
+ * @flags: SHMKIT_SEG_SYSV to name a System V segment; others get -EINVAL except RAW.
+ * A shmkit header is marked deleted first; a foreign object is just removed.
+ * Returns 0, -ENOENT, -EACCES, -EINVAL, or another -errno. Since 0.1. */
+SHMKIT_API int shmkit_seg_unlink(const char *name, unsigned flags);
+
+/** shmkit_seg_data() - the mapped data area (after the header). Never NULL. */
+SHMKIT_API void *shmkit_seg_data(const shmkit_seg *seg);
+
+/** shmkit_seg_size() - bytes in the data area. */
+SHMKIT_API size_t shmkit_seg_size(const shmkit_seg *seg);
+
+/** shmkit_seg_check() - 0 while the segment is usable, -EIDRM once it was deleted
+ * (by any process). One atomic load; thread-safe. Since 0.1. */
+SHMKIT_API int shmkit_seg_check(const shmkit_seg *seg);
+
+/** shmkit_seg_created() - 1 if this handle created the segment, 0 if it opened it. */
+SHMKIT_API int shmkit_seg_created(const shmkit_seg *seg);
+
+/** shmkit_seg_fd() - the POSIX descriptor (owned by the handle), or -ENOTSUP for
+ * System V. Since 0.1. */
+SHMKIT_API int shmkit_seg_fd(const shmkit_seg *seg);
+
+/** shmkit_seg_stat() - describe the segment behind a handle.
+ * Returns 0, or -EINVAL (NULL argument), or an -errno of fstat/shmctl. Since 0.1. */
+SHMKIT_API int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+/* shmkit — internal definitions shared by the layers. Never installed. */
+#ifndef SHMKIT_INTERNAL_H
+#define SHMKIT_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <shmkit/seg.h>
+
+#define SHMKIT_CACHELINE 64
+
+#define SHMKIT_MAGIC UINT64_C(0x314b544d48530a89) /* "\x89\nSHMTK1" little-endian */
+#define SHMKIT_FORMAT 1u
+
+/* Everything two processes must agree on to share a segment: the format, the size of
+ * the pthread mutex we embed, the word size and the cache line we pad to. A build that
+ * differs in any of them refuses the other's segments (-EPROTO) instead of misreading. */
+#define SHMKIT_LAYOUT                                                                      \
+	((SHMKIT_FORMAT << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 16) |               \
+	 ((uint32_t)sizeof(long) << 8) | (uint32_t)SHMKIT_CACHELINE)
+
+/* Where the data area starts: one page, so that users get page-aligned data. */
+#define SHMKIT_DATA_OFF 4096u
+
+/* The header at offset 0 of every non-raw segment.
+ * The creator writes every field before it publishes state = READY with a release
+ * store; openers read state with acquire and touch nothing else until it is READY, so
+ * plain fields are read-only after that. state alone changes later (READY -> DELETED,
+ * by any process deleting the segment). */
+struct shmkit__hdr {
+	uint64_t magic;        /* SHMKIT_MAGIC */
+	uint32_t layout;       /* SHMKIT_LAYOUT of the creator */
+	uint32_t kind;         /* enum shmkit_kind */
+	_Atomic uint32_t state; /* enum shmkit_state; see above */
+	uint32_t hdr_size;     /* sizeof(struct shmkit__hdr) */
+	uint64_t total_size;   /* bytes of the object; must equal fstat / shm_segsz */
+	uint64_t data_off;     /* start of the data area, >= hdr_size, 64-aligned */
+	uint64_t data_size;    /* data_off + data_size <= total_size */
+	int32_t creator_pid;
+	uint32_t reserved0;
+	uint64_t creator_start; /* creator's start time (clock ticks since boot): pid reuse guard */
+	int64_t ctime_ns;       /* CLOCK_REALTIME at creation */
+	char name[SHMKIT_NAME_MAX + 1]; /* the name it was created under, NUL-terminated */
+	uint8_t reserved[184];
+};
+_Static_assert(sizeof(struct shmkit__hdr) == 512, "segment header is 512 bytes");
+_Static_assert(offsetof(struct shmkit__hdr, name) == 72, "header layout changed");
+
+/* The creator's hook: fill the data area before the segment becomes READY. */
+typedef int (*shmkit__init_fn)(void *data, size_t size, void *arg);
+
+/* shmkit_seg_open() with an initializer run by the creator only. */
+int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
+		     shmkit__init_fn init, void *arg, shmkit_seg **out);
+
+/* The header of a non-raw segment, NULL for a raw one. */
+struct shmkit__hdr *shmkit__seg_hdr(const shmkit_seg *seg);
+
+/* Start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist. */
+uint64_t shmkit__proc_start(pid_t pid);
+/* 1 if the process pid started at start is alive, 0 if not, -1 if unknowable. */
+int shmkit__proc_alive(pid_t pid, uint64_t start);
+
+/* Monotonic clock in nanoseconds. */
+int64_t shmkit__now_ns(void);
+/* Deadline from a timeout: <0 stays <0 (forever), 0 stays 0 (no wait). */
+int64_t shmkit__deadline(int64_t timeout_ns);
+
+/* futex(2) on a 32-bit word shared between processes. Return 0 or -errno.
+ * deadline_ns: absolute CLOCK_MONOTONIC, or < 0 for none. */
+int shmkit__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline_ns);
+int shmkit__futex_wake(_Atomic uint32_t *word, int count);
+
+/* Bounds a robust wait loop: pause the CPU briefly. */
+static inline void shmkit__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Turn a -errno return into the compat conventions: errno = e, -1. */
+static inline int shmkit__compat_fail(int neg_err)
+{
+	errno = -neg_err;
+	return -1;
+}
+
+#endif

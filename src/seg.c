@@ -1,0 +1,620 @@
+/* shmkit — named segments: POSIX (shm_open) and System V (shmget) backends, the
+ * self-describing header, race-free creation and validating open. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <shmkit/seg.h>
+#include "internal.h"
+
+/* How long an opener waits for a creator to publish READY. Creation is a handful of
+ * system calls, so this only expires when the creator died or was stopped. */
+#define OPEN_WAIT_NS (2 * SHMKIT_SEC)
+/* Times create-or-open retries when the segment vanishes between its two steps. */
+#define OPEN_RETRIES 16
+/* The largest data area we accept: far beyond any real /dev/shm, small enough that
+ * offset arithmetic cannot overflow. */
+#define SIZE_LIMIT ((uint64_t)1 << 46)
+
+#define ALL_FLAGS (SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL | SHMKIT_SEG_RDONLY | SHMKIT_SEG_SYSV | SHMKIT_SEG_RAW)
+
+struct shmkit_seg {
+	unsigned flags;           /* the shmkit_seg_open() flags */
+	int created;              /* 1 if this handle created the segment */
+	int fd;                   /* POSIX descriptor, -1 for System V */
+	int shmid;                /* System V id, -1 for POSIX */
+	int32_t key;              /* System V key */
+	int literal_key;          /* System V name was "0x...": no name check */
+	void *base;               /* start of the mapping */
+	size_t map_size;          /* bytes mapped (the whole object) */
+	struct shmkit__hdr *hdr;  /* == base, or NULL for a raw segment */
+	unsigned char *data;      /* validated data area */
+	size_t data_size;
+	char name[SHMKIT_NAME_MAX + 1]; /* POSIX object name ("/x") or System V name */
+};
+
+/* "/x" or "x" -> "/x"; one component, as shm_open(3) wants. */
+static int posix_name(const char *name, char *out)
+{
+	const char *p = name[0] == '/' ? name + 1 : name;
+	size_t n = strlen(p);
+	if (n == 0 || strchr(p, '/') || !strcmp(p, ".") || !strcmp(p, ".."))
+		return -EINVAL;
+	if (n + 1 > SHMKIT_NAME_MAX)
+		return -ENAMETOOLONG;
+	out[0] = '/';
+	memcpy(out + 1, p, n + 1);
+	return 0;
+}
+
+/* FNV-1a: a stable key from the whole name, so that a name is independent of any file
+ * (ftok() keys change when the file is recreated). Collisions are caught by the name
+ * stored in the header. 0 is IPC_PRIVATE, which never names anything. */
+static int32_t hash_key(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return (int32_t)(h ? h : 1);
+}
+
+static int sysv_name(struct shmkit_seg *seg, const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0)
+		return -EINVAL;
+	if (n > SHMKIT_NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(seg->name, name, n + 1);
+	if (name[0] == '0' && (name[1] == 'x' || name[1] == 'X')) {
+		size_t digits = strspn(name + 2, "0123456789abcdefABCDEF");
+		if (digits == 0 || digits > 8 || name[2 + digits] != '\0')
+			return -EINVAL;
+		uint32_t k = (uint32_t)strtoul(name + 2, NULL, 16);
+		if (k == 0)
+			return -EINVAL; /* IPC_PRIVATE */
+		seg->key = (int32_t)k;
+		seg->literal_key = 1;
+		return 0;
+	}
+	seg->key = hash_key(name);
+	return 0;
+}
+
+static void unmap(struct shmkit_seg *seg)
+{
+	if (!seg->base)
+		return;
+	if (seg->flags & SHMKIT_SEG_SYSV)
+		shmdt(seg->base);
+	else
+		munmap(seg->base, seg->map_size);
+	seg->base = NULL;
+	seg->hdr = NULL;
+}
+
+/* Remove the POSIX name only if it still names the object behind fd: a segment
+ * deleted and created anew by someone else must not be removed by a stale handle. */
+static int posix_unlink_same(const char *name, int fd)
+{
+	struct stat a, b;
+	char path[SHMKIT_NAME_MAX + 16];
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	if (fstat(fd, &a) < 0)
+		return -errno;
+	if (stat(path, &b) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return 0;
+	if (shm_unlink(name) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 0;
+}
+
+static void fill_header(struct shmkit__hdr *h, const struct shmkit_seg *seg, unsigned kind,
+			size_t size, size_t total)
+{
+	struct timespec ts;
+	pid_t pid = getpid();
+	/* Liveness first: an opener that finds this segment stuck in INIT uses these to
+	 * tell a slow creator from a dead one. */
+	__atomic_store_n(&h->creator_start, shmkit__proc_start(pid), __ATOMIC_RELAXED);
+	__atomic_store_n(&h->creator_pid, pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->magic, SHMKIT_MAGIC, __ATOMIC_RELAXED);
+	h->layout = SHMKIT_LAYOUT;
+	h->kind = kind;
+	h->hdr_size = sizeof *h;
+	h->total_size = total;
+	h->data_off = SHMKIT_DATA_OFF;
+	h->data_size = size;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->ctime_ns = (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
+	strcpy(h->name, seg->name);
+}
+
+/* The creator's half: header, initializer, then READY. */
+static int publish(struct shmkit_seg *seg, unsigned kind, size_t size, shmkit__init_fn init,
+		   void *arg)
+{
+	if (seg->flags & SHMKIT_SEG_RAW) {
+		seg->data = seg->base;
+		seg->data_size = size;
+		return 0;
+	}
+	seg->hdr = seg->base;
+	seg->data = (unsigned char *)seg->base + SHMKIT_DATA_OFF;
+	seg->data_size = size;
+	fill_header(seg->hdr, seg, kind, size, seg->map_size);
+	if (init) {
+		int r = init(seg->data, size, arg);
+		if (r < 0)
+			return r;
+	}
+	/* Pairs with the acquire load in wait_ready(): every header and data byte written
+	 * above is visible to an opener that sees READY. */
+	atomic_store_explicit(&seg->hdr->state, SHMKIT_STATE_READY, memory_order_release);
+	return 0;
+}
+
+static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsigned mode,
+			shmkit__init_fn init, void *arg)
+{
+	size_t total = (seg->flags & SHMKIT_SEG_RAW) ? size : SHMKIT_DATA_OFF + size;
+	int r;
+	int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	seg->fd = fd;
+	/* shm_open's mode is reduced by the umask; fchmod applies the caller's exactly. */
+	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)total) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* Reserve the pages now: on a small /dev/shm this fails with ENOSPC here instead of
+	 * SIGBUS at the first touch of an unbacked page. */
+	do
+		r = posix_fallocate(fd, 0, (off_t)total);
+	while (r == EINTR);
+	if (r) {
+		r = -r;
+		goto fail;
+	}
+	seg->base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (seg->base == MAP_FAILED) {
+		seg->base = NULL;
+		r = -errno;
+		goto fail;
+	}
+	seg->map_size = total;
+	r = publish(seg, kind, size, init, arg);
+	if (r < 0)
+		goto fail;
+	seg->created = 1;
+	return 0;
+fail:
+	unmap(seg);
+	shm_unlink(seg->name);
+	close(fd);
+	seg->fd = -1;
+	return r;
+}
+
+static int create_sysv(struct shmkit_seg *seg, unsigned kind, size_t size, unsigned mode,
+		       shmkit__init_fn init, void *arg)
+{
+	size_t total = (seg->flags & SHMKIT_SEG_RAW) ? size : SHMKIT_DATA_OFF + size;
+	int r;
+	/* System V permissions are not reduced by the umask: mode applies as given. */
+	int id = shmget(seg->key, total, IPC_CREAT | IPC_EXCL | (int)mode);
+	if (id < 0)
+		return -errno;
+	seg->shmid = id;
+	seg->base = shmat(id, NULL, 0);
+	if (seg->base == (void *)-1) {
+		seg->base = NULL;
+		r = -errno;
+		goto fail;
+	}
+	seg->map_size = total;
+	r = publish(seg, kind, size, init, arg);
+	if (r < 0)
+		goto fail;
+	seg->created = 1;
+	return 0;
+fail:
+	unmap(seg);
+	shmctl(id, IPC_RMID, NULL);
+	seg->shmid = -1;
+	return r;
+}
+
+/* Wait, bounded, for the creator to publish READY; then the header may be read.
+ * Returns 0, -ENOENT (deleted: as if absent), -EPROTO (not ours), -ETIMEDOUT,
+ * or -EOWNERDEAD (the creator died before finishing). */
+static int wait_ready(const struct shmkit__hdr *h, int64_t deadline)
+{
+	for (unsigned spins = 0;; spins++) {
+		/* Pairs with the release store in publish(). */
+		uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+		if (st == SHMKIT_STATE_READY)
+			return 0;
+		if (st == SHMKIT_STATE_DELETED)
+			return -ENOENT;
+		uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_RELAXED);
+		/* Zero magic: a creator that has not written it yet. Anything else that is
+		 * not ours will never become READY: refuse at once. */
+		if (st != SHMKIT_STATE_INIT || (magic != 0 && magic != SHMKIT_MAGIC))
+			return -EPROTO;
+		pid_t pid = __atomic_load_n(&h->creator_pid, __ATOMIC_RELAXED);
+		uint64_t start = __atomic_load_n(&h->creator_start, __ATOMIC_RELAXED);
+		if (pid > 0 && shmkit__proc_alive(pid, start) == 0)
+			return -EOWNERDEAD;
+		if (shmkit__now_ns() > deadline)
+			return magic == SHMKIT_MAGIC ? -ETIMEDOUT : -EPROTO;
+		if (spins < 64) {
+			shmkit__cpu_relax();
+		} else {
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* Everything in a READY header, checked against the object's real size before the
+ * layers above may use any of it. */
+static int validate(struct shmkit_seg *seg, unsigned kind, size_t size)
+{
+	const struct shmkit__hdr *h = seg->hdr;
+	if (h->magic != SHMKIT_MAGIC || h->layout != SHMKIT_LAYOUT || h->hdr_size != sizeof *h)
+		return -EPROTO;
+	if (h->total_size != seg->map_size || h->data_off < sizeof *h ||
+	    h->data_off % SHMKIT_CACHELINE || h->data_off > h->total_size ||
+	    h->data_size > h->total_size - h->data_off)
+		return -EPROTO;
+	if (h->kind < SHMKIT_KIND_DATA || h->kind > SHMKIT_KIND_CHAN)
+		return -EPROTO;
+	if (!memchr(h->name, '\0', sizeof h->name))
+		return -EPROTO;
+	if (!seg->literal_key && strcmp(h->name, seg->name) != 0)
+		return (seg->flags & SHMKIT_SEG_SYSV) ? -EADDRINUSE : -EPROTO;
+	if (kind != SHMKIT_KIND_ANY && h->kind != kind)
+		return -EPROTO;
+	if (size && h->data_size != size)
+		return -EINVAL;
+	seg->data = (unsigned char *)seg->base + h->data_off;
+	seg->data_size = (size_t)h->data_size;
+	return 0;
+}
+
+static int map_posix(struct shmkit_seg *seg, size_t size, int64_t deadline)
+{
+	int ro = seg->flags & SHMKIT_SEG_RDONLY;
+	struct stat st;
+	for (;;) {
+		if (fstat(seg->fd, &st) < 0)
+			return -errno;
+		if (seg->flags & SHMKIT_SEG_RAW)
+			break;
+		if ((uint64_t)st.st_size >= SHMKIT_DATA_OFF)
+			break;
+		/* A creator sizes the object in one ftruncate: only 0 means "not yet". */
+		if (st.st_size != 0 || shmkit__now_ns() > deadline)
+			return -EPROTO;
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	if (st.st_size <= 0 || (uint64_t)st.st_size > SIZE_LIMIT + SHMKIT_DATA_OFF)
+		return (seg->flags & SHMKIT_SEG_RAW) ? -EINVAL : -EPROTO;
+	if ((seg->flags & SHMKIT_SEG_RAW) && size > (uint64_t)st.st_size)
+		return -EINVAL;
+	seg->base = mmap(NULL, (size_t)st.st_size, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+			 MAP_SHARED, seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		seg->base = NULL;
+		return -errno;
+	}
+	seg->map_size = (size_t)st.st_size;
+	return 0;
+}
+
+static int map_sysv(struct shmkit_seg *seg, size_t size)
+{
+	struct shmid_ds ds;
+	int id = shmget(seg->key, 0, 0);
+	if (id < 0)
+		return -errno;
+	seg->shmid = id;
+	if (shmctl(id, IPC_STAT, &ds) < 0)
+		return (errno == EINVAL || errno == EIDRM) ? -ENOENT : -errno;
+	if ((seg->flags & SHMKIT_SEG_RAW) && size > ds.shm_segsz)
+		return -EINVAL;
+	if (!(seg->flags & SHMKIT_SEG_RAW) && ds.shm_segsz < SHMKIT_DATA_OFF)
+		return -EPROTO;
+	seg->base = shmat(id, NULL, (seg->flags & SHMKIT_SEG_RDONLY) ? SHM_RDONLY : 0);
+	if (seg->base == (void *)-1) {
+		seg->base = NULL;
+		/* Removed between shmget and shmat: as if it never existed. */
+		return (errno == EINVAL || errno == EIDRM) ? -ENOENT : -errno;
+	}
+	seg->map_size = ds.shm_segsz;
+	return 0;
+}
+
+/* Remove a segment whose creator died before publishing it, so that create-or-open
+ * can make a new one instead of waiting on it forever. */
+static void remove_abandoned(struct shmkit_seg *seg)
+{
+	if (seg->flags & SHMKIT_SEG_SYSV)
+		shmctl(seg->shmid, IPC_RMID, NULL);
+	else
+		posix_unlink_same(seg->name, seg->fd);
+}
+
+static void release(struct shmkit_seg *seg)
+{
+	unmap(seg);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	seg->fd = -1;
+	seg->shmid = -1;
+}
+
+static int open_existing(struct shmkit_seg *seg, unsigned kind, size_t size)
+{
+	int64_t deadline = shmkit__now_ns() + OPEN_WAIT_NS;
+	int r;
+	if (seg->flags & SHMKIT_SEG_SYSV) {
+		r = map_sysv(seg, size);
+	} else {
+		int fd = shm_open(seg->name,
+				  ((seg->flags & SHMKIT_SEG_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		seg->fd = fd;
+		r = map_posix(seg, size, deadline);
+	}
+	if (r < 0)
+		goto fail;
+	if (seg->flags & SHMKIT_SEG_RAW) {
+		seg->data = seg->base;
+		seg->data_size = size ? size : seg->map_size;
+		return 0;
+	}
+	seg->hdr = seg->base;
+	r = wait_ready(seg->hdr, deadline);
+	if (r == -EOWNERDEAD && (seg->flags & SHMKIT_SEG_CREATE)) {
+		remove_abandoned(seg);
+		r = -ENOENT; /* so that the caller creates it anew */
+	} else if (r == -EOWNERDEAD) {
+		r = -ETIMEDOUT;
+	}
+	if (r == 0)
+		r = validate(seg, kind, size);
+	if (r == 0)
+		return 0;
+fail:
+	release(seg);
+	return r;
+}
+
+int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
+		     shmkit__init_fn init, void *arg, shmkit_seg **out)
+{
+	int r;
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!name || (flags & ~ALL_FLAGS) || (mode & ~0777u))
+		return -EINVAL;
+	if ((flags & SHMKIT_SEG_EXCL) && !(flags & SHMKIT_SEG_CREATE))
+		return -EINVAL;
+	if ((flags & SHMKIT_SEG_RDONLY) && (flags & SHMKIT_SEG_CREATE))
+		return -EINVAL;
+	if (kind > SHMKIT_KIND_CHAN || ((flags & SHMKIT_SEG_CREATE) && kind == SHMKIT_KIND_ANY))
+		return -EINVAL;
+	if ((flags & SHMKIT_SEG_RAW) && kind != SHMKIT_KIND_ANY && kind != SHMKIT_KIND_DATA)
+		return -EINVAL;
+	if (((flags & SHMKIT_SEG_CREATE) && size == 0) || size > SIZE_LIMIT)
+		return -EINVAL;
+	if (mode == 0)
+		mode = 0600;
+
+	struct shmkit_seg *seg = calloc(1, sizeof *seg);
+	if (!seg)
+		return -ENOMEM;
+	seg->flags = flags;
+	seg->fd = -1;
+	seg->shmid = -1;
+	r = (flags & SHMKIT_SEG_SYSV) ? sysv_name(seg, name) : posix_name(name, seg->name);
+	if (r < 0)
+		goto fail;
+	if ((flags & SHMKIT_SEG_CREATE) && seg->literal_key && !(flags & SHMKIT_SEG_RAW)) {
+		r = -EINVAL; /* a shmkit segment is found again by its name, never by a key */
+		goto fail;
+	}
+
+	for (int attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+		if (flags & SHMKIT_SEG_CREATE) {
+			r = (flags & SHMKIT_SEG_SYSV) ? create_sysv(seg, kind, size, mode, init, arg)
+						      : create_posix(seg, kind, size, mode, init, arg);
+			if (r != -EEXIST || (flags & SHMKIT_SEG_EXCL))
+				break;
+		}
+		r = open_existing(seg, kind, size);
+		/* Vanished between our create and open attempts: try creating again. */
+		if (r != -ENOENT || !(flags & SHMKIT_SEG_CREATE))
+			break;
+	}
+	if (r < 0)
+		goto fail;
+	*out = seg;
+	return 0;
+fail:
+	free(seg);
+	return r;
+}
+
+int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
+		    shmkit_seg **out)
+{
+	return shmkit__seg_open(name, kind, size, mode, flags, NULL, NULL, out);
+}
+
+int shmkit_seg_close(shmkit_seg *seg)
+{
+	if (!seg)
+		return 0;
+	release(seg);
+	free(seg);
+	return 0;
+}
+
+static void mark_deleted(shmkit_seg *seg)
+{
+	/* Every handle's next check sees this; release orders it after whatever this
+	 * process wrote before deleting. */
+	if (seg->hdr && !(seg->flags & SHMKIT_SEG_RDONLY))
+		atomic_store_explicit(&seg->hdr->state, SHMKIT_STATE_DELETED, memory_order_release);
+}
+
+int shmkit_seg_delete(shmkit_seg *seg)
+{
+	if (!seg)
+		return -EINVAL;
+	/* Remove the name first and mark the header after: a failed removal (EACCES)
+	 * then leaves the segment fully usable instead of half deleted. */
+	if (seg->flags & SHMKIT_SEG_SYSV) {
+		if (shmctl(seg->shmid, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM)
+			return -errno;
+	} else {
+		int r = posix_unlink_same(seg->name, seg->fd);
+		if (r < 0)
+			return r;
+	}
+	mark_deleted(seg);
+	return 0;
+}
+
+int shmkit_seg_unlink(const char *name, unsigned flags)
+{
+	shmkit_seg *seg;
+	if (!name || (flags & ~(SHMKIT_SEG_SYSV | SHMKIT_SEG_RAW)))
+		return -EINVAL;
+	int r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, flags, &seg);
+	if (r == 0) {
+		r = shmkit_seg_delete(seg);
+		shmkit_seg_close(seg);
+		return r;
+	}
+	/* Absent, badly named, or a System V key that belongs to another name: nothing of
+	 * ours to remove. */
+	if (r == -ENOENT || r == -EINVAL || r == -ENAMETOOLONG || r == -EADDRINUSE)
+		return r;
+	/* A foreign, corrupt or abandoned object: remove it without touching it. */
+	if (flags & SHMKIT_SEG_SYSV) {
+		struct shmkit_seg tmp = {.flags = flags};
+		r = sysv_name(&tmp, name);
+		if (r < 0)
+			return r;
+		int id = shmget(tmp.key, 0, 0);
+		if (id < 0 || shmctl(id, IPC_RMID, NULL) < 0)
+			return -errno;
+		return 0;
+	}
+	char obj[SHMKIT_NAME_MAX + 1];
+	r = posix_name(name, obj);
+	if (r < 0)
+		return r;
+	return shm_unlink(obj) < 0 ? -errno : 0;
+}
+
+void *shmkit_seg_data(const shmkit_seg *seg)
+{
+	return seg ? seg->data : NULL;
+}
+
+size_t shmkit_seg_size(const shmkit_seg *seg)
+{
+	return seg ? seg->data_size : 0;
+}
+
+int shmkit_seg_check(const shmkit_seg *seg)
+{
+	if (!seg)
+		return -EINVAL;
+	if (!seg->hdr)
+		return 0;
+	/* Acquire: once DELETED is seen, nothing the deleter did before is missed. */
+	uint32_t st = atomic_load_explicit(&seg->hdr->state, memory_order_acquire);
+	return st == SHMKIT_STATE_DELETED ? -EIDRM : 0;
+}
+
+int shmkit_seg_created(const shmkit_seg *seg)
+{
+	return seg ? seg->created : 0;
+}
+
+int shmkit_seg_fd(const shmkit_seg *seg)
+{
+	if (!seg)
+		return -EINVAL;
+	return seg->fd >= 0 ? seg->fd : -ENOTSUP;
+}
+
+struct shmkit__hdr *shmkit__seg_hdr(const shmkit_seg *seg)
+{
+	return seg->hdr;
+}
+
+int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
+{
+	if (!seg || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof *info);
+	info->sysv = (seg->flags & SHMKIT_SEG_SYSV) ? 1 : 0;
+	info->shmid = seg->shmid;
+	info->key = (seg->flags & SHMKIT_SEG_SYSV) ? seg->key : 0;
+	info->total_size = seg->map_size;
+	info->data_size = seg->data_size;
+	info->creator_alive = -1;
+	strcpy(info->name, seg->name);
+	if (seg->flags & SHMKIT_SEG_SYSV) {
+		struct shmid_ds ds;
+		if (shmctl(seg->shmid, IPC_STAT, &ds) < 0)
+			return -errno;
+		info->mode = ds.shm_perm.mode & 0777;
+		info->uid = ds.shm_perm.uid;
+		info->gid = ds.shm_perm.gid;
+		info->total_size = ds.shm_segsz;
+	} else {
+		struct stat st;
+		if (fstat(seg->fd, &st) < 0)
+			return -errno;
+		info->mode = st.st_mode & 0777;
+		info->uid = st.st_uid;
+		info->gid = st.st_gid;
+		info->total_size = (uint64_t)st.st_size;
+	}
+	if (!seg->hdr) {
+		info->kind = SHMKIT_KIND_RAW;
+		info->state = SHMKIT_STATE_READY;
+		return 0;
+	}
+	const struct shmkit__hdr *h = seg->hdr;
+	info->kind = h->kind;
+	info->state = atomic_load_explicit(&h->state, memory_order_acquire);
+	info->creator_pid = h->creator_pid;
+	info->creator_alive = shmkit__proc_alive(h->creator_pid, h->creator_start);
+	info->ctime_ns = h->ctime_ns;
+	return 0;
+}

@@ -1,0 +1,116 @@
+/* Test helpers: check macros that print both values and the line, a per-test unique
+ * name, and child-process helpers. Exit 0 pass, 1 fail, 77 skip. */
+#ifndef SHMKIT_TEST_COMMON_H
+#define SHMKIT_TEST_COMMON_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <shmkit/shmkit.h>
+
+#define T_PASS 0
+#define T_FAIL 1
+#define T_SKIP 77
+
+#define CHECK(cond)                                                                        \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed (errno %d %s)\n", __FILE__,  \
+				__LINE__, #cond, errno, strerror(errno));                  \
+			exit(T_FAIL);                                                      \
+		}                                                                          \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                     \
+	do {                                                                               \
+		long long a_ = (long long)(a), b_ = (long long)(b);                        \
+		if (a_ != b_) {                                                            \
+			fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s): %lld != %lld\n", __FILE__,  \
+				__LINE__, #a, #b, a_, b_);                                 \
+			exit(T_FAIL);                                                      \
+		}                                                                          \
+	} while (0)
+
+/* A shmkit call that must return 0 (or >= 0); prints the error name otherwise. */
+#define CHECK_OK(expr)                                                                     \
+	do {                                                                               \
+		long long r_ = (long long)(expr);                                          \
+		if (r_ < 0) {                                                              \
+			fprintf(stderr, "%s:%d: %s returned %lld (%s)\n", __FILE__, __LINE__, \
+				#expr, r_, shmkit_strerror((int)r_));                      \
+			exit(T_FAIL);                                                      \
+		}                                                                          \
+	} while (0)
+
+/* A unique name for this process and tag: "/shmkit-test-<prog>-<pid>-<tag>". */
+static inline const char *t_name(const char *tag)
+{
+	static char buf[8][128];
+	static int i;
+	char *b = buf[i++ % 8];
+	snprintf(b, sizeof buf[0], "/shmkit-test-%d-%s", (int)getpid(), tag);
+	return b;
+}
+
+/* Wait for a child and return its exit status, or 128+signal. */
+static inline int t_wait(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+/* Fork a child that runs fn(arg) and exits with its return value. */
+static inline pid_t t_fork(int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+/* Number of open descriptors of this process. */
+static inline int t_count_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* Number of mappings of this process. */
+static inline int t_count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		if (c == '\n')
+			n++;
+	fclose(f);
+	return n;
+}
+
+static inline uint64_t t_rand(uint64_t *s)
+{
+	/* xorshift64*: reproducible from a printed seed */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+
+#endif
