@@ -7,6 +7,7 @@
 #include <shmkit/seg.h>
 #include <shmkit/sync.h>
 #include <shmkit/blob.h>
+#include <shmkit/chan.h>
 #include <shmkit/stream.h>
 #include <shmkit/shmem.h>
 #include <shmkit/shmfile.h>

@@ -1,0 +1,132 @@
+/* shmkit — message channels: a single-producer single-consumer ring of variable-length
+ * messages in one named segment.
+ *
+ * Every message is contiguous in the ring (a wrap record pads the end), so there is a
+ * copying API (send/recv) and a zero-copy one (reserve/commit, peek/release).
+ * Waiting spins for a tunable budget, then sleeps on a futex; a side wakes the other
+ * only when it sleeps. Timeouts everywhere: 0 never blocks (-EAGAIN), negative waits
+ * forever, positive is nanoseconds. A producer's close is end-of-stream after the
+ * consumer drained what was committed (recv returns 0, like read(2)); a peer that died
+ * gives -EPIPE within a bounded time, never a hang.
+ */
+#ifndef SHMKIT_CHAN_H
+#define SHMKIT_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <shmkit/base.h>
+#include <shmkit/seg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An open channel end. Opaque. */
+typedef struct shmkit_chan shmkit_chan;
+
+/** Which end shmkit_chan_open() takes. */
+enum shmkit_chan_role {
+	SHMKIT_CHAN_OBSERVER = 0, /**< no role: statistics only (for tools) */
+	SHMKIT_CHAN_PRODUCER = 1, /**< the one sender */
+	SHMKIT_CHAN_CONSUMER = 2, /**< the one receiver */
+};
+
+/** Counters kept in the channel; read with shmkit_chan_stats(). */
+struct shmkit_chan_stats {
+	uint64_t capacity;      /**< ring bytes */
+	uint64_t used;          /**< bytes committed and not yet released */
+	uint64_t max_msg;       /**< largest message the ring takes */
+	uint64_t msgs_sent;     /**< messages committed */
+	uint64_t bytes_sent;    /**< payload bytes committed */
+	uint64_t msgs_recv;     /**< messages released */
+	uint64_t bytes_recv;    /**< payload bytes released */
+	uint64_t producer_sleeps; /**< times the producer slept on a full ring */
+	uint64_t consumer_sleeps; /**< times the consumer slept on an empty ring */
+	uint64_t wakes;         /**< futex wake calls made by either side */
+	int32_t producer_pid;   /**< 0 when no producer is attached */
+	int32_t consumer_pid;   /**< 0 when no consumer is attached */
+	int producer_closed;    /**< 1 after the producer closed (end-of-stream) */
+};
+
+/** shmkit_chan_open() - open (and with SHMKIT_SEG_CREATE, create) a channel end.
+ * @name: segment name, as shmkit_seg_open().
+ * @role: enum shmkit_chan_role. A role held by a live process gives -EBUSY; one held
+ *   by a process that died is taken over.
+ * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096);
+ *   0 or the same value when opening.
+ * @mode, @flags: as shmkit_seg_open(): CREATE, EXCL, SYSV (RAW and RDONLY: -EINVAL).
+ *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
+ * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), or the errors of
+ * shmkit_seg_open(). Since 0.1. */
+SHMKIT_API int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
+				unsigned flags, shmkit_chan **out);
+
+/** shmkit_chan_close() - release the role and close the handle (NULL: nothing).
+ * A producer's close is end-of-stream for the consumer once it drained the ring.
+ * The segment stays (delete it with shmkit_seg_unlink()). Returns 0. Since 0.1. */
+SHMKIT_API int shmkit_chan_close(shmkit_chan *ch);
+
+/** shmkit_chan_send() - copy one message of @len bytes (1 <= len <= max_msg) in.
+ * Returns 0, or -EAGAIN (full, timeout 0), -ETIMEDOUT, -EMSGSIZE (@len too large),
+ * -EINVAL (len 0, not the producer), -EPIPE (consumer closed or died), -EIDRM,
+ * -EPROTO (corrupt ring). Producer thread only. Blocks while full. Since 0.1. */
+SHMKIT_API int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
+
+/** shmkit_chan_sendv() - send @n messages, message i being @msgs[i]; they are
+ * published together (one wake at most). Returns the number sent (>= 1; fewer than
+ * @n only when the ring filled and the timeout ran out after some were sent), or the
+ * errors of shmkit_chan_send() when none was sent. Since 0.1. */
+SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n,
+				 int64_t timeout_ns);
+
+/** shmkit_chan_recv() - copy the next message out.
+ * Returns its length (>= 1); 0 at end-of-stream (the producer closed and everything
+ * was received); -EAGAIN (empty, timeout 0), -ETIMEDOUT, -EMSGSIZE (@cap too small:
+ * the message stays queued), -EPIPE (the producer died and everything it committed
+ * was received), -EINVAL, -EIDRM, -EPROTO (corrupt length or index).
+ * Consumer thread only. Blocks while empty. Since 0.1. */
+SHMKIT_API ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
+
+/** shmkit_chan_reserve() - zero-copy send, step 1: room for a message of up to @len
+ * bytes, contiguous, at *@buf. Write it, then shmkit_chan_commit(). Returns 0 or the
+ * errors of shmkit_chan_send(). Since 0.1. */
+SHMKIT_API int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf);
+
+/** shmkit_chan_commit() - zero-copy send, step 2: publish the reserved message with
+ * its final length @len (1 <= len <= the reserved length). Returns 0, -EINVAL (no
+ * reservation, bad len). Never blocks. Since 0.1. */
+SHMKIT_API int shmkit_chan_commit(shmkit_chan *ch, size_t len);
+
+/** shmkit_chan_peek() - zero-copy receive, step 1: the next message, in place.
+ * *@buf and *@len describe it until shmkit_chan_release(). Returns its length like
+ * shmkit_chan_recv() (0: end-of-stream), with the same errors except -EMSGSIZE. */
+SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len,
+				    int64_t timeout_ns);
+
+/** shmkit_chan_release() - zero-copy receive, step 2: free the peeked message.
+ * Returns 0, or -EINVAL (nothing peeked). Never blocks. Since 0.1. */
+SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
+
+/** shmkit_chan_fd() - a descriptor that polls readable when the consumer has something
+ * to do (a message, end-of-stream, or a dead producer): for poll/epoll beside sockets.
+ * Then call shmkit_chan_recv() with timeout 0 until -EAGAIN. Owned by the handle.
+ * Returns the fd, or -EINVAL (not the consumer), or -errno. Since 0.1. */
+SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
+
+/** shmkit_chan_set_spin() - how long a side spins before it sleeps, in nanoseconds
+ * (default about 50 µs; 0 sleeps at once). Returns 0. Since 0.1. */
+SHMKIT_API int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns);
+
+/** shmkit_chan_stats() - read the channel's counters. Any role, any thread.
+ * Returns 0 or -EINVAL. Since 0.1. */
+SHMKIT_API int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st);
+
+/** shmkit_chan_seg() - the channel's segment (for shmkit_seg_stat(), delete). */
+SHMKIT_API shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
