@@ -257,7 +257,10 @@ static int wait_ready(const struct shmkit__hdr *h, int64_t deadline)
 			return -EPROTO;
 		pid_t pid = __atomic_load_n(&h->creator_pid, __ATOMIC_RELAXED);
 		uint64_t start = __atomic_load_n(&h->creator_start, __ATOMIC_RELAXED);
-		if (pid > 0 && shmkit__proc_alive(pid, start) == 0)
+		/* The creator may have published and exited since we loaded state: only a
+		 * state read after its death is final, since the dead write nothing more. */
+		if (pid > 0 && shmkit__proc_alive(pid, start) == 0 &&
+		    atomic_load_explicit(&h->state, memory_order_acquire) == SHMKIT_STATE_INIT)
 			return -EOWNERDEAD;
 		if (shmkit__now_ns() > deadline)
 			return magic == SHMKIT_MAGIC ? -ETIMEDOUT : -EPROTO;

@@ -25,12 +25,14 @@ extern "C" {
  * @fshm_flags: FSHM_OWNER (create; EEXIST if it exists) or FSHM_GUEST (ENOENT if it
  *   does not); neither or both: EINVAL.
  * Returns an unbuffered FILE*: fileno() works, read/write/lseek on it share the
- * stream's position. NULL with errno set on failure (EINVAL for a NULL or empty name).
+ * stream's position. NULL with errno set on failure: EINVAL (NULL or empty name),
+ * ENAMETOOLONG, EEXIST, ENOENT, EACCES, ENOMEM; see shmkit_stream_open().
  * The owner's fclose() destroys the stream; a guest's does not. Since 0.1. */
 SHMKIT_API FILE *fshm_open(const char *name, mode_t mode, int fshm_flags);
 
 /** fshm_force_destroy() - forcibly destroy the stream @name (recovery after an owner
- * exited without closing). Returns 0, or -1 with errno (ENOENT, EINVAL, EACCES). */
+ * exited without closing). Returns 0, or -1 with errno (ENOENT, EINVAL, ENAMETOOLONG,
+ * EACCES). Since 0.1. */
 SHMKIT_API int fshm_force_destroy(const char *name);
 
 #ifdef __cplusplus
