@@ -91,6 +91,11 @@ int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flag
 		shmkit_seg_close(seg);
 		return -EPROTO;
 	}
+	if (size && bsize != size) {
+		/* Same slot layout, different size: as shmkit_seg_open() says for sizes. */
+		shmkit_seg_close(seg);
+		return -EINVAL;
+	}
 	shmkit_blob *b = calloc(1, sizeof *b);
 	if (!b) {
 		shmkit_seg_close(seg);
@@ -169,7 +174,8 @@ int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len)
 	 * changes, so a reader that copies a changing slot sees seq move. */
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&ctl->slot_ver[nxt], v + 1, memory_order_relaxed);
-	memcpy(b->slot[nxt], buf, len);
+	if (len)
+		memcpy(b->slot[nxt], buf, len); /* buf may be NULL when len is 0 */
 	/* Keep the rest of the buffer: a write replaces only its first len bytes. */
 	memcpy(b->slot[nxt] + len, b->slot[cur] + len, b->size - len);
 	/* Release: the slot's bytes before its even sequence, then before the version

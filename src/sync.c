@@ -7,6 +7,10 @@
 #include <shmkit/sync.h>
 #include "internal.h"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 _Static_assert(sizeof(shmkit_mutex) == 64, "shmkit_mutex is part of the segment format");
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t does not fit shmkit_mutex");
 _Static_assert(sizeof(shmkit_event) == 64, "shmkit_event is part of the segment format");
@@ -36,6 +40,32 @@ int shmkit_mutex_init(shmkit_mutex *m)
 	return 0;
 }
 
+static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
+{
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer (gcc 12) does not intercept pthread_mutex_clocklock, so it would
+	 * see our unlocks as unlocks of a free mutex; timedlock it does intercept. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t t = (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec + timeout_ns;
+	ts.tv_sec = t / SHMKIT_SEC;
+	ts.tv_nsec = t % SHMKIT_SEC;
+	int r = pthread_mutex_timedlock(m, &ts);
+	/* Its interceptor records the lock only on 0, though EOWNERDEAD also locks. */
+	if (r == EOWNERDEAD)
+		__tsan_mutex_pre_lock(m, 0), __tsan_mutex_post_lock(m, 0, 0);
+	return r;
+#else
+	/* Timed out against CLOCK_MONOTONIC, so a wall-clock jump neither shortens nor
+	 * stretches the wait. */
+	int64_t dl = shmkit__deadline(timeout_ns);
+	if (dl < 0)
+		return pthread_mutex_lock(m);
+	struct timespec ts = {dl / SHMKIT_SEC, dl % SHMKIT_SEC};
+	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+}
+
 int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 {
 	int r;
@@ -46,15 +76,7 @@ int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 	} else if (timeout_ns < 0) {
 		r = pthread_mutex_lock(&m->u.m);
 	} else {
-		/* Robust mutexes time out against CLOCK_MONOTONIC with clocklock, so a
-		 * wall-clock jump neither shortens nor stretches the wait. */
-		int64_t dl = shmkit__deadline(timeout_ns);
-		if (dl < 0) {
-			r = pthread_mutex_lock(&m->u.m);
-		} else {
-			struct timespec ts = {dl / SHMKIT_SEC, dl % SHMKIT_SEC};
-			r = pthread_mutex_clocklock(&m->u.m, CLOCK_MONOTONIC, &ts);
-		}
+		r = timed_lock(&m->u.m, timeout_ns);
 	}
 	return -r;
 }
