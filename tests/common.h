@@ -49,14 +49,42 @@
 		}                                                                          \
 	} while (0)
 
-/* A unique name for this process and tag: "/shmkit-test-<prog>-<pid>-<tag>". */
+/* Names handed out by t_name(), removed at exit (even when a CHECK fails) by the
+ * process that made them, so /dev/shm and System V IPC keep no test leftovers. */
+static char *t_names[512];
+static int t_nnames;
+static pid_t t_names_pid;
+
+static void t_cleanup(void)
+{
+	if (getpid() != t_names_pid)
+		return; /* a forked child that called exit(): not its segments */
+	for (int i = 0; i < t_nnames; i++) {
+		shmkit_seg_unlink(t_names[i], SHMKIT_SEG_RAW);
+		shmkit_seg_unlink(t_names[i], SHMKIT_SEG_RAW | SHMKIT_SEG_SYSV);
+	}
+}
+
+/* A unique name for this process and tag, "/shmkit-test-<pid>-<tag>", valid for both
+ * backends. The same tag gives the same (stable) pointer. */
 static inline const char *t_name(const char *tag)
 {
-	static char buf[8][128];
-	static int i;
-	char *b = buf[i++ % 8];
-	snprintf(b, sizeof buf[0], "/shmkit-test-%d-%s", (int)getpid(), tag);
-	return b;
+	char buf[160];
+	snprintf(buf, sizeof buf, "/shmkit-test-%d-%s", (int)getpid(), tag);
+	for (int i = 0; i < t_nnames; i++)
+		if (!strcmp(t_names[i], buf))
+			return t_names[i];
+	if (t_nnames == 0 || t_names_pid != getpid()) {
+		t_nnames = 0;
+		t_names_pid = getpid();
+		atexit(t_cleanup);
+	}
+	if (t_nnames == (int)(sizeof t_names / sizeof t_names[0])) {
+		fprintf(stderr, "t_name: too many names\n");
+		exit(T_FAIL);
+	}
+	t_names[t_nnames] = strdup(buf);
+	return t_names[t_nnames++];
 }
 
 /* Wait for a child and return its exit status, or 128+signal. */
