@@ -32,7 +32,8 @@ struct shmkit_seg {
 	int fd;                   /* POSIX descriptor, -1 for System V */
 	int shmid;                /* System V id, -1 for POSIX */
 	int32_t key;              /* System V key */
-	int literal_key;          /* System V name was "0x...": no name check */
+	int literal_key;          /* System V name was "0x..." or "id:N": no name check */
+	int literal_id;           /* System V name was "id:N": N, else -1 */
 	void *base;               /* start of the mapping */
 	size_t map_size;          /* bytes mapped (the whole object) */
 	struct shmkit__hdr *hdr;  /* == base, or NULL for a raw segment */
@@ -76,6 +77,14 @@ static int sysv_name(struct shmkit_seg *seg, const char *name)
 	if (n > SHMKIT_NAME_MAX)
 		return -ENAMETOOLONG;
 	memcpy(seg->name, name, n + 1);
+	if (!strncmp(name, "id:", 3)) {
+		size_t digits = strspn(name + 3, "0123456789");
+		if (digits == 0 || digits > 9 || name[3 + digits] != '\0')
+			return -EINVAL;
+		seg->literal_id = (int)strtol(name + 3, NULL, 10);
+		seg->literal_key = 1;
+		return 0;
+	}
 	if (name[0] == '0' && (name[1] == 'x' || name[1] == 'X')) {
 		size_t digits = strspn(name + 2, "0123456789abcdefABCDEF");
 		if (digits == 0 || digits > 8 || name[2 + digits] != '\0')
@@ -333,12 +342,13 @@ static int map_posix(struct shmkit_seg *seg, size_t size, int64_t deadline)
 static int map_sysv(struct shmkit_seg *seg, size_t size)
 {
 	struct shmid_ds ds;
-	int id = shmget(seg->key, 0, 0);
+	int id = seg->literal_id >= 0 ? seg->literal_id : shmget(seg->key, 0, 0);
 	if (id < 0)
 		return -errno;
 	seg->shmid = id;
 	if (shmctl(id, IPC_STAT, &ds) < 0)
 		return (errno == EINVAL || errno == EIDRM) ? -ENOENT : -errno;
+	seg->key = ds.shm_perm.__key;
 	if ((seg->flags & SHMKIT_SEG_RAW) && size > ds.shm_segsz)
 		return -EINVAL;
 	if (!(seg->flags & SHMKIT_SEG_RAW) && ds.shm_segsz < SHMKIT_DATA_OFF)
@@ -438,10 +448,12 @@ int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode
 	seg->flags = flags;
 	seg->fd = -1;
 	seg->shmid = -1;
+	seg->literal_id = -1;
 	r = (flags & SHMKIT_SEG_SYSV) ? sysv_name(seg, name) : posix_name(name, seg->name);
 	if (r < 0)
 		goto fail;
-	if ((flags & SHMKIT_SEG_CREATE) && seg->literal_key && !(flags & SHMKIT_SEG_RAW)) {
+	if ((flags & SHMKIT_SEG_CREATE) && seg->literal_key &&
+	    (!(flags & SHMKIT_SEG_RAW) || seg->literal_id >= 0)) {
 		r = -EINVAL; /* a shmkit segment is found again by its name, never by a key */
 		goto fail;
 	}
@@ -525,11 +537,11 @@ int shmkit_seg_unlink(const char *name, unsigned flags)
 		return r;
 	/* A foreign, corrupt or abandoned object: remove it without touching it. */
 	if (flags & SHMKIT_SEG_SYSV) {
-		struct shmkit_seg tmp = {.flags = flags};
+		struct shmkit_seg tmp = {.flags = flags, .literal_id = -1};
 		r = sysv_name(&tmp, name);
 		if (r < 0)
 			return r;
-		int id = shmget(tmp.key, 0, 0);
+		int id = tmp.literal_id >= 0 ? tmp.literal_id : shmget(tmp.key, 0, 0);
 		if (id < 0 || shmctl(id, IPC_RMID, NULL) < 0)
 			return -errno;
 		return 0;
@@ -595,12 +607,14 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 		struct shmid_ds ds;
 		if (shmctl(seg->shmid, IPC_STAT, &ds) < 0)
 			return -errno;
+		info->nattch = (int32_t)ds.shm_nattch;
 		info->mode = ds.shm_perm.mode & 0777;
 		info->uid = ds.shm_perm.uid;
 		info->gid = ds.shm_perm.gid;
 		info->total_size = ds.shm_segsz;
 	} else {
 		struct stat st;
+		info->nattch = -1;
 		if (fstat(seg->fd, &st) < 0)
 			return -errno;
 		info->mode = st.st_mode & 0777;
@@ -619,5 +633,31 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 	info->creator_pid = h->creator_pid;
 	info->creator_alive = shmkit__proc_alive(h->creator_pid, h->creator_start);
 	info->ctime_ns = h->ctime_ns;
+	info->data_size = h->data_size;
+	if (seg->flags & SHMKIT_SEG_SYSV)
+		strcpy(info->name, h->name); /* the name behind the key */
 	return 0;
+}
+
+int shmkit_seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info)
+{
+	shmkit_seg *seg;
+	if (!info || (flags & ~SHMKIT_SEG_SYSV))
+		return -EINVAL;
+	/* RAW: map whatever is there without waiting for or trusting a header. */
+	int r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, flags | SHMKIT_SEG_RAW | SHMKIT_SEG_RDONLY,
+				&seg);
+	if (r < 0)
+		return r;
+	/* Report the header only when it is one of ours, in this layout, with a
+	 * terminated name; the sizes are reported as they are, for a person to judge. */
+	const struct shmkit__hdr *h = seg->base;
+	if (seg->map_size >= SHMKIT_DATA_OFF && h->magic == SHMKIT_MAGIC &&
+	    h->layout == SHMKIT_LAYOUT && memchr(h->name, '\0', sizeof h->name))
+		seg->hdr = seg->base;
+	r = shmkit_seg_stat(seg, info);
+	if (r == 0 && info->nattch > 0)
+		info->nattch--; /* our own attachment, made just to look */
+	shmkit_seg_close(seg);
+	return r;
 }

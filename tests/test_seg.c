@@ -465,8 +465,59 @@ static void test_enospc(void)
 	CHECK_EQ(st, 0);
 }
 
+/* inspect: describes without waiting, for ours, foreign ones and System V ids. */
+static void test_inspect(void)
+{
+	struct shmkit_seg_info in;
+	shmkit_seg *s, *f;
+	const char *name = t_name("inspect"), *fname = t_name("inspect-foreign");
+	CHECK_EQ(shmkit_seg_inspect(name, 0, NULL), -EINVAL);
+	CHECK_EQ(shmkit_seg_inspect(name, SHMKIT_SEG_RAW, &in), -EINVAL);
+	CHECK_EQ(shmkit_seg_inspect(name, 0, &in), -ENOENT);
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 300, 0640, SHMKIT_SEG_CREATE, &s));
+	CHECK_OK(shmkit_seg_inspect(name, 0, &in));
+	CHECK_EQ(in.kind, SHMKIT_KIND_DATA);
+	CHECK_EQ(in.data_size, 300);
+	CHECK_EQ(in.creator_pid, getpid());
+	CHECK_EQ(in.mode, 0640);
+	CHECK_EQ(in.nattch, -1);
+	/* Still being created: reported, not waited for. */
+	atomic_store(&shmkit__seg_hdr(s)->state, SHMKIT_STATE_INIT);
+	int64_t t0 = shmkit__now_ns();
+	CHECK_OK(shmkit_seg_inspect(name, 0, &in));
+	CHECK(shmkit__now_ns() - t0 < SHMKIT_SEC);
+	CHECK_EQ(in.state, SHMKIT_STATE_INIT);
+	CHECK_OK(shmkit_seg_delete(s));
+	shmkit_seg_close(s);
+	CHECK_OK(shmkit_seg_open(fname, SHMKIT_KIND_DATA, 8192, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_RAW, &f));
+	CHECK_OK(shmkit_seg_inspect(fname, 0, &in));
+	CHECK_EQ(in.kind, SHMKIT_KIND_RAW);
+	CHECK_EQ(in.total_size, 8192);
+	shmkit_seg_close(f);
+	CHECK_OK(shmkit_seg_unlink(fname, SHMKIT_SEG_RAW));
+	/* System V: by name and by id; the header's name is reported. */
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 300, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_SYSV, &s));
+	struct shmkit_seg_info by_name;
+	CHECK_OK(shmkit_seg_inspect(name, SHMKIT_SEG_SYSV, &by_name));
+	CHECK_EQ(by_name.nattch, 1);
+	char id[32];
+	snprintf(id, sizeof id, "id:%d", by_name.shmid);
+	CHECK_OK(shmkit_seg_inspect(id, SHMKIT_SEG_SYSV, &in));
+	CHECK_EQ(in.shmid, by_name.shmid);
+	CHECK_EQ(in.key, by_name.key);
+	CHECK_EQ(in.kind, SHMKIT_KIND_DATA);
+	CHECK(!strcmp(in.name, name));
+	CHECK_EQ(shmkit_seg_open(id, SHMKIT_KIND_DATA, 10, 0, SHMKIT_SEG_SYSV | SHMKIT_SEG_CREATE | SHMKIT_SEG_RAW, &f),
+		 -EINVAL);
+	CHECK_EQ(shmkit_seg_inspect("id:x", SHMKIT_SEG_SYSV, &in), -EINVAL);
+	shmkit_seg_close(s);
+	CHECK_OK(shmkit_seg_unlink(id, SHMKIT_SEG_SYSV));
+	CHECK_EQ(shmkit_seg_inspect(id, SHMKIT_SEG_SYSV, &in), -ENOENT);
+}
+
 int main(void)
 {
+	test_inspect();
 	test_bad_arguments();
 	test_foreign_posix();
 	test_enospc();

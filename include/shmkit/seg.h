@@ -62,14 +62,16 @@ struct shmkit_seg_info {
 	int32_t key;              /**< System V key, 0 for POSIX */
 	uint32_t mode;            /**< permission bits of the object */
 	uint32_t uid, gid;        /**< owner of the object */
+	int32_t nattch;           /**< System V: processes attached; POSIX: -1 (unknown) */
 	char name[SHMKIT_NAME_MAX + 1]; /**< the segment's name */
 };
 
 /** shmkit_seg_open() - open, create, or create-or-open a named segment and map it.
  * @name: POSIX: "/name" or "name" (one component, no other '/'); System V: any string,
  *   hashed to a key (the header keeps the full name, so a key collision is reported,
- *   never shared), or "0x" followed by hex digits for a literal key (needed to reach
- *   segments other programs made, with SHMKIT_SEG_RAW). At most SHMKIT_NAME_MAX bytes.
+ *   never shared); or "0x" and hex digits for a literal key, or "id:N" for the segment
+ *   with System V id N: these reach segments other programs made (with SHMKIT_SEG_RAW)
+ *   and cannot be created. At most SHMKIT_NAME_MAX bytes.
  * @kind: enum shmkit_kind recorded at creation; at open, must match unless ANY.
  * @size: data bytes. Required (> 0) when creating; when opening, 0 accepts any size and
  *   anything else must equal the segment's data size (RAW: at most its size).
@@ -88,6 +90,17 @@ struct shmkit_seg_info {
  * underlying calls. Thread-safe; may block up to 2 s while a creator finishes. Since 0.1. */
 SHMKIT_API int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode,
 			       unsigned flags, shmkit_seg **out);
+
+/** shmkit_seg_inspect() - describe a segment by name without opening it for use.
+ * @name: as shmkit_seg_open(); with SHMKIT_SEG_SYSV also "id:N" for the segment whose
+ *   System V id is N (any System V segment, such as one ipcs lists).
+ * @flags: 0 (POSIX) or SHMKIT_SEG_SYSV.
+ * Never waits for a creator and never trusts the header beyond describing it: a
+ * segment whose header is not a shmkit one is reported as SHMKIT_KIND_RAW; one still
+ * being created reports SHMKIT_STATE_INIT. For System V, info->name is the name the
+ * segment was created under, and info->nattch does not count the inspection itself. Returns 0, or the errors of shmkit_seg_open() (-ENOENT,
+ * -EACCES, -EINVAL). Thread-safe. Since 0.1. */
+SHMKIT_API int shmkit_seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info);
 
 /** shmkit_seg_close() - unmap and close a handle; the segment itself stays.
  * @seg: a handle, or NULL (then nothing happens). Returns 0. Not thread-safe against
