@@ -40,6 +40,10 @@ int shmkit_mutex_init(shmkit_mutex *m)
 	return 0;
 }
 
+/* timeout_ns >= 0. A zero timeout is a lock attempt with a deadline already past,
+ * never pthread_mutex_trylock(): glibc 2.36's trylock of a robust mutex that is not
+ * recoverable returns ENOTRECOVERABLE but leaves the lock word holding our tid, so the
+ * mutex stays locked for good; the timed paths unlock before they report it. */
 static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
 #if defined(__SANITIZE_THREAD__)
@@ -47,7 +51,10 @@ static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
 	 * see our unlocks as unlocks of a free mutex; timedlock it does intercept. */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t t = (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec + timeout_ns;
+	int64_t now = (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
+	if (timeout_ns > INT64_MAX - now)
+		return pthread_mutex_lock(m);
+	int64_t t = now + timeout_ns;
 	ts.tv_sec = t / SHMKIT_SEC;
 	ts.tv_nsec = t % SHMKIT_SEC;
 	int r = pthread_mutex_timedlock(m, &ts);
@@ -58,7 +65,7 @@ static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
 #else
 	/* Timed out against CLOCK_MONOTONIC, so a wall-clock jump neither shortens nor
 	 * stretches the wait. */
-	int64_t dl = shmkit__deadline(timeout_ns);
+	int64_t dl = timeout_ns ? shmkit__deadline(timeout_ns) : shmkit__now_ns();
 	if (dl < 0)
 		return pthread_mutex_lock(m);
 	struct timespec ts = {dl / SHMKIT_SEC, dl % SHMKIT_SEC};
@@ -71,12 +78,12 @@ int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 	int r;
 	if (!m)
 		return -EINVAL;
-	if (timeout_ns == 0) {
-		r = pthread_mutex_trylock(&m->u.m);
-	} else if (timeout_ns < 0) {
+	if (timeout_ns < 0) {
 		r = pthread_mutex_lock(&m->u.m);
 	} else {
 		r = timed_lock(&m->u.m, timeout_ns);
+		if (timeout_ns == 0 && r == ETIMEDOUT)
+			r = EBUSY; /* held: as trylock reports it */
 	}
 	return -r;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -99,10 +100,24 @@ static inline int t_wait(pid_t pid)
 	return 128 + WTERMSIG(st);
 }
 
+/* fork() for tests: the child dies with its parent, so a test that fails (exits)
+ * while children loop never leaves them spinning on the machine. */
+static inline pid_t t_fork_raw(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(T_FAIL); /* the parent died before the line above */
+	}
+	return pid;
+}
+
 /* Fork a child that runs fn(arg) and exits with its return value. */
 static inline pid_t t_fork(int (*fn)(void *), void *arg)
 {
-	pid_t pid = fork();
+	pid_t pid = t_fork_raw();
 	if (pid == 0)
 		_exit(fn(arg));
 	return pid;

@@ -216,10 +216,10 @@ static void test_processes(unsigned backend)
 	CHECK_OK(shmkit_blob_open(st->name, WORDS * 8, 0, backend | SHMKIT_SEG_CREATE, &b));
 	pid_t w[WRITERS], r[READERS];
 	for (int i = 0; i < READERS; i++)
-		if ((r[i] = fork()) == 0)
+		if ((r[i] = t_fork_raw()) == 0)
 			_exit(reader_loop(st));
 	for (int i = 0; i < WRITERS; i++)
-		if ((w[i] = fork()) == 0)
+		if ((w[i] = t_fork_raw()) == 0)
 			_exit(writer_loop(st, i + 1, 3000 / SCALE));
 	for (int i = 0; i < WRITERS; i++)
 		CHECK_EQ(t_wait(w[i]), 0);
@@ -291,7 +291,7 @@ static void test_sigkill(unsigned backend)
 	int rounds = 60 / SCALE + 5;
 	for (int round = 0; round < rounds; round++) {
 		atomic_store(&sh->committed, 0);
-		pid_t pid = fork();
+		pid_t pid = t_fork_raw();
 		if (pid == 0) {
 			shmkit_blob *c;
 			if (shmkit_blob_open(name, 0, 0, backend, &c) < 0)

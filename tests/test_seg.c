@@ -100,7 +100,7 @@ static void test_basic(unsigned b)
 	CHECK_EQ(shmkit_seg_open(name, SHMKIT_KIND_BLOB, 0, 0, b, &o), -EPROTO);
 
 	/* Another process sees the data; create-or-open finds the existing one. */
-	pid_t pid = fork();
+	pid_t pid = t_fork_raw();
 	if (pid == 0) {
 		shmkit_seg *c;
 		if (shmkit_seg_open(name, SHMKIT_KIND_DATA, 1000, 0, b | SHMKIT_SEG_CREATE, &c) < 0)
@@ -291,7 +291,7 @@ static void test_foreign_posix(void)
 static void test_abandoned(unsigned b)
 {
 	const char *name = bname(b, "abandoned");
-	pid_t dead = fork();
+	pid_t dead = t_fork_raw();
 	if (dead == 0)
 		_exit(0);
 	CHECK_EQ(t_wait(dead), 0);
@@ -325,7 +325,7 @@ static void test_race(unsigned b)
 		memset(sh, 0, sizeof *sh);
 		pid_t pids[PROCS];
 		for (int i = 0; i < PROCS; i++) {
-			pids[i] = fork();
+			pids[i] = t_fork_raw();
 			if (pids[i] == 0) {
 				shmkit_seg *s;
 				struct shmkit_seg_info in;
@@ -420,7 +420,7 @@ static void test_permissions(unsigned b)
 	const char *name = bname(b, "perm");
 	shmkit_seg *s;
 	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 64, 0600, b | SHMKIT_SEG_CREATE, &s));
-	pid_t pid = fork();
+	pid_t pid = t_fork_raw();
 	if (pid == 0) {
 		shmkit_seg *o;
 		if (setgid(65534) < 0 || setuid(65534) < 0)
@@ -443,7 +443,7 @@ static void test_permissions(unsigned b)
  * with a 1 MiB tmpfs over /dev/shm stands in for Docker's small one. */
 static void test_enospc(void)
 {
-	pid_t pid = fork();
+	pid_t pid = t_fork_raw();
 	if (pid == 0) {
 		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		    mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") < 0)
