@@ -53,9 +53,9 @@ _Static_assert(sizeof(struct shmkit__hdr) == 512, "segment header is 512 bytes")
 _Static_assert(offsetof(struct shmkit__hdr, name) == 72, "header layout changed");
 
 /* The creator's hook: fill the data area before the segment becomes READY. */
-typedef int (*shmkit__init_fn)(void *data, size_t size, void *arg);
+typedef shmkit_seg_init_fn shmkit__init_fn;
 
-/* shmkit_seg_open() with an initializer run by the creator only. */
+/* shmkit_seg_open_init(), for the layers. */
 int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
 		     shmkit__init_fn init, void *arg, shmkit_seg **out);
 

@@ -79,9 +79,12 @@ static int sysv_name(struct shmkit_seg *seg, const char *name)
 	memcpy(seg->name, name, n + 1);
 	if (!strncmp(name, "id:", 3)) {
 		size_t digits = strspn(name + 3, "0123456789");
-		if (digits == 0 || digits > 9 || name[3 + digits] != '\0')
+		if (digits == 0 || digits > 10 || name[3 + digits] != '\0')
 			return -EINVAL;
-		seg->literal_id = (int)strtol(name + 3, NULL, 10);
+		long long id = strtoll(name + 3, NULL, 10);
+		if (id > INT_MAX)
+			return -EINVAL;
+		seg->literal_id = (int)id;
 		seg->literal_key = 1;
 		return 0;
 	}
@@ -483,6 +486,12 @@ int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode,
 		    shmkit_seg **out)
 {
 	return shmkit__seg_open(name, kind, size, mode, flags, NULL, NULL, out);
+}
+
+int shmkit_seg_open_init(const char *name, unsigned kind, size_t size, unsigned mode,
+			 unsigned flags, shmkit_seg_init_fn init, void *arg, shmkit_seg **out)
+{
+	return shmkit__seg_open(name, kind, size, mode, flags, init, arg, out);
 }
 
 int shmkit_seg_close(shmkit_seg *seg)

@@ -515,8 +515,40 @@ static void test_inspect(void)
 	CHECK_EQ(shmkit_seg_inspect(id, SHMKIT_SEG_SYSV, &in), -ENOENT);
 }
 
+static int init_calls;
+static int init_fill(void *data, size_t size, void *arg)
+{
+	init_calls++;
+	memset(data, *(const int *)arg, size);
+	return 0;
+}
+static int init_fail(void *data, size_t size, void *arg)
+{
+	(void)data, (void)size, (void)arg;
+	return -ENOTSUP;
+}
+
+/* The creator's initializer runs once, before anyone can open the segment. */
+static void test_open_init(void)
+{
+	const char *name = t_name("init");
+	int byte = 0x5a;
+	shmkit_seg *s, *o;
+	CHECK_EQ(shmkit_seg_open_init(name, SHMKIT_KIND_DATA, 64, 0, SHMKIT_SEG_CREATE, init_fail, NULL, &s),
+		 -ENOTSUP);
+	CHECK_EQ(shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, SHMKIT_SEG_RAW, &o), -ENOENT);
+	CHECK_OK(shmkit_seg_open_init(name, SHMKIT_KIND_DATA, 64, 0, SHMKIT_SEG_CREATE, init_fill, &byte, &s));
+	CHECK_OK(shmkit_seg_open_init(name, SHMKIT_KIND_DATA, 64, 0, SHMKIT_SEG_CREATE, init_fill, &byte, &o));
+	CHECK_EQ(init_calls, 1);
+	CHECK_EQ(((unsigned char *)shmkit_seg_data(o))[63], 0x5a);
+	shmkit_seg_close(o);
+	shmkit_seg_delete(s);
+	shmkit_seg_close(s);
+}
+
 int main(void)
 {
+	test_open_init();
 	test_inspect();
 	test_bad_arguments();
 	test_foreign_posix();

@@ -70,13 +70,14 @@ struct shmkit_seg_info {
  * @name: POSIX: "/name" or "name" (one component, no other '/'); System V: any string,
  *   hashed to a key (the header keeps the full name, so a key collision is reported,
  *   never shared); or "0x" and hex digits for a literal key, or "id:N" for the segment
- *   with System V id N: these reach segments other programs made (with SHMKIT_SEG_RAW)
- *   and cannot be created. At most SHMKIT_NAME_MAX bytes.
+ *   with System V id N: these reach segments other programs made (with SHMKIT_SEG_RAW;
+ *   a raw segment may be created with a literal key, never with an id). At most
+ *   SHMKIT_NAME_MAX bytes.
  * @kind: enum shmkit_kind recorded at creation; at open, must match unless ANY.
  * @size: data bytes. Required (> 0) when creating; when opening, 0 accepts any size and
  *   anything else must equal the segment's data size (RAW: at most its size).
- * @mode: permission bits at creation, applied exactly (not reduced by the umask);
- *   0 means 0600. Ignored when opening.
+ * @mode: permission bits at creation (0777 at most, else -EINVAL), applied exactly
+ *   (not reduced by the umask); 0 means 0600. Not used when opening.
  * @flags: enum shmkit_seg_flags.
  * @out: receives the handle; NULL on failure.
  * Creation is race-free: the creator fills the header and publishes it "ready";
@@ -90,6 +91,20 @@ struct shmkit_seg_info {
  * underlying calls. Thread-safe; may block up to 2 s while a creator finishes. Since 0.1. */
 SHMKIT_API int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode,
 			       unsigned flags, shmkit_seg **out);
+
+/** The creator's initializer for shmkit_seg_open_init(): fill the new data area
+ * (@size bytes, zero-filled) before any other process can open the segment. Return 0,
+ * or a negative errno to abandon the creation (the segment is removed). */
+typedef int (*shmkit_seg_init_fn)(void *data, size_t size, void *arg);
+
+/** shmkit_seg_open_init() - shmkit_seg_open() whose creator runs @init(data, size,
+ * @arg) before publishing the segment, so openers never see it half initialized:
+ * the place to shmkit_mutex_init() a mutex embedded in the segment. Only the process
+ * that creates the segment calls @init; an opener does not. @init may be NULL.
+ * Returns what shmkit_seg_open() returns, or @init's error. Since 0.1. */
+SHMKIT_API int shmkit_seg_open_init(const char *name, unsigned kind, size_t size, unsigned mode,
+				    unsigned flags, shmkit_seg_init_fn init, void *arg,
+				    shmkit_seg **out);
 
 /** shmkit_seg_inspect() - describe a segment by name without opening it for use.
  * @name: as shmkit_seg_open(); with SHMKIT_SEG_SYSV also "id:N" for the segment whose
@@ -107,16 +122,23 @@ SHMKIT_API int shmkit_seg_inspect(const char *name, unsigned flags, struct shmki
  * other use of the same handle. Since 0.1. */
 SHMKIT_API int shmkit_seg_close(shmkit_seg *seg);
 
-/** shmkit_seg_delete() - mark the segment deleted and remove its name.
+/** shmkit_seg_delete() - remove the segment's name, then mark it deleted.
  * Every other handle to it gets -EIDRM from shmkit_seg_check() and the layers above;
- * a later create of the same name makes a fresh, zeroed segment. The handle stays
- * open until shmkit_seg_close(). Returns 0, -EACCES, or another -errno. Since 0.1. */
+ * a later create of the same name makes a fresh, zeroed segment. The name goes first
+ * so that a refused removal leaves the segment fully usable, not half deleted. A
+ * read-only or raw handle cannot write the header: its delete removes the name only,
+ * and other handles keep working on the unnamed segment. The handle stays open until
+ * shmkit_seg_close(). Returns 0, -EACCES (POSIX: not the owner in the sticky
+ * /dev/shm), -EPERM (System V: not the owner or creator), or another -errno. Since 0.1. */
 SHMKIT_API int shmkit_seg_delete(shmkit_seg *seg);
 
 /** shmkit_seg_unlink() - delete a segment by name, as shmkit_seg_delete() does.
  * @flags: SHMKIT_SEG_SYSV to name a System V segment; others get -EINVAL except RAW.
- * A shmkit header is marked deleted first; a foreign object is just removed.
- * Returns 0, -ENOENT, -EACCES, -EINVAL, or another -errno. Since 0.1. */
+ * A shmkit segment is deleted as by shmkit_seg_delete(); an object that cannot be
+ * opened as one (foreign, corrupt, abandoned mid-creation, or unreadable to us) is
+ * just removed by name. A System V name whose key belongs to a segment of another
+ * name is refused (-EADDRINUSE), never removed. May wait up to 2 s for a creator.
+ * Returns 0, -ENOENT, -EACCES, -EPERM, -EINVAL, -EADDRINUSE, or another -errno. */
 SHMKIT_API int shmkit_seg_unlink(const char *name, unsigned flags);
 
 /** shmkit_seg_data() - the mapped data area (after the header). Never NULL. */

@@ -20,8 +20,9 @@ typedef struct shmem shmem_t;
 
 /** shmem_open() - create a shared memory segment or open an existing one.
  * @fname: file path used as the segment's unique id; the file is created (mode 0666
- *   less the umask) if it does not exist. Paths naming the same file name the same
- *   segment.
+ *   less the umask) if it does not exist. The canonical path (realpath(3): symbolic
+ *   links, "." and ".." resolved) names the segment, so "./f" and "/abs/f" share one;
+ *   two hard links to one file are two paths, and two segments.
  * @memory_size: bytes of the segment (> 0); an existing segment must have this size.
  * The segment takes the file's read/write permission bits, so the file's owner
  * decides who may use it; a caller who may read but not write the segment gets a

@@ -16,7 +16,9 @@ extern "C" {
 
 /** A process-shared, robust mutex (a glibc robust pthread mutex underneath): when the
  * owner dies holding it, the next locker gets -EOWNERDEAD instead of a deadlock.
- * 64 bytes, 8-byte aligned; zero-filled memory is NOT a valid mutex: call init. */
+ * 64 bytes, 8-byte aligned; zero-filled memory is NOT a valid mutex: call init, in
+ * the shmkit_seg_open_init() initializer when the mutex lives in a segment, so that
+ * no opener can use it before it is initialized. */
 typedef struct shmkit_mutex {
 	union {
 		pthread_mutex_t m;        /**< private */
@@ -64,8 +66,8 @@ SHMKIT_API uint32_t shmkit_event_prepare(const shmkit_event *ev);
  * @seen: value from shmkit_event_prepare(); returns at once if the counter moved.
  * @timeout_ns: 0 never sleeps (-EAGAIN if unchanged), <0 forever, >0 nanoseconds.
  * Returns 0 (signalled, or spuriously woken: recheck your condition), -EAGAIN,
- * -ETIMEDOUT, -EINTR (a signal handler installed without SA_RESTART ran; with
- * SA_RESTART the wait resumes, its deadline unchanged). Blocks. Thread- and process-safe. Since 0.1. */
+ * -ETIMEDOUT, -EINTR (a signal handler ran; with SA_RESTART, a wait without timeout
+ * resumes instead, but a timed one still returns -EINTR). Blocks. Thread- and process-safe. Since 0.1. */
 SHMKIT_API int shmkit_event_wait(shmkit_event *ev, uint32_t seen, int64_t timeout_ns);
 
 /** shmkit_event_signal() - bump the counter and wake one (@all = 0) or all sleepers.
