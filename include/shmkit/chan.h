@@ -8,6 +8,14 @@
  * forever, positive is nanoseconds. A producer's close is end-of-stream after the
  * consumer drained what was committed (recv returns 0, like read(2)); a peer that died
  * gives -EPIPE within a bounded time, never a hang.
+ *
+ * The consumer frees room lazily: what it released becomes free for the producer once
+ * it has released capacity/8 bytes, found the ring empty, started to wait, or closed.
+ * So a consumer that dies without closing may leave up to capacity/8 bytes of messages
+ * it had received to its successor, which receives them again (none is ever lost).
+ * Liveness of a peer is its pid plus process start time: peers must share a pid
+ * namespace. A handle belongs to the process that opened it; in a child after fork()
+ * it must not be used (closing it there only frees the child's copy).
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -36,7 +44,7 @@ enum shmkit_chan_role {
 /** Counters kept in the channel; read with shmkit_chan_stats(). */
 struct shmkit_chan_stats {
 	uint64_t capacity;      /**< ring bytes */
-	uint64_t used;          /**< bytes committed and not yet released */
+	uint64_t used;          /**< bytes committed and not yet released (as published) */
 	uint64_t max_msg;       /**< largest message the ring takes */
 	uint64_t msgs_sent;     /**< messages committed */
 	uint64_t bytes_sent;    /**< payload bytes committed */
@@ -44,7 +52,7 @@ struct shmkit_chan_stats {
 	uint64_t bytes_recv;    /**< payload bytes released */
 	uint64_t producer_sleeps; /**< times the producer slept on a full ring */
 	uint64_t consumer_sleeps; /**< times the consumer slept on an empty ring */
-	uint64_t wakes;         /**< futex wake calls made by either side */
+	uint64_t wakes;         /**< wake-ups sent by either side (futex wakes, poll signals) */
 	int32_t producer_pid;   /**< 0 when no producer is attached */
 	int32_t consumer_pid;   /**< 0 when no consumer is attached */
 	int producer_closed;    /**< 1 after the producer closed (end-of-stream) */
@@ -54,44 +62,60 @@ struct shmkit_chan_stats {
  * @name: segment name, as shmkit_seg_open().
  * @role: enum shmkit_chan_role. A role held by a live process gives -EBUSY; one held
  *   by a process that died is taken over.
- * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096);
- *   0 or the same value when opening.
+ * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096,
+ *   maximum 1 GiB), or 0 for the default, 256 KiB (small enough for the caches, so
+ *   messages move cache to cache; for messages of 1 MiB, use 4 MiB or more). When
+ *   opening, 0 accepts any capacity and anything else must match (else -EINVAL).
+ *   The largest message is capacity / 2.
  * @mode, @flags: as shmkit_seg_open(): CREATE, EXCL, SYSV (RAW and RDONLY: -EINVAL).
  *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
+ * The control block is validated against the segment (-EPROTO); a producer taking
+ * over from a dead one finds the last committed message itself.
  * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), or the errors of
- * shmkit_seg_open(). Since 0.1. */
+ * shmkit_seg_open(). Thread-safe. Since 0.1. */
 SHMKIT_API int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
 				unsigned flags, shmkit_chan **out);
 
 /** shmkit_chan_close() - release the role and close the handle (NULL: nothing).
- * A producer's close is end-of-stream for the consumer once it drained the ring.
- * The segment stays (delete it with shmkit_seg_unlink()). Returns 0. Since 0.1. */
+ * A producer's close is end-of-stream for the consumer once it drained the ring, and
+ * discards a pending reservation. A consumer's close publishes its position (a peeked,
+ * unreleased message stays queued for the next consumer) and makes a producer waiting
+ * on a full ring return -EPIPE. The segment stays (delete it with shmkit_seg_unlink()).
+ * Returns 0. Since 0.1. */
 SHMKIT_API int shmkit_chan_close(shmkit_chan *ch);
 
 /** shmkit_chan_send() - copy one message of @len bytes (1 <= len <= max_msg) in.
+ * While there is room, messages are queued even with no consumer attached (one may
+ * come later). Wakes the consumer only if it sleeps (one load when it does not).
  * Returns 0, or -EAGAIN (full, timeout 0), -ETIMEDOUT, -EMSGSIZE (@len too large),
- * -EINVAL (len 0, not the producer), -EPIPE (consumer closed or died), -EIDRM,
- * -EPROTO (corrupt ring). Producer thread only. Blocks while full. Since 0.1. */
+ * -EINVAL (len 0, NULL @buf, not the producer), -EPIPE (the ring is full and the
+ * consumer closed or died; checked on every wait), -EIDRM, -EPROTO (corrupt ring;
+ * the handle stays poisoned). Producer thread only. Blocks while full. Since 0.1. */
 SHMKIT_API int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
 
 /** shmkit_chan_sendv() - send @n messages, message i being @msgs[i]; they are
- * published together (one wake at most). Returns the number sent (>= 1; fewer than
- * @n only when the ring filled and the timeout ran out after some were sent), or the
- * errors of shmkit_chan_send() when none was sent. Since 0.1. */
+ * published together (one wake at most). Every length is checked before anything is
+ * sent (-EINVAL, -EMSGSIZE). Returns the number sent (>= 1; fewer than @n only when
+ * the ring filled and the timeout ran out after some were sent, or an error came
+ * after some were sent), or the errors of shmkit_chan_send() when none was sent,
+ * -EINVAL for @n < 1. Since 0.1. */
 SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n,
 				 int64_t timeout_ns);
 
-/** shmkit_chan_recv() - copy the next message out.
+/** shmkit_chan_recv() - copy the next message out (a peeked one too: it is consumed).
  * Returns its length (>= 1); 0 at end-of-stream (the producer closed and everything
- * was received); -EAGAIN (empty, timeout 0), -ETIMEDOUT, -EMSGSIZE (@cap too small:
- * the message stays queued), -EPIPE (the producer died and everything it committed
- * was received), -EINVAL, -EIDRM, -EPROTO (corrupt length or index).
+ * was received; again on every call until a new producer opens); -EAGAIN (empty,
+ * timeout 0), -ETIMEDOUT, -EMSGSIZE (@cap too small: the message stays queued),
+ * -EPIPE (the producer died and everything it committed was received; reported
+ * within about 200 ms even while sleeping, and until a new producer takes over),
+ * -EINVAL, -EIDRM, -EPROTO (corrupt length, tag or index; the handle stays poisoned).
  * Consumer thread only. Blocks while empty. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
 
 /** shmkit_chan_reserve() - zero-copy send, step 1: room for a message of up to @len
- * bytes, contiguous, at *@buf. Write it, then shmkit_chan_commit(). Returns 0 or the
- * errors of shmkit_chan_send(). Since 0.1. */
+ * bytes, contiguous and 8-byte aligned, at *@buf (NULL on failure). Write it, then
+ * shmkit_chan_commit(). Another reserve or a send discards a pending reservation.
+ * Returns 0 or the errors of shmkit_chan_send(). Since 0.1. */
 SHMKIT_API int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf);
 
 /** shmkit_chan_commit() - zero-copy send, step 2: publish the reserved message with
@@ -99,9 +123,11 @@ SHMKIT_API int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_
  * reservation, bad len). Never blocks. Since 0.1. */
 SHMKIT_API int shmkit_chan_commit(shmkit_chan *ch, size_t len);
 
-/** shmkit_chan_peek() - zero-copy receive, step 1: the next message, in place.
- * *@buf and *@len describe it until shmkit_chan_release(). Returns its length like
- * shmkit_chan_recv() (0: end-of-stream), with the same errors except -EMSGSIZE. */
+/** shmkit_chan_peek() - zero-copy receive, step 1: the next message, in place (8-byte
+ * aligned). *@buf and *@len describe it until shmkit_chan_release(); peeking again
+ * first gives the same message. On failure *@buf is NULL and *@len 0. Returns its
+ * length like shmkit_chan_recv() (0: end-of-stream), with the same errors except
+ * -EMSGSIZE. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len,
 				    int64_t timeout_ns);
 
@@ -111,12 +137,23 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
 
 /** shmkit_chan_fd() - a descriptor that polls readable when the consumer has something
  * to do (a message, end-of-stream, or a dead producer): for poll/epoll beside sockets.
- * Then call shmkit_chan_recv() with timeout 0 until -EAGAIN. Owned by the handle.
- * Returns the fd, or -EINVAL (not the consumer), or -errno. Since 0.1. */
+ * Then call shmkit_chan_recv() (or peek) with timeout 0 until -EAGAIN: that -EAGAIN
+ * re-arms the descriptor (it may spin up to ~5 µs doing so). It stays readable while
+ * a lasting condition holds (end-of-stream, dead producer, deleted segment).
+ * It is an epoll descriptor watching a datagram socket in the abstract namespace,
+ * which the producer signals (one sendto()) only when the consumer announced that it
+ * polls, and a pidfd of the producer, readable when it dies (without pidfd_open, a
+ * 200 ms timer makes the poller recheck instead). Limits: producer and consumer must
+ * share a network namespace; nothing is left in any file system. Owned by the handle
+ * (closed by shmkit_chan_close()). Returns the fd, or -EINVAL (not the consumer), or
+ * -errno. Since 0.1. */
 SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
 
 /** shmkit_chan_set_spin() - how long a side spins before it sleeps, in nanoseconds
- * (default about 50 µs; 0 sleeps at once). Returns 0. Since 0.1. */
+ * (default about 50 µs, at most 1 s; negative counts as 0). A consumer always spins a
+ * grace of about 5 µs before sleeping, even with 0: it closes the race with the
+ * producer's fence-free check for a sleeper. Sleeps last 200 ms at most, then the
+ * peer's liveness is checked. Returns 0, or -EINVAL (NULL). Handle's thread. Since 0.1. */
 SHMKIT_API int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns);
 
 /** shmkit_chan_stats() - read the channel's counters. Any role, any thread.

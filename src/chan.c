@@ -1,0 +1,1350 @@
+/* shmkit — the message channel: a single-producer single-consumer ring of
+ * variable-length, contiguous messages in one segment.
+ *
+ * Records. A message is one record at an 8-aligned, free-running position: an 8-byte
+ * header word, then the payload, padded to 8. The header's low half is the length,
+ * its high half a tag computed from the record's own position. The producer writes
+ * the payload, then release-stores the header; the consumer spins on the header of
+ * the next record with acquire (prefetching the line after it). A message therefore
+ * costs the consumer the line it already spins on, not a separate index line first.
+ * A header left from an earlier lap carries another position's tag and never looks
+ * committed; and after each record the producer zeroes the header slot of the next
+ * one when that slot is free, so the slot the consumer waits on holds 0, or the header
+ * written exactly one lap earlier at a record boundary, never stale payload bytes
+ * that could imitate a header. A message that does not fit before the end of the ring
+ * follows a pad record that fills the end, so every message is contiguous and both
+ * zero-copy APIs work.
+ *
+ * Positions. Free-running uint64 byte positions, masked by capacity - 1 (a power of
+ * two). The consumer publishes its released position ("head") lazily: every
+ * capacity/8 bytes, when it finds the ring empty, and at close. The producer caches
+ * it and reads the shared copy only when the cache says the ring is full. The
+ * producer's committed position ("tail") is stored on its own line after every
+ * commit, but the consumer reads it only when it is idle (end-of-stream, consistency
+ * checks), never to find messages.
+ *
+ * Waiting. Each side spins for a budget, then sleeps on a futex word of its own
+ * (c_state, p_state), which the other side reads with one load of a line that is
+ * written only when someone goes to sleep. The producer's per-message check is that
+ * single relaxed load, with no fence: a full fence per message would stall on the
+ * line the consumer is spinning on and cost most of the throughput. The Dekker
+ * handshake is completed asymmetrically: the consumer announces "drowsy" GRACE_NS
+ * before it announces "sleeping"; a producer that sees anything but "awake" fences
+ * and rechecks (the textbook seq_cst handshake). A producer that saw "awake" read it
+ * before the drowsy store reached it, so its earlier header store was already in its
+ * store buffer, and that buffer drains in well under GRACE_NS: the consumer's grace
+ * spin sees the header. Should a wake-up nevertheless be lost, it only costs the
+ * first sleep slice (SLICE_FIRST_NS), never a hang. Every path where the producer
+ * itself is about to wait or finish (full ring, sendv, close) uses the full fence.
+ * The producer sleeping on a full ring needs no grace: the consumer publishes with
+ * a seq_cst store and then checks p_state, always before it idles.
+ *
+ * Liveness. Role words hold pid << 32 | the low 32 bits of the process start time,
+ * claimed with CAS: pid reuse cannot impersonate a dead holder, it works for both
+ * segment backends (System V has no descriptor for an OFD lock), survives fork (a
+ * child has another pid), and costs one /proc read per check. Sleeps are sliced, and
+ * each slice that expires checks the peer, so a dead peer is reported within about
+ * SLICE_NS even to a sleeper. Peers must share a pid namespace.
+ *
+ * Poll mode. shmkit_chan_fd() returns an epoll descriptor watching an abstract-
+ * namespace datagram socket bound by the consumer (its address is published in the
+ * control block) and a pidfd of the producer. When recv finds nothing in poll mode the
+ * consumer announces "polling"; only then does the producer pay a sendto(). The pidfd
+ * turns readable when the producer dies, so the descriptor reports a dead producer
+ * without any cooperation; without pidfd_open a 200 ms timerfd stands in. Abstract
+ * sockets leave nothing in any file system and vanish with the consumer; both
+ * processes must share a network namespace for the wake-ups.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <shmkit/chan.h>
+#include "internal.h"
+
+#define CHAN_MAGIC UINT64_C(0x314e414843544b53) /* "SKTCHAN1" little-endian */
+#define CHAN_VERSION 1u
+
+/* The ring starts one page into the data area, so it is page aligned. */
+#define RING_OFF 4096u
+#define CAP_MIN ((uint64_t)4096)
+/* Lengths fit the header's 31 bits, and tags (31 bits of position / 8) differ between
+ * a position and the same offset one lap earlier as long as capacity < 2^34. */
+#define CAP_MAX ((uint64_t)1 << 30)
+/* Fits the L2 caches of both cores with room to spare: messages move cache to cache. */
+#define CAP_DEFAULT ((uint64_t)256 << 10)
+
+#define HDR 8u                 /* record header bytes */
+#define PAD_BIT 0x80000000u    /* in the length half: a pad record up to the lap end */
+#define TAG_BIT 0x80000000u    /* always set in a tag, so a zero word never matches */
+
+#define SPIN_DEFAULT_NS 50000
+/* How long the consumer stays "drowsy" (see the top of the file). Store buffers drain
+ * in nanoseconds to a microsecond; this leaves a wide margin and costs a sleeper only
+ * a few microseconds of spinning it would mostly have done anyway. */
+#define GRACE_NS 5000
+/* Sleeps are sliced so that a dead peer or a deleted segment is noticed: the first
+ * slice is short (it also bounds the cost of a lost wake-up), the rest are long. */
+#define SLICE_FIRST_NS (2 * SHMKIT_MSEC)
+#define SLICE_NS (200 * SHMKIT_MSEC)
+/* Non-blocking calls that find nothing check the peer's liveness at most this often. */
+#define LIVE_CHECK_NS (100 * SHMKIT_MSEC)
+/* Checks spin loops make only every so many iterations. */
+#define SPIN_CLOCK_MASK 63u
+#define SPIN_PEER_MASK 1023u
+
+#define PID_LIMIT 4194304 /* PID_MAX_LIMIT on 64-bit Linux */
+
+/* c_state and p_state: what a side is doing, for the other side's wake check. */
+enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
+
+/* Internal result of the consumer's checks: keep waiting. */
+#define WAIT 2
+
+/* At the start of the channel segment's data area; the ring follows at RING_OFF.
+ * "P" is the producer handle, "C" the consumer handle. Every field is read by every
+ * handle as hostile input: values are checked before use and never index memory. */
+struct chan_ctl {
+	/* Line 0: written by the creator in chan_init() before the segment becomes READY
+	 * (published by the seg layer's release store), read-only afterwards; openers
+	 * validate it and keep copies. */
+	uint64_t magic;     /* CHAN_MAGIC */
+	uint32_t version;   /* CHAN_VERSION */
+	uint32_t hdr_size;  /* HDR */
+	uint64_t capacity;  /* ring bytes, a power of two */
+	uint64_t max_msg;   /* capacity / 2 */
+	uint64_t ring_off;  /* RING_OFF */
+	uint64_t reserved0[3];
+
+	/* Line 1: the producer's role. Written when a producer opens or closes. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t p_owner; /* pid << 32 | start time low
+	                             * bits, 0 if none: CAS by an opening producer (also
+	                             * over a dead holder), CAS to 0 by its close; read by
+	                             * openers and by C to check the producer lives */
+	_Atomic uint32_t p_closed;  /* 1 after a producer closed (end-of-stream), 0 when
+	                             * one opens: written by P with release after its last
+	                             * commit, read by C with acquire */
+	uint32_t reserved1[13];
+
+	/* Line 2: the consumer's role. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t c_owner; /* as p_owner, for C */
+	_Atomic uint64_t c_token;   /* poll-mode socket address, 0 if none: written by C
+	                             * (release) before it ever announces POLLING, read by P
+	                             * (acquire) when it signals */
+	_Atomic uint32_t c_closed;  /* 1 after the consumer closed: written by C, read by P
+	                             * when the ring is full (-EPIPE) */
+	uint32_t reserved2[11];
+
+	/* Line 3: written by P on every commit; read by C only when idle, and by stats. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t tail; /* committed position: stored with
+	                             * release after the header it covers */
+	_Atomic uint64_t msgs_sent; /* counters: P's relaxed stores */
+	_Atomic uint64_t bytes_sent;
+	_Atomic uint64_t p_sleeps;
+	_Atomic uint64_t p_wakes;
+	uint64_t reserved3[3];
+
+	/* Line 4: the released position, published by C lazily (see publish()); read by
+	 * P only when its cached copy says the ring is full. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t head;
+	uint64_t reserved4[7];
+
+	/* Line 5: C's counters, relaxed stores by C on every message; read by stats. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t msgs_recv;
+	_Atomic uint64_t bytes_recv;
+	_Atomic uint64_t c_sleeps;
+	_Atomic uint64_t c_wakes;
+	uint64_t reserved5[4];
+
+	/* Line 6: C's wait state and futex word: written by C when it starts or stops
+	 * waiting, by P only to wake it (CAS to AWAKE); read by P after every commit. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint32_t c_state;
+	uint32_t reserved6[15];
+
+	/* Line 7: P's wait state and futex word: written by P when it sleeps on a full
+	 * ring, by C only to wake it; read by C each time it publishes. */
+	alignas(SHMKIT_CACHELINE) _Atomic uint32_t p_state;
+	uint32_t reserved7[15];
+};
+_Static_assert(sizeof(struct chan_ctl) == 8 * SHMKIT_CACHELINE, "channel control block is 8 lines");
+_Static_assert(offsetof(struct chan_ctl, p_owner) == 64, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, c_owner) == 128, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, tail) == 192, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, head) == 256, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, msgs_recv) == 320, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, c_state) == 384, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, p_state) == 448, "channel layout changed");
+_Static_assert(sizeof(struct chan_ctl) <= RING_OFF, "control block fits before the ring");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
+	       "header words are lock-free 8-byte atomics");
+
+struct shmkit_chan {
+	shmkit_seg *seg;
+	struct chan_ctl *ctl;
+	_Atomic uint32_t *seg_state; /* the segment header's state word (-EIDRM) */
+	/* Validated at open, never re-read from shared memory. */
+	unsigned char *ring;
+	uint64_t cap, mask, max_msg;
+	unsigned role;
+	int poisoned;           /* the ring was found corrupt: every call gives -EPROTO */
+	int64_t spin_ns;
+	uint64_t me;            /* our role word */
+	int64_t live_checked;   /* when a non-blocking call last checked the peer */
+
+	/* Producer. */
+	uint64_t tail;          /* next record's position: the truth, never re-read */
+	uint64_t head_cache;    /* consumer's head as last read */
+	uint64_t resv_pos;      /* position of the pending reservation */
+	size_t resv_len;        /* its length; 0: no reservation */
+	int sock;               /* datagram socket for poll-mode signals, -1 until needed */
+	uint64_t n_sent, b_sent, n_psleeps, n_pwakes; /* copies of our counters */
+
+	/* Consumer. */
+	uint64_t pos;           /* first unreleased record: the truth, never re-read */
+	uint64_t published;     /* the head we last stored */
+	uint64_t pub_batch;     /* publish after this many released bytes */
+	size_t peek_len;        /* length of the peeked message; 0: none */
+	uint64_t n_recv, b_recv, n_csleeps, n_cwakes;
+	int epfd, dsock, pidfd, timerfd; /* poll mode; -1 when unused */
+	uint64_t pidfd_owner;   /* role word the pidfd belongs to */
+	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
+	int ready_sent;         /* a self-signal keeps the fd readable (end, dead peer) */
+};
+
+static inline uint64_t rec_size(uint64_t len)
+{
+	return (HDR + len + 7) & ~(uint64_t)7;
+}
+
+static inline uint32_t tag_of(uint64_t pos)
+{
+	return TAG_BIT | (uint32_t)(pos >> 3);
+}
+
+static inline uint64_t hdr_word(uint64_t pos, uint32_t len)
+{
+	return (uint64_t)tag_of(pos) << 32 | len;
+}
+
+static inline _Atomic uint64_t *slot(const shmkit_chan *ch, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(void *)(ch->ring + (pos & ch->mask));
+}
+
+static inline int deleted(const shmkit_chan *ch)
+{
+	/* Acquire, as shmkit_seg_check(): pairs with the deleter's release store. */
+	return atomic_load_explicit(ch->seg_state, memory_order_acquire) == SHMKIT_STATE_DELETED;
+}
+
+static int poison(shmkit_chan *ch)
+{
+	ch->poisoned = 1;
+	return -EPROTO;
+}
+
+/* ---- roles and liveness ---- */
+
+static uint64_t owner_word(void)
+{
+	pid_t pid = getpid();
+	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)shmkit__proc_start(pid);
+}
+
+/* 1 if the process a role word names is alive, 0 if it died (a word that names no
+ * possible process counts as dead, so garbage never jams a role). */
+static int owner_alive(uint64_t w)
+{
+	int64_t pid = (int64_t)(w >> 32);
+	if (pid <= 0 || pid > PID_LIMIT)
+		return 0;
+	uint64_t start = shmkit__proc_start((pid_t)pid);
+	/* Gone, or /proc cannot tell: kill(0) decides, and "unknowable" counts as alive,
+	 * so that a live holder is never robbed. */
+	if (start == 0)
+		return shmkit__proc_alive((pid_t)pid, 0) != 0;
+	if ((uint32_t)start != (uint32_t)w)
+		return 0; /* the pid was reused by a newer process */
+	return shmkit__proc_alive((pid_t)pid, start) != 0; /* a zombie is dead */
+}
+
+static int claim(_Atomic uint64_t *owner, uint64_t me)
+{
+	for (int i = 0; i < 16; i++) {
+		/* Acquire pairs with the release CAS in release_role(): what the previous
+		 * holder published before leaving is visible to us. */
+		uint64_t cur = atomic_load_explicit(owner, memory_order_acquire);
+		if (cur != 0 && owner_alive(cur))
+			return -EBUSY;
+		/* acq_rel: another claimer's CAS wins exactly once; we take a dead one's. */
+		if (atomic_compare_exchange_strong_explicit(owner, &cur, me, memory_order_acq_rel,
+							    memory_order_acquire))
+			return 0;
+	}
+	return -EBUSY;
+}
+
+static void release_role(_Atomic uint64_t *owner, uint64_t me)
+{
+	uint64_t cur = me;
+	/* Release: everything this holder stored is visible to the next claimer. CAS so
+	 * that a holder declared dead (and replaced) never frees its successor's role. */
+	atomic_compare_exchange_strong_explicit(owner, &cur, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+/* ---- waking ---- */
+
+static void signal_socket(shmkit_chan *ch)
+{
+	/* Acquire pairs with the consumer's release store of the token in chan_fd. */
+	uint64_t token = atomic_load_explicit(&ch->ctl->c_token, memory_order_acquire);
+	if (token == 0)
+		return;
+	if (ch->sock < 0) {
+		ch->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (ch->sock < 0)
+			return;
+	}
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "shmkit-chan-%016llx",
+			 (unsigned long long)token);
+	/* Failures are harmless: EAGAIN means wake-ups are already queued; a missing
+	 * socket means the consumer is gone. */
+	(void)sendto(ch->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
+		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+}
+
+/* Producer: the consumer may be waiting for what we committed. */
+static void wake_consumer(shmkit_chan *ch)
+{
+	struct chan_ctl *c = ch->ctl;
+	/* The sleeper handshake, waker side: our headers (stored before) become visible
+	 * before we look at c_state. Pairs with the consumer's seq_cst store of SLEEPING or
+	 * POLLING followed by its recheck of the header: either it sees our records, or we
+	 * see its state here. */
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t s = atomic_load_explicit(&c->c_state, memory_order_seq_cst);
+	if (s != ST_SLEEPING && s != ST_POLLING)
+		return;
+	/* CAS, so that only one wake-up is sent per sleep (later commits see AWAKE). */
+	if (!atomic_compare_exchange_strong_explicit(&c->c_state, &s, ST_AWAKE,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	if (s == ST_SLEEPING)
+		shmkit__futex_wake(&c->c_state, 1);
+	else
+		signal_socket(ch);
+	/* Our own counter, on our own line: relaxed. */
+	atomic_store_explicit(&c->p_wakes, ++ch->n_pwakes, memory_order_relaxed);
+}
+
+/* Producer, after each commit: one load of a line written only around sleeps. */
+static inline void wake_check(shmkit_chan *ch)
+{
+	/* Relaxed and unfenced on purpose: see "Waiting" at the top of the file. Any state
+	 * but AWAKE takes the fenced path. */
+	if (__builtin_expect(atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed) !=
+				     ST_AWAKE,
+			     0))
+		wake_consumer(ch);
+}
+
+/* Consumer: make the released position visible. */
+static inline void publish_head(shmkit_chan *ch)
+{
+	/* Release pairs with the producer's acquire in refresh_head(): it overwrites what
+	 * we read only after it sees this. */
+	atomic_store_explicit(&ch->ctl->head, ch->pos, memory_order_release);
+	ch->published = ch->pos;
+}
+
+/* Consumer: publish, and wake a producer sleeping for room. */
+static void publish(shmkit_chan *ch)
+{
+	struct chan_ctl *c = ch->ctl;
+	publish_head(ch);
+	/* The handshake with wait_space(), which stores p_state = SLEEPING then reloads
+	 * head, both seq_cst: with this fence between our head store (here or in an
+	 * earlier publish_head()) and our load of p_state, it sees the head, or we see
+	 * SLEEPING. */
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t s = atomic_load_explicit(&c->p_state, memory_order_seq_cst);
+	if (s != ST_SLEEPING)
+		return;
+	if (!atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	shmkit__futex_wake(&c->p_state, 1);
+	atomic_store_explicit(&c->c_wakes, ++ch->n_cwakes, memory_order_relaxed);
+}
+
+/* ---- consumer side ---- */
+
+/* The record at the consumer's position: 1 and *len for a message (pads before it
+ * are skipped), 0 if nothing is committed there, -EPROTO if the header is corrupt. */
+static inline int next_msg(shmkit_chan *ch, uint32_t *len)
+{
+	for (int i = 0; i < 2; i++) {
+		uint64_t pos = ch->pos;
+		/* Acquire pairs with the producer's release store of this header: the payload
+		 * (and the zeroed slot after it) written before are visible. */
+		uint64_t h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
+		if ((uint32_t)(h >> 32) != tag_of(pos))
+			return 0;
+		uint32_t n = (uint32_t)h;
+		uint64_t off = pos & ch->mask;
+		if (n & PAD_BIT) {
+			/* A pad fills exactly the rest of the lap, and never starts one. */
+			if (off == 0 || (n & ~PAD_BIT) != ch->cap - off)
+				return poison(ch);
+			ch->pos += ch->cap - off;
+			continue;
+		}
+		if (n == 0 || n > ch->max_msg || off + HDR + n > ch->cap)
+			return poison(ch);
+		*len = n;
+		return 1;
+	}
+	return poison(ch); /* a pad at the start of a lap */
+}
+
+/* The consumer found nothing at its position: end-of-stream, dead producer, a
+ * corrupt ring, a message after all, or WAIT. @live: also check the producer lives. */
+static int idle_check(shmkit_chan *ch, int live, uint32_t *len)
+{
+	struct chan_ctl *c = ch->ctl;
+	if (deleted(ch))
+		return -EIDRM;
+	/* Acquire pairs with the release store in the producer's close: its last tail and
+	 * every header it committed are visible. */
+	uint32_t closed = atomic_load_explicit(&c->p_closed, memory_order_acquire);
+	/* Acquire pairs with the release store of tail after each header: a tail past us
+	 * means the header at our position is committed and visible. */
+	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+	int r = next_msg(ch, len);
+	if (r != 0)
+		return r;
+	/* After next_msg(), which may have skipped a pad: the position it stopped at. */
+	uint64_t ahead = tail - ch->pos;
+	if (ahead != 0 && ahead <= ch->cap)
+		return poison(ch); /* the producer says committed, the header disagrees */
+	/* A tail behind us by up to a lap is legitimate: a producer that died between a
+	 * header and the tail store after it. Anything else is garbage. */
+	if (ahead > ch->cap && ch->pos - tail > ch->cap)
+		return poison(ch);
+	if (closed)
+		return 0;
+	/* Acquire pairs with the claiming CAS of a (new) producer. */
+	uint64_t owner = atomic_load_explicit(&c->p_owner, memory_order_acquire);
+	if (owner != 0 && owner == ch->dead_owner)
+		return -EPIPE; /* known dead, and not replaced yet */
+	if (live && owner != 0) {
+		ch->live_checked = shmkit__now_ns();
+		if (!owner_alive(owner)) {
+			ch->dead_owner = owner;
+			/* Dead: nothing it committed can still appear; recheck once. */
+			r = next_msg(ch, len);
+			return r != 0 ? r : -EPIPE;
+		}
+	}
+	return WAIT;
+}
+
+/* ---- poll mode (consumer) ---- */
+
+static void token_addr(uint64_t token, struct sockaddr_un *a, socklen_t *alen)
+{
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "shmkit-chan-%016llx",
+			 (unsigned long long)token);
+	*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* Keep the descriptor readable for a lasting condition (end-of-stream, dead producer,
+ * deleted segment), as a pipe stays readable at EOF. */
+static void fd_keep_ready(shmkit_chan *ch)
+{
+	if (ch->epfd < 0 || ch->ready_sent)
+		return;
+	struct sockaddr_un a;
+	socklen_t alen;
+	/* Our own token (we stored it): relaxed. */
+	token_addr(atomic_load_explicit(&ch->ctl->c_token, memory_order_relaxed), &a, &alen);
+	if (sendto(ch->dsock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen) == 1)
+		ch->ready_sent = 1;
+}
+
+static void fd_drop_pidfd(shmkit_chan *ch)
+{
+	if (ch->pidfd >= 0) {
+		epoll_ctl(ch->epfd, EPOLL_CTL_DEL, ch->pidfd, NULL);
+		close(ch->pidfd);
+		ch->pidfd = -1;
+	}
+}
+
+/* Without pidfd_open, a periodic timer makes the poller come back and check. */
+static int fd_use_timer(shmkit_chan *ch)
+{
+	if (ch->timerfd >= 0)
+		return 0;
+	int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t < 0)
+		return -errno;
+	struct itimerspec its = {{0, 200000000}, {0, 200000000}};
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = t};
+	if (timerfd_settime(t, 0, &its, NULL) < 0 || epoll_ctl(ch->epfd, EPOLL_CTL_ADD, t, &ev) < 0) {
+		int r = -errno;
+		close(t);
+		return r;
+	}
+	ch->timerfd = t;
+	return 0;
+}
+
+/* Watch the current producer's pidfd. Returns 1 if it is known dead. */
+static int fd_track_producer(shmkit_chan *ch)
+{
+	/* Acquire pairs with the claiming CAS: a new producer's pid is the one to watch. */
+	uint64_t owner = atomic_load_explicit(&ch->ctl->p_owner, memory_order_acquire);
+	if (owner == ch->pidfd_owner)
+		return 0;
+	fd_drop_pidfd(ch);
+	ch->pidfd_owner = owner;
+	if (owner == 0)
+		return 0;
+	int64_t pid = (int64_t)(owner >> 32);
+	int fd = -1;
+#ifdef SYS_pidfd_open
+	if (pid > 0 && pid <= PID_LIMIT)
+		fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#endif
+	if (fd < 0) {
+		fd_use_timer(ch);
+		return 0;
+	}
+	/* The pidfd pins the pid; if it names a newer process, ours died. */
+	if (!owner_alive(owner)) {
+		close(fd);
+		return 1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		fd_use_timer(ch);
+		return 0;
+	}
+	ch->pidfd = fd;
+	return 0;
+}
+
+/* What the descriptor reported: drain wake-ups; 1 if the producer must be checked. */
+static int fd_poll(shmkit_chan *ch)
+{
+	struct epoll_event ev[4];
+	int live = fd_track_producer(ch);
+	int n = epoll_wait(ch->epfd, ev, 4, 0);
+	for (int i = 0; i < n; i++) {
+		int fd = ev[i].data.fd;
+		if (fd == ch->dsock) {
+			char b[16];
+			while (recv(ch->dsock, b, sizeof b, MSG_DONTWAIT) >= 0)
+				;
+			ch->ready_sent = 0;
+		} else if (fd == ch->timerfd) {
+			uint64_t ticks;
+			if (read(ch->timerfd, &ticks, sizeof ticks) < 0)
+				ticks = 0;
+			live = 1;
+		} else {
+			live = 1; /* the pidfd: the producer exited */
+		}
+	}
+	return live;
+}
+
+/* Announce POLLING, so that the producer's next commit signals the socket. Returns
+ * 1 if a message turned up meanwhile, or an error. */
+static int fd_arm(shmkit_chan *ch, uint32_t *len)
+{
+	struct chan_ctl *c = ch->ctl;
+	int r;
+	/* Our own word (the producer only ever moves it to AWAKE): relaxed. */
+	if (atomic_load_explicit(&c->c_state, memory_order_relaxed) != ST_POLLING) {
+		/* Drowsy first, for GRACE_NS: see "Waiting" at the top of the file. A hint
+		 * only (the fenced handshake follows), so relaxed. */
+		atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
+		int64_t end = shmkit__now_ns() + GRACE_NS;
+		for (unsigned i = 1;; i++) {
+			r = next_msg(ch, len);
+			if (r != 0)
+				goto found;
+			shmkit__cpu_relax();
+			if ((i & SPIN_CLOCK_MASK) == 0 && shmkit__now_ns() >= end)
+				break;
+		}
+	}
+	/* Handshake, sleeper side: announce, then recheck; pairs with wake_consumer(). */
+	atomic_store_explicit(&c->c_state, ST_POLLING, memory_order_seq_cst);
+	r = next_msg(ch, len);
+	if (r == 0)
+		return 0;
+found:
+	/* Relaxed: a producer that still reads POLLING only sends a spare signal. */
+	atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
+	return r;
+}
+
+/* ---- consumer waiting ---- */
+
+/* The consumer found nothing at its position. Returns 1 (a message: *len), 0 (end of
+ * stream), or an error. */
+static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
+{
+	struct chan_ctl *c = ch->ctl;
+	int r;
+	/* Before idling, make our progress visible: a producer waiting for room must not
+	 * wait on us (handshake inside publish(), even when the head itself was already
+	 * stored by consume()). */
+	publish(ch);
+	if (deadline == 0) {
+		int live;
+		if (ch->epfd >= 0)
+			live = fd_poll(ch);
+		else
+			live = shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+		r = idle_check(ch, live, len);
+		if (r == WAIT && ch->epfd >= 0) {
+			r = fd_arm(ch, len);
+			if (r == 0)
+				r = WAIT;
+		}
+		if (r == WAIT && ch->pos != ch->published)
+			publish(ch); /* skipped a pad meanwhile */
+		return r == WAIT ? -EAGAIN : r;
+	}
+
+	/* Spin: the budget, the last GRACE_NS of it drowsy (at least GRACE_NS). */
+	int64_t now = shmkit__now_ns();
+	int64_t spin = ch->spin_ns > GRACE_NS ? ch->spin_ns : GRACE_NS;
+	int64_t drowsy_at = now + spin - GRACE_NS, wake_at = now + spin;
+	int drowsy = 0;
+	for (unsigned i = 1;; i++) {
+		r = next_msg(ch, len);
+		if (r != 0)
+			goto out;
+		/* Skipped a pad: the producer may be waiting for exactly that room. */
+		if (__builtin_expect(ch->pos != ch->published, 0))
+			publish(ch);
+		/* The payload of a message starting here likely spills into the next line:
+		 * fetch it while spinning, so that it travels with the header's line. */
+		__builtin_prefetch(ch->ring + ((ch->pos + SHMKIT_CACHELINE) & ch->mask));
+		shmkit__cpu_relax();
+		if ((i & SPIN_CLOCK_MASK) != 0)
+			continue;
+		now = shmkit__now_ns();
+		if (deadline > 0 && now >= deadline) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if ((i & SPIN_PEER_MASK) == 0) {
+			r = idle_check(ch, 0, len);
+			if (r != WAIT)
+				goto out;
+			if (ch->pos != ch->published)
+				publish(ch);
+		}
+		if (!drowsy && now >= drowsy_at) {
+			/* A hint that turns the producer's wake checks fenced; relaxed. */
+			atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
+			drowsy = 1;
+		}
+		if (now >= wake_at)
+			break;
+	}
+
+	/* Sleep, in slices; each expired slice checks the producer. */
+	int live = 0;
+	for (int64_t slice = SLICE_FIRST_NS;; slice = SLICE_NS) {
+		/* Handshake, sleeper side: announce, then recheck the header; pairs with the
+		 * fence in wake_consumer(). */
+		atomic_store_explicit(&c->c_state, ST_SLEEPING, memory_order_seq_cst);
+		r = idle_check(ch, live, len);
+		if (r != WAIT)
+			goto out;
+		if (ch->pos != ch->published)
+			publish(ch); /* skipped a pad meanwhile */
+		now = shmkit__now_ns();
+		if (deadline > 0 && now >= deadline) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		int64_t until = now + slice;
+		if (deadline > 0 && deadline < until)
+			until = deadline;
+		atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
+		int fr = shmkit__futex_wait(&c->c_state, ST_SLEEPING, until);
+		/* An expired slice checks the producer, at most every LIVE_CHECK_NS (short
+		 * timeouts in a loop must not read /proc each time). */
+		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+	}
+out:
+	/* Relaxed: a producer that still reads SLEEPING only sends a spare wake-up. */
+	atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
+	return r;
+}
+
+/* The next message for recv/peek: 1 (and *len), 0 at end-of-stream, or an error. */
+static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
+{
+	if (ch->poisoned)
+		return -EPROTO;
+	if (deleted(ch))
+		return -EIDRM;
+	int r = next_msg(ch, len);
+	if (r != 0)
+		return r;
+	r = wait_data(ch, shmkit__deadline(timeout_ns), len);
+	/* Lasting conditions keep a poll-mode descriptor readable. */
+	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
+		fd_keep_ready(ch);
+	return r;
+}
+
+static inline void consume(shmkit_chan *ch, uint32_t len)
+{
+	struct chan_ctl *c = ch->ctl;
+	ch->pos += rec_size(len);
+	ch->peek_len = 0;
+	/* Our counters, on our own line: relaxed stores of local copies. */
+	atomic_store_explicit(&c->msgs_recv, ++ch->n_recv, memory_order_relaxed);
+	atomic_store_explicit(&c->bytes_recv, ch->b_recv += len, memory_order_relaxed);
+	if (ch->pos - ch->published >= ch->pub_batch) {
+		publish(ch);
+	} else if ((uint32_t)(atomic_load_explicit(slot(ch, ch->pos), memory_order_relaxed) >> 32) !=
+		   tag_of(ch->pos)) {
+		/* The ring looks empty: publish now (no fence; the handshake follows when we
+		 * wait), so a producer never finds the ring full of messages we already
+		 * took. Relaxed load: only a hint, rechecked with acquire before any use. */
+		publish_head(ch);
+	}
+}
+
+static int check_consumer(const shmkit_chan *ch)
+{
+	return ch && ch->role == SHMKIT_CHAN_CONSUMER;
+}
+
+static int check_producer(const shmkit_chan *ch)
+{
+	return ch && ch->role == SHMKIT_CHAN_PRODUCER;
+}
+
+ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+	uint32_t len;
+	if (!check_consumer(ch) || !buf)
+		return -EINVAL;
+	int r = consumer_next(ch, timeout_ns, &len);
+	if (r <= 0)
+		return r;
+	if (len > cap)
+		return -EMSGSIZE;
+	memcpy(buf, ch->ring + (ch->pos & ch->mask) + HDR, len);
+	consume(ch, len);
+	return len;
+}
+
+ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
+{
+	uint32_t n;
+	if (!check_consumer(ch) || !buf || !len)
+		return -EINVAL;
+	*buf = NULL;
+	*len = 0;
+	int r = consumer_next(ch, timeout_ns, &n);
+	if (r <= 0)
+		return r;
+	*buf = ch->ring + (ch->pos & ch->mask) + HDR;
+	*len = n;
+	ch->peek_len = n;
+	return n;
+}
+
+int shmkit_chan_release(shmkit_chan *ch)
+{
+	if (!check_consumer(ch) || ch->peek_len == 0)
+		return -EINVAL;
+	consume(ch, (uint32_t)ch->peek_len);
+	return 0;
+}
+
+/* ---- producer side ---- */
+
+/* The consumer closed or died: -EPIPE. @live: also check that it lives. */
+static int consumer_gone(shmkit_chan *ch, int live)
+{
+	struct chan_ctl *c = ch->ctl;
+	if (deleted(ch))
+		return -EIDRM;
+	/* Acquire pairs with the consumer's release store in close. Checked before the
+	 * owner: the closing consumer wakes us before it leaves its role. */
+	if (atomic_load_explicit(&c->c_closed, memory_order_acquire))
+		return -EPIPE;
+	uint64_t owner = atomic_load_explicit(&c->c_owner, memory_order_acquire);
+	if (owner != 0 && owner == ch->dead_owner)
+		return -EPIPE; /* known dead, and not replaced yet */
+	if (live && owner != 0) {
+		ch->live_checked = shmkit__now_ns();
+		if (!owner_alive(owner)) {
+			ch->dead_owner = owner;
+			return -EPIPE;
+		}
+	}
+	return 0;
+}
+
+/* Re-read the consumer's head: 1 if @need bytes are now free, 0 if not, -EPROTO. */
+static int refresh_head(shmkit_chan *ch, uint64_t need)
+{
+	/* seq_cst (a plain load on x86): acquire pairs with publish()'s store, so the
+	 * consumer is done with everything below it; seq_cst is the producer's half of
+	 * the handshake in wait_space(). */
+	uint64_t h = atomic_load_explicit(&ch->ctl->head, memory_order_seq_cst);
+	if ((h & 7) || h - ch->head_cache > ch->tail - ch->head_cache)
+		return poison(ch);
+	ch->head_cache = h;
+	return (ch->tail - h) + need <= ch->cap;
+}
+
+/* Wait until @need bytes are free at the tail. 0, or an error. */
+static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
+{
+	struct chan_ctl *c = ch->ctl;
+	int r = refresh_head(ch, need);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	/* The consumer may be asleep on records we committed without a fence; it must
+	 * not be, or it would never free the room we wait for. */
+	wake_consumer(ch);
+	r = consumer_gone(ch, deadline == 0 &&
+				      shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS);
+	if (r != 0)
+		return r;
+	if (deadline == 0)
+		return -EAGAIN;
+
+	int64_t now = shmkit__now_ns(), spin_end = now + ch->spin_ns;
+	for (unsigned i = 1;; i++) {
+		r = refresh_head(ch, need);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		shmkit__cpu_relax();
+		if ((i & SPIN_CLOCK_MASK) != 0)
+			continue;
+		now = shmkit__now_ns();
+		if (deadline > 0 && now >= deadline)
+			return -ETIMEDOUT;
+		if ((i & SPIN_PEER_MASK) == 0 && (r = consumer_gone(ch, 0)) != 0)
+			return r;
+		if (now >= spin_end)
+			break;
+	}
+
+	int live = 0;
+	for (int64_t slice = SLICE_FIRST_NS;; slice = SLICE_NS) {
+		/* Handshake, sleeper side: announce, then reload head (seq_cst, in
+		 * refresh_head); pairs with publish(). */
+		atomic_store_explicit(&c->p_state, ST_SLEEPING, memory_order_seq_cst);
+		r = refresh_head(ch, need);
+		if (r == 0)
+			r = consumer_gone(ch, live);
+		if (r == 0) {
+			now = shmkit__now_ns();
+			if (deadline > 0 && now >= deadline)
+				r = -ETIMEDOUT;
+		}
+		if (r != 0)
+			break;
+		int64_t until = now + slice;
+		if (deadline > 0 && deadline < until)
+			until = deadline;
+		atomic_store_explicit(&c->p_sleeps, ++ch->n_psleeps, memory_order_relaxed);
+		int fr = shmkit__futex_wait(&c->p_state, ST_SLEEPING, until);
+		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+	}
+	/* Relaxed: a consumer that still reads SLEEPING only sends a spare wake-up. */
+	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
+	return r < 0 ? r : 0;
+}
+
+/* Publish a record's header. The slot after it is zeroed first when it is free (see
+ * the top of the file); when it is not, it holds the header of the record one lap
+ * earlier, at the consumer's head, whose tag cannot match. */
+static inline void put_record(shmkit_chan *ch, uint64_t size, uint32_t lenword)
+{
+	uint64_t pos = ch->tail, next = pos + size;
+	if ((next - ch->head_cache) + HDR <= ch->cap)
+		/* Relaxed: ordered before the consumer can look at it by the release below. */
+		atomic_store_explicit(slot(ch, next), 0, memory_order_relaxed);
+	/* Release pairs with the consumer's acquire in next_msg(): the payload and the
+	 * zeroed slot are visible before the header that commits them. */
+	atomic_store_explicit(slot(ch, pos), hdr_word(pos, lenword), memory_order_release);
+	ch->tail = next;
+	/* Release, after the header: a tail past a position means "committed there"
+	 * (idle_check relies on it). Our own line; the consumer reads it only when idle. */
+	atomic_store_explicit(&ch->ctl->tail, next, memory_order_release);
+}
+
+/* Room for a message of @len bytes at the tail, padding the end of the lap when it
+ * does not fit there. 0 and *p, or an error. */
+static int make_room(shmkit_chan *ch, size_t len, int64_t deadline, void **p)
+{
+	if (ch->poisoned)
+		return -EPROTO;
+	if (deleted(ch))
+		return -EIDRM;
+	ch->resv_len = 0;
+	uint64_t size = rec_size(len), off = ch->tail & ch->mask;
+	int r;
+	if (__builtin_expect(off + size > ch->cap, 0)) {
+		/* Pad first, and publish it now: the consumer must get past it before the
+		 * start of the lap is free, whatever the message's size. */
+		uint64_t pad = ch->cap - off;
+		if ((ch->tail - ch->head_cache) + pad > ch->cap &&
+		    (r = wait_space(ch, pad, deadline)) < 0)
+			return r;
+		put_record(ch, pad, PAD_BIT | (uint32_t)pad);
+		off = 0;
+	}
+	if ((ch->tail - ch->head_cache) + size > ch->cap && (r = wait_space(ch, size, deadline)) < 0)
+		return r;
+	*p = ch->ring + off + HDR;
+	return 0;
+}
+
+static inline void commit_msg(shmkit_chan *ch, uint32_t len)
+{
+	struct chan_ctl *c = ch->ctl;
+	put_record(ch, rec_size(len), len);
+	/* Our counters, on our own line: relaxed stores of local copies. */
+	atomic_store_explicit(&c->msgs_sent, ++ch->n_sent, memory_order_relaxed);
+	atomic_store_explicit(&c->bytes_sent, ch->b_sent += len, memory_order_relaxed);
+}
+
+int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+{
+	void *p;
+	if (!check_producer(ch) || !buf || len == 0)
+		return -EINVAL;
+	if (len > ch->max_msg)
+		return -EMSGSIZE;
+	int r = make_room(ch, len, shmkit__deadline(timeout_ns), &p);
+	if (r < 0)
+		return r;
+	memcpy(p, buf, len);
+	commit_msg(ch, (uint32_t)len);
+	wake_check(ch);
+	return 0;
+}
+
+int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
+{
+	if (!check_producer(ch) || !msgs || n <= 0)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (msgs[i].iov_len == 0 || !msgs[i].iov_base)
+			return -EINVAL;
+		if (msgs[i].iov_len > ch->max_msg)
+			return -EMSGSIZE;
+	}
+	int64_t deadline = shmkit__deadline(timeout_ns);
+	int sent = 0, r = 0;
+	for (; sent < n; sent++) {
+		void *p;
+		/* make_room() wakes the consumer before it waits for room. */
+		r = make_room(ch, msgs[sent].iov_len, deadline, &p);
+		if (r < 0)
+			break;
+		memcpy(p, msgs[sent].iov_base, msgs[sent].iov_len);
+		commit_msg(ch, (uint32_t)msgs[sent].iov_len);
+	}
+	if (sent == 0)
+		return r;
+	/* One fenced wake check for the whole batch. */
+	wake_consumer(ch);
+	return sent;
+}
+
+int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
+{
+	void *p;
+	if (buf)
+		*buf = NULL;
+	if (!check_producer(ch) || !buf || len == 0)
+		return -EINVAL;
+	if (len > ch->max_msg)
+		return -EMSGSIZE;
+	int r = make_room(ch, len, shmkit__deadline(timeout_ns), &p);
+	if (r < 0)
+		return r;
+	ch->resv_pos = ch->tail;
+	ch->resv_len = len;
+	*buf = p;
+	return 0;
+}
+
+int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+{
+	if (!check_producer(ch) || ch->resv_len == 0 || len == 0 || len > ch->resv_len ||
+	    ch->resv_pos != ch->tail)
+		return -EINVAL;
+	ch->resv_len = 0;
+	commit_msg(ch, (uint32_t)len);
+	wake_check(ch);
+	return 0;
+}
+
+/* ---- open, close ---- */
+
+static int chan_init(void *data, size_t size, void *arg)
+{
+	struct chan_ctl *c = data;
+	uint64_t cap = *(const uint64_t *)arg;
+	(void)size;
+	/* The segment is new and zero-filled: no owners, positions 0, every state AWAKE,
+	 * and no slot of the ring carries a tag (tags always have TAG_BIT set). */
+	c->magic = CHAN_MAGIC;
+	c->version = CHAN_VERSION;
+	c->hdr_size = HDR;
+	c->capacity = cap;
+	c->max_msg = cap / 2;
+	c->ring_off = RING_OFF;
+	return 0;
+}
+
+static int open_seg(const char *name, uint64_t cap, unsigned mode, unsigned flags,
+		    shmkit_seg **seg)
+{
+	if (cap)
+		return shmkit__seg_open(name, SHMKIT_KIND_CHAN, RING_OFF + cap, mode, flags,
+					chan_init, &cap, seg);
+	if (!(flags & SHMKIT_SEG_CREATE))
+		return shmkit__seg_open(name, SHMKIT_KIND_CHAN, 0, mode, flags, NULL, NULL, seg);
+	/* Create-or-open with no capacity: open whatever exists, else create the
+	 * default; retry when another process wins either race. */
+	uint64_t def = CAP_DEFAULT;
+	int r = -ENOENT;
+	for (int i = 0; i < 16; i++) {
+		if (!(flags & SHMKIT_SEG_EXCL)) {
+			r = shmkit__seg_open(name, SHMKIT_KIND_CHAN, 0, mode,
+					     flags & ~SHMKIT_SEG_CREATE, NULL, NULL, seg);
+			if (r != -ENOENT)
+				return r;
+		}
+		r = shmkit__seg_open(name, SHMKIT_KIND_CHAN, RING_OFF + def, mode,
+				     flags | SHMKIT_SEG_EXCL, chan_init, &def, seg);
+		if (r != -EEXIST || (flags & SHMKIT_SEG_EXCL))
+			return r;
+	}
+	return r;
+}
+
+/* Everything the handle takes from the control block, checked against the segment. */
+static int validate(shmkit_chan *ch)
+{
+	const struct chan_ctl *c = ch->ctl;
+	size_t bytes = shmkit_seg_size(ch->seg);
+	if (bytes < RING_OFF + CAP_MIN)
+		return -EPROTO;
+	uint64_t cap = c->capacity;
+	if (c->magic != CHAN_MAGIC || c->version != CHAN_VERSION || c->hdr_size != HDR ||
+	    c->ring_off != RING_OFF || cap < CAP_MIN || cap > CAP_MAX || (cap & (cap - 1)) ||
+	    RING_OFF + cap != bytes || c->max_msg != cap / 2)
+		return -EPROTO;
+	ch->cap = cap;
+	ch->mask = cap - 1;
+	ch->max_msg = cap / 2;
+	ch->ring = (unsigned char *)ch->ctl + RING_OFF;
+	return 0;
+}
+
+/* A producer taking the role: find the true tail. The stored one lags the last
+ * commit if the previous producer died between a header and the tail store; walk
+ * the committed records from it (each checked) to the first uncommitted slot. */
+static int producer_start(shmkit_chan *ch)
+{
+	struct chan_ctl *c = ch->ctl;
+	/* Acquire pairs with the consumer's release of head and our predecessor's of tail. */
+	uint64_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+	if ((head & 7) || (tail & 7) || (tail - head > ch->cap && head - tail > ch->cap))
+		return -EPROTO;
+	uint64_t pos = tail - head <= ch->cap ? tail : head;
+	for (;;) {
+		uint64_t h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
+		if ((uint32_t)(h >> 32) != tag_of(pos))
+			break;
+		uint32_t n = (uint32_t)h;
+		uint64_t off = pos & ch->mask, size;
+		if (n & PAD_BIT) {
+			if (off == 0 || (n & ~PAD_BIT) != ch->cap - off)
+				return -EPROTO;
+			size = ch->cap - off;
+		} else {
+			if (n == 0 || n > ch->max_msg || off + HDR + n > ch->cap)
+				return -EPROTO;
+			size = rec_size(n);
+		}
+		if (pos + size - head > ch->cap)
+			return -EPROTO;
+		pos += size;
+	}
+	ch->tail = pos;
+	ch->head_cache = head;
+	atomic_store_explicit(&c->tail, pos, memory_order_release);
+	/* Relaxed: a consumer that still sees the old producer's values meanwhile only
+	 * reports end-of-stream, or sends a spare wake-up. */
+	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
+	atomic_store_explicit(&c->p_closed, 0, memory_order_release);
+	/* Our counters from now on; relaxed, they order nothing. */
+	ch->n_sent = atomic_load_explicit(&c->msgs_sent, memory_order_relaxed);
+	ch->b_sent = atomic_load_explicit(&c->bytes_sent, memory_order_relaxed);
+	ch->n_psleeps = atomic_load_explicit(&c->p_sleeps, memory_order_relaxed);
+	ch->n_pwakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed);
+	return 0;
+}
+
+static int consumer_start(shmkit_chan *ch)
+{
+	struct chan_ctl *c = ch->ctl;
+	/* Acquire pairs with our predecessor's release of head (in close, or publish()). */
+	uint64_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+	if ((head & 7) || (tail - head > ch->cap && head - tail > ch->cap))
+		return -EPROTO;
+	ch->pos = ch->published = head;
+	ch->pub_batch = ch->cap / 8;
+	/* Relaxed: nobody waits on these until we do. */
+	atomic_store_explicit(&c->c_token, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
+	atomic_store_explicit(&c->c_closed, 0, memory_order_release);
+	/* Our counters from now on; relaxed, they order nothing. */
+	ch->n_recv = atomic_load_explicit(&c->msgs_recv, memory_order_relaxed);
+	ch->b_recv = atomic_load_explicit(&c->bytes_recv, memory_order_relaxed);
+	ch->n_csleeps = atomic_load_explicit(&c->c_sleeps, memory_order_relaxed);
+	ch->n_cwakes = atomic_load_explicit(&c->c_wakes, memory_order_relaxed);
+	return 0;
+}
+
+int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
+		     unsigned flags, shmkit_chan **out)
+{
+	shmkit_seg *seg;
+	int r;
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!name || role > SHMKIT_CHAN_CONSUMER ||
+	    (flags & ~(SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL | SHMKIT_SEG_SYSV)) ||
+	    (uint64_t)capacity > CAP_MAX)
+		return -EINVAL;
+	uint64_t cap = 0;
+	if (capacity) {
+		cap = CAP_MIN;
+		while (cap < capacity)
+			cap <<= 1;
+	}
+	r = open_seg(name, cap, mode, flags, &seg);
+	if (r < 0)
+		return r;
+	shmkit_chan *ch = calloc(1, sizeof *ch);
+	if (!ch) {
+		shmkit_seg_close(seg);
+		return -ENOMEM;
+	}
+	ch->seg = seg;
+	ch->ctl = shmkit_seg_data(seg);
+	ch->seg_state = &shmkit__seg_hdr(seg)->state;
+	ch->role = role;
+	ch->spin_ns = SPIN_DEFAULT_NS;
+	ch->sock = ch->epfd = ch->dsock = ch->pidfd = ch->timerfd = -1;
+	r = validate(ch);
+	if (r < 0)
+		goto fail;
+	if (role == SHMKIT_CHAN_OBSERVER)
+		goto done;
+	_Atomic uint64_t *owner =
+		role == SHMKIT_CHAN_PRODUCER ? &ch->ctl->p_owner : &ch->ctl->c_owner;
+	ch->me = owner_word();
+	r = claim(owner, ch->me);
+	if (r < 0)
+		goto fail;
+	r = role == SHMKIT_CHAN_PRODUCER ? producer_start(ch) : consumer_start(ch);
+	if (r < 0) {
+		release_role(owner, ch->me);
+		goto fail;
+	}
+	/* Map the ring's pages now rather than on the first messages (a hint: errors,
+	 * e.g. before Linux 5.14, are harmless). */
+	madvise(ch->ring, ch->cap, role == SHMKIT_CHAN_PRODUCER ? 23 /* MADV_POPULATE_WRITE */
+								: 22 /* MADV_POPULATE_READ */);
+done:
+	*out = ch;
+	return 0;
+fail:
+	shmkit_seg_close(seg);
+	free(ch);
+	return r;
+}
+
+int shmkit_chan_close(shmkit_chan *ch)
+{
+	if (!ch)
+		return 0;
+	struct chan_ctl *c = ch->ctl;
+	/* A handle inherited through fork(): the role is the parent's; only unmap. */
+	unsigned role = ch->role;
+	if (role != SHMKIT_CHAN_OBSERVER && (pid_t)(ch->me >> 32) != getpid())
+		role = SHMKIT_CHAN_OBSERVER;
+	if (role == SHMKIT_CHAN_PRODUCER) {
+		/* Release pairs with the consumer's acquire in idle_check(): with this flag it
+		 * sees our final tail, so end-of-stream comes after every committed message. */
+		atomic_store_explicit(&c->p_closed, 1, memory_order_release);
+		wake_consumer(ch); /* fenced: a sleeping or polling consumer learns of it */
+		release_role(&c->p_owner, ch->me);
+	} else if (role == SHMKIT_CHAN_CONSUMER) {
+		/* Release pairs with the producer's acquire in consumer_gone(). */
+		atomic_store_explicit(&c->c_closed, 1, memory_order_release);
+		/* Relaxed: a producer that reads the old values only signals a socket that
+		 * is about to close, or sends a spare wake-up. */
+		atomic_store_explicit(&c->c_token, 0, memory_order_relaxed);
+		atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
+		/* Our final position for a successor, and a wake-up for a producer sleeping on
+		 * a full ring (it will find room, or c_closed). */
+		publish(ch);
+		release_role(&c->c_owner, ch->me);
+	}
+	if (ch->sock >= 0)
+		close(ch->sock);
+	if (ch->epfd >= 0) {
+		fd_drop_pidfd(ch);
+		close(ch->epfd);
+		close(ch->dsock);
+		if (ch->timerfd >= 0)
+			close(ch->timerfd);
+	}
+	shmkit_seg_close(ch->seg);
+	free(ch);
+	return 0;
+}
+
+int shmkit_chan_fd(shmkit_chan *ch)
+{
+	if (!check_consumer(ch))
+		return -EINVAL;
+	if (ch->epfd >= 0)
+		return ch->epfd;
+	int r, ep = -1, s = -1;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		r = -errno;
+		goto fail;
+	}
+	uint64_t token = 0;
+	for (int i = 0;; i++) {
+		if (getrandom(&token, sizeof token, GRND_NONBLOCK) != sizeof token)
+			token = (uint64_t)shmkit__now_ns() * UINT64_C(0x9e3779b97f4a7c15) ^ ch->me;
+		token |= 1;
+		struct sockaddr_un a;
+		socklen_t alen;
+		token_addr(token, &a, &alen);
+		if (bind(s, (struct sockaddr *)&a, alen) == 0)
+			break;
+		r = -errno;
+		if (r != -EADDRINUSE || i == 8)
+			goto fail;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = s};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	ch->epfd = ep;
+	ch->dsock = s;
+	ch->pidfd_owner = 0;
+	/* Release pairs with the producer's acquire in signal_socket(); it is stored
+	 * before we ever announce POLLING. */
+	atomic_store_explicit(&ch->ctl->c_token, token, memory_order_release);
+	if (fd_track_producer(ch))
+		fd_keep_ready(ch); /* already dead: let the first poll report it */
+	return ep;
+fail:
+	if (s >= 0)
+		close(s);
+	close(ep);
+	return r;
+}
+
+int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns)
+{
+	if (!ch)
+		return -EINVAL;
+	if (spin_ns < 0)
+		spin_ns = 0;
+	if (spin_ns > SHMKIT_SEC)
+		spin_ns = SHMKIT_SEC;
+	ch->spin_ns = spin_ns;
+	return 0;
+}
+
+int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
+{
+	if (!ch || !st)
+		return -EINVAL;
+	const struct chan_ctl *c = ch->ctl;
+	memset(st, 0, sizeof *st);
+	st->capacity = ch->cap;
+	st->max_msg = ch->max_msg;
+	/* All relaxed: counters are independent snapshots, not a consistent cut. */
+	uint64_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	uint64_t used = tail - head;
+	st->used = used <= ch->cap ? used : (head - tail <= ch->cap ? 0 : ch->cap);
+	st->msgs_sent = atomic_load_explicit(&c->msgs_sent, memory_order_relaxed);
+	st->bytes_sent = atomic_load_explicit(&c->bytes_sent, memory_order_relaxed);
+	st->msgs_recv = atomic_load_explicit(&c->msgs_recv, memory_order_relaxed);
+	st->bytes_recv = atomic_load_explicit(&c->bytes_recv, memory_order_relaxed);
+	st->producer_sleeps = atomic_load_explicit(&c->p_sleeps, memory_order_relaxed);
+	st->consumer_sleeps = atomic_load_explicit(&c->c_sleeps, memory_order_relaxed);
+	st->wakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed) +
+		    atomic_load_explicit(&c->c_wakes, memory_order_relaxed);
+	st->producer_pid =
+		(int32_t)(atomic_load_explicit(&c->p_owner, memory_order_relaxed) >> 32);
+	st->consumer_pid =
+		(int32_t)(atomic_load_explicit(&c->c_owner, memory_order_relaxed) >> 32);
+	st->producer_closed = atomic_load_explicit(&c->p_closed, memory_order_relaxed) != 0;
+	return 0;
+}
+
+shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch)
+{
+	return ch ? ch->seg : NULL;
+}
