@@ -1,0 +1,223 @@
+/* shmkit bench — what bench.c (measuring) and report.c (statistics, output) share.
+ * Both are #included into tools/shmkit.c, the one translation unit of the tool. */
+#ifndef SHMKIT_BENCH_H
+#define SHMKIT_BENCH_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <mqueue.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include "../tools/cmd.h"
+#include <shmkit/shmkit.h>
+
+#define KIB ((size_t)1024)
+#define MIB (1024 * KIB)
+#define RTT_BYTES 64		 /* round-trip message size */
+#define CHAN_CAP_RTT (64 * KIB)	 /* ring of a round-trip channel: a pipe's default */
+#define CHAN_CAP_MIN (256 * KIB) /* throughput rings: at least this, and 4 messages */
+#define ROUNDS_DEFAULT 30
+#define ROUNDS_QUICK 3
+#define TRIAL_MS_DEFAULT 40
+#define TRIAL_MS_QUICK 8
+#define BENCH_NICE (-20)   /* priority while measuring, when permitted */
+#define TRIAL_TIMEOUT_S 30 /* a trial this long is hung: the watchdog ends it */
+#define STOP UINT64_MAX	   /* sequence number that ends a round-trip trial */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+enum kind { K_RTT, K_TPUT, K_BW };
+
+enum mech {
+	M_CACHELINE,  /* limit: two cache lines, each side spins on one and writes the other */
+	M_FUTEX,      /* limit: two futex words, each side FUTEX_WAKE / FUTEX_WAIT */
+	M_MEMCPY,     /* limit: one core copying a 1 MiB buffer, hot in cache */
+	M_CHAN,	      /* shmkit channel, send/recv, default spin */
+	M_CHAN_SLEEP, /* shmkit channel, send/recv, spin 0 on both ends */
+	M_CHAN_ZC,    /* shmkit channel, reserve/commit and peek/release */
+	M_PIPE,	      /* pipe(2), one per direction */
+	M_UNIX,	      /* socketpair(AF_UNIX, SOCK_STREAM) */
+	M_EVENTFD,    /* data in a shared mapping, one eventfd per direction, blocking read */
+	M_MQ,	      /* POSIX message queue, one per direction */
+};
+
+/* The cases, in the order each round runs them. limit and shmkit name the cases this
+ * one is divided by; pairs that a ratio compares sit close together. */
+struct bcase {
+	const char *id;
+	const char *label;
+	enum kind kind;
+	enum mech mech;
+	size_t size;
+	const char *limit;
+	const char *shmkit;
+};
+
+/* clang-format off */
+#define TPUT(sz)                                                                          \
+	{"tput.chan_copy." #sz, "shmkit chan, copy", K_TPUT, M_CHAN, sz,                  \
+	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
+	{"tput.chan_zerocopy." #sz, "shmkit chan, zero-copy", K_TPUT, M_CHAN_ZC, sz,      \
+	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
+	{"tput.pipe." #sz, "pipe", K_TPUT, M_PIPE, sz,                                    \
+	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
+	{"tput.unix." #sz, "UNIX socket (stream)", K_TPUT, M_UNIX, sz,                    \
+	 "bw.memcpy", "tput.chan_copy." #sz}
+
+static const struct bcase cases[] = {
+	{"rtt.cacheline", "cache-line ping-pong [limit]", K_RTT, M_CACHELINE, 8,
+	 "rtt.cacheline", "rtt.chan_spin"},
+	{"rtt.chan_spin", "shmkit chan, spinning", K_RTT, M_CHAN, RTT_BYTES,
+	 "rtt.cacheline", "rtt.chan_spin"},
+	{"rtt.futex", "futex wake [limit]", K_RTT, M_FUTEX, 4,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"rtt.chan_sleep", "shmkit chan, sleeping", K_RTT, M_CHAN_SLEEP, RTT_BYTES,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"rtt.pipe", "pipe", K_RTT, M_PIPE, RTT_BYTES,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"rtt.unix", "UNIX socket (stream)", K_RTT, M_UNIX, RTT_BYTES,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"rtt.eventfd", "eventfd + shared memory", K_RTT, M_EVENTFD, RTT_BYTES,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"rtt.mq", "POSIX message queue", K_RTT, M_MQ, RTT_BYTES,
+	 "rtt.futex", "rtt.chan_spin"},
+	{"bw.memcpy", "memcpy, one core [limit]", K_BW, M_MEMCPY, MIB,
+	 "bw.memcpy", NULL},
+	TPUT(1048576),
+	TPUT(4096),
+	TPUT(64),
+};
+/* clang-format on */
+#define NCASES (sizeof cases / sizeof cases[0])
+
+/* The acceptance thresholds of the channel, each a ratio of two cases of one round. */
+struct accept {
+	const char *id;
+	const char *what;
+	const char *num, *den;
+	int le; /* 1: ratio <= bound, 0: ratio >= bound */
+	double bound;
+};
+
+/* clang-format off */
+static const struct accept accepts[] = {
+	{"rtt_spin_vs_cacheline", "chan spinning RTT / cache-line RTT",
+	 "rtt.chan_spin", "rtt.cacheline", 1, 1.3},
+	{"rtt_spin_vs_pipe", "chan spinning RTT / pipe RTT",
+	 "rtt.chan_spin", "rtt.pipe", 1, 1.0 / 20},
+	{"rtt_sleep_vs_futex", "chan sleeping RTT / futex wake RTT",
+	 "rtt.chan_sleep", "rtt.futex", 1, 1.3},
+	{"tput64_vs_pipe", "chan 64 B msgs/s / pipe 64 B msgs/s",
+	 "tput.chan_copy.64", "tput.pipe.64", 0, 40},
+	{"tput1m_vs_unix", "chan 1 MiB copy / UNIX socket 1 MiB",
+	 "tput.chan_copy.1048576", "tput.unix.1048576", 0, 2},
+	{"tput1m_vs_memcpy", "chan 1 MiB copy GB/s / memcpy GB/s",
+	 "tput.chan_copy.1048576", "bw.memcpy", 0, 0.4},
+};
+/* clang-format on */
+#define NACCEPTS (sizeof accepts / sizeof accepts[0])
+
+/* Round-trip latencies: a log-linear histogram, 64 buckets per power of two (1.6 %),
+ * exact below 64 ns, up to 2^40 ns. */
+#define H_SUB_BITS 6
+#define H_SUB (1u << H_SUB_BITS)
+#define H_N (H_SUB * 36)
+
+struct hist {
+	uint64_t n;
+	uint64_t c[H_N];
+};
+
+enum state { ST_OK, ST_UNAVAILABLE, ST_FAILED, ST_SKIPPED };
+
+struct result {
+	double *val;	   /* per round: typical round trip ns (K_RTT) or payload bytes/s, NAN
+			    * if missing: the figure that ratios divide */
+	double *mean;	   /* per round, K_RTT: mean round trip ns */
+	struct hist *hist; /* K_RTT: every timed round trip of every round */
+	enum state state;
+	char why[200];
+	/* Channel cases: the channel's own counters summed over every trial (both
+	 * channels of a round trip), to show how often each side slept. */
+	uint64_t msgs, c_sleeps, p_sleeps, wakes;
+};
+
+struct machine {
+	char cpu[160];
+	long nproc;
+	char kernel[300];
+	double load_before, load_after; /* 1-minute load average */
+	long nivcsw;			/* involuntary context switches, both processes */
+};
+
+struct cfg {
+	int rounds;
+	int trial_ms;
+	int json;
+	int quick;
+	int no_nice;
+	const char *only; /* run only the cases whose id contains this */
+};
+
+static int g_pinned, g_onecpu, g_cpu[2] = {-1, -1}, g_allowed;
+static int g_nice; /* the nice value the benchmark ran at */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CLOCK_NAME "tsc"
+#else
+#define CLOCK_NAME "clock_gettime"
+#endif
+
+static unsigned h_index(uint64_t v)
+{
+	unsigned e, i;
+	if (v < H_SUB)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v); /* >= H_SUB_BITS */
+	i = (e - H_SUB_BITS + 1) * H_SUB + (unsigned)((v >> (e - H_SUB_BITS)) & (H_SUB - 1));
+	return i < H_N ? i : H_N - 1;
+}
+
+/* report.c */
+static double loadavg1(void);
+static void describe_machine(struct machine *m);
+static void print_json(FILE *f, const struct machine *m, const struct cfg *cfg,
+		       const struct result *res);
+static void print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
+			const struct result *res);
+
+static inline void h_add(struct hist *h, uint64_t v)
+{
+	h->c[h_index(v)]++;
+	h->n++;
+}
+
+#endif

@@ -1,0 +1,89 @@
+/* shmkit(1) — command-line tool: a table of subcommands, one function each (cmd.h).
+ * Exit codes: 0 success, 1 failure, 2 usage. */
+#define _GNU_SOURCE /* the tool has no compile definitions; bench.c needs CPU_SET & co */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include <shmkit/shmkit.h>
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Adding a subcommand: one function declared in cmd.h, one row here. */
+static const struct command commands[] = {
+    {"ls", shmkit_cmd_ls, "list every POSIX and System V segment"},
+    {"stat", shmkit_cmd_stat, "describe one segment, with a blob's or channel's figures"},
+    {"rm", shmkit_cmd_rm, "remove segments by name, key or id"},
+    {"gc", shmkit_cmd_gc, "remove stale shmkit segments (creator dead, unused)"},
+    {"create", shmkit_cmd_create, "create a segment"},
+    {"cat", shmkit_cmd_cat, "write a segment's data to standard output"},
+    {"write", shmkit_cmd_write, "copy standard input into a segment"},
+    {"send", shmkit_cmd_send, "send each input line as a channel message"},
+    {"recv", shmkit_cmd_recv, "print channel messages, one a line"},
+    {"bench", shmkit_cmd_bench, "measure the message channel against the kernel's IPC"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shmkit COMMAND [ARGS...]\n"
+		   "       shmkit help [COMMAND] | --help | --version\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'shmkit COMMAND --help' describes a command. Exit status: 0 success, "
+		   "1 failure, 2 usage.\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return SHMKIT_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    (!strcmp(argv[1], "help") && argc == 2)) {
+		usage(stdout);
+		return SHMKIT_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("shmkit %s (library %s)\n", SHMKIT_VERSION_STRING, shmkit_version_string());
+		return SHMKIT_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help")) {
+		char help[] = "--help";
+		char *args[] = {argv[2], help, NULL};
+		if (argc > 3 || !(cmd = find_command(argv[2]))) {
+			fprintf(stderr, "shmkit: no command '%s'\n", argv[2]);
+			usage(stderr);
+			return SHMKIT_EXIT_USAGE;
+		}
+		return cmd->run(2, args);
+	}
+	cmd = find_command(argv[1]);
+	if (!cmd) {
+		fprintf(stderr, "shmkit: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return SHMKIT_EXIT_USAGE;
+	}
+	return cmd->run(argc - 1, argv + 1);
+}
+
+/* The benchmark lives in bench/ (DESIGN.md keeps benchmarks apart from tools and
+ * tests), but only the .c files of tools/ are compiled into this executable, so it
+ * joins this translation unit here; bench/ is on the tool's include path. */
+#include "bench.c"
+#include "report.c"
