@@ -106,6 +106,13 @@
 
 #define PID_LIMIT 4194304 /* PID_MAX_LIMIT on 64-bit Linux */
 
+#ifndef MADV_POPULATE_READ /* Linux 5.14; older kernels answer EINVAL */
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 /* c_state and p_state: what a side is doing, for the other side's wake check. */
 enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
 
@@ -716,9 +723,8 @@ static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
 	if (deleted(ch))
 		return -EIDRM;
 	int r = next_msg(ch, len);
-	if (r != 0)
-		return r;
-	r = wait_data(ch, shmkit__deadline(timeout_ns), len);
+	if (r == 0)
+		r = wait_data(ch, shmkit__deadline(timeout_ns), len);
 	/* Lasting conditions keep a poll-mode descriptor readable. */
 	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
 		fd_keep_ready(ch);
@@ -1034,6 +1040,12 @@ static int chan_init(void *data, size_t size, void *arg)
 	c->capacity = cap;
 	c->max_msg = cap / 2;
 	c->ring_off = RING_OFF;
+	/* Reserve the ring now. POSIX segments are already allocated (posix_fallocate);
+	 * System V ones are not, and a short system must fail here, not later. Kernels
+	 * without MADV_POPULATE_WRITE (EINVAL) keep the old behaviour. */
+	if (madvise((unsigned char *)data + RING_OFF, cap, MADV_POPULATE_WRITE) < 0 &&
+	    errno != EINVAL)
+		return errno == ENOMEM || errno == EFAULT ? -ENOSPC : -errno;
 	return 0;
 }
 
@@ -1201,8 +1213,8 @@ int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 	}
 	/* Map the ring's pages now rather than on the first messages (a hint: errors,
 	 * e.g. before Linux 5.14, are harmless). */
-	madvise(ch->ring, ch->cap, role == SHMKIT_CHAN_PRODUCER ? 23 /* MADV_POPULATE_WRITE */
-								: 22 /* MADV_POPULATE_READ */);
+	madvise(ch->ring, ch->cap,
+		role == SHMKIT_CHAN_PRODUCER ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 done:
 	*out = ch;
 	return 0;

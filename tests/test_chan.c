@@ -699,7 +699,8 @@ static void test_producer_killed_sleeping(void)
 				break;
 			nap_ms(1);
 		}
-		/* Sleeping: the second slice at the latest is a long one. */
+		/* Not synchronization: lets the consumer's short first slice pass, so the
+		 * death is found from inside a long (200 ms) sleep, the case to bound. */
 		nap_ms(10);
 		atomic_store(&sh->t0, now_ns());
 		kill(prod, SIGKILL);
@@ -1324,19 +1325,18 @@ static void test_poll_fd(void)
 		}
 		CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
 		CHECK(write(to_child[1], "e", 1) == 1);
-		if (variant == 1) {
-			/* Wait for the child to be blocked, then kill it. */
-			kill(pid, SIGKILL);
-		}
+		if (variant == 1)
+			kill(pid, SIGKILL); /* instead of letting it close */
 		int64_t t = now_ns();
 		CHECK(poll_in(fd, 5000));
 		ssize_t r = shmkit_chan_recv(c, buf, sizeof buf, 0);
 		if (variant == 1) {
 			/* Readable at once through the pidfd (or within a timer tick). */
 			CHECK(now_ns() - t < SHMKIT_SEC);
-			/* pidfd readiness may precede the zombie state by a hair: poll again. */
+			/* The pidfd may turn readable a hair before /proc shows the zombie:
+			 * the descriptor stays readable, so poll and look again. */
 			for (int i = 0; r == -EAGAIN && i < 100; i++) {
-				CHECK(poll_in(fd, 100) || 1);
+				(void)poll_in(fd, 100);
 				r = shmkit_chan_recv(c, buf, sizeof buf, 0);
 			}
 		}
