@@ -16,6 +16,18 @@
 
 #include <shmkit/shmkit.h>
 
+/* 1 in sanitizer builds, where tests scale their iteration counts down. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 #define T_PASS 0
 #define T_FAIL 1
 #define T_SKIP 77

@@ -8,11 +8,7 @@
 #include "common.h"
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SCALE 10
-#else
-#define SCALE 1
-#endif
+#define SCALE (SANITIZED ? 10 : 1)
 
 /* A self-checking snapshot: every 8-byte word is f(writer, count, index). */
 static uint64_t word(uint64_t tag, size_t i)

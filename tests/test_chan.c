@@ -16,16 +16,6 @@
 #include "common.h"
 #include "fuzz/fuzz_chan.c"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define C_CREATE (SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL)
 #define P SHMKIT_CHAN_PRODUCER

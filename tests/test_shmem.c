@@ -15,16 +15,6 @@
 
 #include "common.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 /* ThreadSanitizer makes each fork and each instrumented 1 MiB pattern slow. */
 #if defined(__SANITIZE_THREAD__)
 #define TSAN 1

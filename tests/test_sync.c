@@ -11,16 +11,6 @@
 
 #include "common.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* Deliberate misuse that ThreadSanitizer reports as a bug of the caller (unlocking a
  * mutex this thread does not hold): checked in the other builds only. */

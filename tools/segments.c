@@ -370,6 +370,24 @@ int shmkit_cmd_ls(int argc, char **argv)
 	return SHMKIT_EXIT_OK;
 }
 
+/* The command line of the commands that name one segment: [--sysv] [--json] ARG
+ * (--json only where json is not NULL). Returns 0, or -1 for a usage error. */
+static int one_arg(int argc, char **argv, const char **arg, int *sysv, int *json)
+{
+	*arg = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--sysv"))
+			*sysv = 1;
+		else if (json && !strcmp(argv[i], "--json"))
+			*json = 1;
+		else if (argv[i][0] == '-' || *arg)
+			return -1;
+		else
+			*arg = argv[i];
+	}
+	return *arg ? 0 : -1;
+}
+
 /* NAME, 0xKEY or a decimal System V id: returns the name to pass to the library and
  * whether it is System V. */
 static int resolve(const char *arg, int sysv, char *out, size_t cap, unsigned *flags)
@@ -484,17 +502,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 		       "write count, or a channel's capacity, use, peers and counters.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--sysv"))
-			sysv = 1;
-		else if (!strcmp(argv[i], "--json"))
-			o.json = 1;
-		else if (argv[i][0] == '-' || o.arg)
-			return usage_error(usage);
-		else
-			o.arg = argv[i];
-	}
-	if (!o.arg)
+	if (one_arg(argc, argv, &o.arg, &sysv, &o.json) < 0)
 		return usage_error(usage);
 	struct list l = {0};
 	if (resolve(o.arg, sysv, o.name, sizeof o.name, &o.flags) < 0 || collect(&l) < 0) {
@@ -686,15 +694,7 @@ int shmkit_cmd_cat(int argc, char **argv)
 		       "consistent snapshot).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--sysv"))
-			sysv = 1;
-		else if (argv[i][0] == '-' || arg)
-			return usage_error(usage);
-		else
-			arg = argv[i];
-	}
-	if (!arg)
+	if (one_arg(argc, argv, &arg, &sysv, NULL) < 0)
 		return usage_error(usage);
 	if (open_target(arg, sysv, 1, &t, "cat") < 0)
 		return SHMKIT_EXIT_FAIL;
@@ -738,15 +738,7 @@ int shmkit_cmd_write(int argc, char **argv)
 		       "A blob gets it as one write that readers see whole.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--sysv"))
-			sysv = 1;
-		else if (argv[i][0] == '-' || arg)
-			return usage_error(usage);
-		else
-			arg = argv[i];
-	}
-	if (!arg)
+	if (one_arg(argc, argv, &arg, &sysv, NULL) < 0)
 		return usage_error(usage);
 	if (open_target(arg, sysv, 0, &t, "write") < 0)
 		return SHMKIT_EXIT_FAIL;
