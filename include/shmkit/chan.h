@@ -150,10 +150,15 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
 SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
 
 /** shmkit_chan_set_spin() - how long a side spins before it sleeps, in nanoseconds
- * (default about 50 µs, at most 1 s; negative counts as 0). A consumer always spins a
- * grace of about 5 µs before sleeping, even with 0: it closes the race with the
- * producer's fence-free check for a sleeper. Sleeps last 200 ms at most, then the
- * peer's liveness is checked. Returns 0, or -EINVAL (NULL). Handle's thread. Since 0.1. */
+ * (default 50 µs, at most 1 s; negative counts as 0). A wait behind a large message
+ * spins longer: about 1 ns per byte of the last message received (the consumer) or
+ * of the room needed (the producer), up to 2 ms, so a stream of large messages does
+ * not sleep between them. 0 is sleep mode: no spinning at all, except that the
+ * consumer's first wait in this mode spins a grace of about 5 µs (it closes the race
+ * with the producer's fence-free check for a sleeper; afterwards the producer checks
+ * with a fence while the consumer is in sleep mode). Sleeps last 200 ms at most, then
+ * the peer's liveness is checked. Returns 0, or -EINVAL (NULL). Handle's thread.
+ * Since 0.1. */
 SHMKIT_API int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns);
 
 /** shmkit_chan_stats() - read the channel's counters. Any role, any thread.
