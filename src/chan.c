@@ -1233,9 +1233,12 @@ int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **
 	if (len > ch->max_msg)
 		return -EMSGSIZE;
 	ch->resv_len = 0; /* discards a pending reservation */
-	int r = make_room(ch, len, shmkit__deadline(timeout_ns), &p);
-	if (r < 0)
-		return r;
+	p = room_fast(ch, len);
+	if (p == NULL) {
+		int r = make_room(ch, len, shmkit__deadline(timeout_ns), &p);
+		if (r < 0)
+			return r;
+	}
 	ch->resv_pos = ch->tail;
 	ch->resv_len = len;
 	*buf = p;
