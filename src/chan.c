@@ -36,7 +36,7 @@
  * spin sees the header. Should a wake-up nevertheless be lost, it only costs the
  * first sleep slice (SLICE_FIRST_NS), never a hang. Every path where the producer
  * itself is about to wait or finish (full ring, sendv, close) uses the full fence.
- * A producer that wakes the consumer leaves its state DROWSY, not AWAKE, so its own
+ * A producer that wakes a sleeping consumer leaves its state DROWSY, not AWAKE, so its own
  * later checks stay fenced until the consumer says AWAKE again. A consumer in sleep
  * mode (spin 0) therefore keeps DROWSY between messages, once the producer set it or
  * it itself stayed drowsy for a whole grace, and sleeps at once on the next wait:
@@ -111,8 +111,10 @@
  * of 30 M/s (two vCPUs far apart). So a wait first pauses without looking, BACKOFF_MIN
  * pauses (~40 ns: less than any round trip, so a request-reply exchange loses
  * nothing), doubling up to BACKOFF_MAX (~1.2 µs) while every first look finds a
- * message (a producer streaming ahead, which now writes many lines undisturbed), and
- * halving when it does not. Counted in pauses, so no clock is read. */
+ * message with a second one ready behind it (a producer streaming ahead, which now
+ * writes many lines undisturbed), and halving when it does not. Counted in pauses, so
+ * no clock is read; the times are those of this AMD CPU's pause (19 ns); Intel's since
+ * Skylake takes about 140 cycles, which makes the range about 0.1-3 µs. */
 #define BACKOFF_MIN 2u
 #define BACKOFF_MAX 64u
 /* Sleeps are sliced so that a dead peer or a deleted segment is noticed: the first
@@ -196,7 +198,8 @@ struct chan_ctl {
 	uint64_t reserved5[4];
 
 	/* Line 6: C's wait state and futex word: written by C when it starts or stops
-	 * waiting, by P only to wake it (CAS to AWAKE); read by P after every commit. */
+	 * waiting, by P only to wake it (CAS to DROWSY or AWAKE); read by P after every
+	 * commit. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint32_t c_state;
 	uint32_t reserved6[15];
 
@@ -368,10 +371,13 @@ static void wake_consumer(shmkit_chan *ch)
 	uint32_t s = atomic_load_explicit(&c->c_state, memory_order_seq_cst);
 	if (s != ST_SLEEPING && s != ST_POLLING)
 		return;
-	/* CAS, so that only one wake-up is sent per sleep. DROWSY, not AWAKE: our later
-	 * commits keep checking with a fence until the consumer itself says AWAKE, so a
-	 * consumer in sleep mode can go back to sleep without a grace (wait_data()). */
-	if (!atomic_compare_exchange_strong_explicit(&c->c_state, &s, ST_DROWSY,
+	/* CAS, so that only one wake-up is sent per sleep. A sleeper is left DROWSY, not
+	 * AWAKE: our later commits keep checking with a fence until the consumer itself
+	 * says AWAKE, so a consumer in sleep mode can go back to sleep without a grace
+	 * (wait_data()). A poller is left AWAKE: it drains with non-blocking calls, and
+	 * its next fd_arm() spins the grace again, so our checks need no fence meanwhile. */
+	if (!atomic_compare_exchange_strong_explicit(&c->c_state, &s,
+						     s == ST_SLEEPING ? ST_DROWSY : ST_AWAKE,
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
 	if (s == ST_SLEEPING)
@@ -615,13 +621,14 @@ static int fd_arm(shmkit_chan *ch, uint32_t *len)
 {
 	struct chan_ctl *c = ch->ctl;
 	int r;
-	/* Our own word (the producer only ever moves it to AWAKE): relaxed. */
+	/* Our own word (the producer only moves it from SLEEPING to DROWSY and from
+	 * POLLING to AWAKE): relaxed. */
 	uint32_t s = atomic_load_explicit(&c->c_state, memory_order_relaxed);
 	if (s != ST_POLLING && s != ST_DROWSY) {
 		/* Drowsy first, for GRACE_NS: see "Waiting" at the top of the file. A hint
 		 * only (the fenced handshake follows), so relaxed. Not needed when already
-		 * DROWSY: the producer stored that when it signalled us (or we did, in sleep
-		 * mode, after a full grace). */
+		 * DROWSY: the producer stored that when it woke us, or we did, in sleep mode,
+		 * after a full grace. */
 		atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
 		int64_t end = shmkit__now_ns() + GRACE_NS;
 		for (unsigned i = 1;; i++) {
@@ -633,8 +640,11 @@ static int fd_arm(shmkit_chan *ch, uint32_t *len)
 				break;
 		}
 	}
-	/* Handshake, sleeper side: announce, then recheck; pairs with wake_consumer(). */
+	/* Handshake, sleeper side: announce, then recheck; pairs with wake_consumer().
+	 * The fence, because the recheck is an acquire load, which C11 lets pass a seq_cst
+	 * store (x86 does not, but AArch64's ldapr may). */
 	atomic_store_explicit(&c->c_state, ST_POLLING, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
 	r = next_msg(ch, len);
 	if (r == 0)
 		return 0;
@@ -773,6 +783,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		/* Handshake, sleeper side: announce, then recheck the header; pairs with the
 		 * fence in wake_consumer(). */
 		atomic_store_explicit(&c->c_state, ST_SLEEPING, memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst); /* the recheck is acquire: see fd_arm() */
 		r = idle_check(ch, live, len);
 		if (r != WAIT)
 			goto out;
@@ -1149,6 +1160,7 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 		return -EINVAL;
 	if (len > ch->max_msg)
 		return -EMSGSIZE;
+	ch->resv_len = 0; /* a send discards a pending reservation, even one that fails */
 	unsigned char *d = room_fast(ch, len);
 	if (d == NULL) {
 		void *p;
@@ -1157,7 +1169,6 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 			return r;
 		d = p;
 	}
-	ch->resv_len = 0; /* a send discards a pending reservation */
 	copy_in(d, buf, len);
 	commit_msg(ch, (uint32_t)len);
 	wake_check(ch);

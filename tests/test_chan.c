@@ -521,6 +521,10 @@ static void test_timeouts(void)
 		 * lazily: every capacity/8 bytes released (or when the ring is empty). */
 		for (int i = 0; i < 5; i++)
 			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), 100);
+		/* A send discards a pending reservation, even a send that fails. */
+		CHECK_EQ(shmkit_chan_reserve(p, 100, 0, &q), 0);
+		CHECK_EQ(shmkit_chan_send(p, buf, 2000, 0), -EAGAIN);
+		CHECK_EQ(shmkit_chan_commit(p, 100), -EINVAL);
 		struct iovec many[8];
 		for (int i = 0; i < 8; i++)
 			many[i] = (struct iovec){buf, 100};

@@ -98,7 +98,8 @@ SHMKIT_API int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, in
  * sent (-EINVAL, -EMSGSIZE). Returns the number sent (>= 1; fewer than @n only when
  * the ring filled and the timeout ran out after some were sent, or an error came
  * after some were sent), or the errors of shmkit_chan_send() when none was sent,
- * -EINVAL for @n < 1. Since 0.1. */
+ * -EINVAL for @n < 1. The timeout counts from the first wait for room, once for the
+ * whole call. Since 0.1. */
 SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n,
 				 int64_t timeout_ns);
 
@@ -154,9 +155,10 @@ SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
  * spins longer: about 1 ns per byte of the last message received (the consumer) or
  * of the room needed (the producer), up to 2 ms, so a stream of large messages does
  * not sleep between them. 0 is sleep mode: no spinning at all, except that the
- * consumer's first wait in this mode spins a grace of about 5 µs (it closes the race
- * with the producer's fence-free check for a sleeper; afterwards the producer checks
- * with a fence while the consumer is in sleep mode). Sleeps last 200 ms at most, then
+ * consumer spins a grace of about 5 µs until one wait has gone through it to sleep
+ * (the grace closes the race with the producer's fence-free check for a sleeper;
+ * from then on the producer checks with a fence, and the consumer's waits sleep at
+ * once, until a wait ends inside a grace again). Sleeps last 200 ms at most, then
  * the peer's liveness is checked. Returns 0, or -EINVAL (NULL). Handle's thread.
  * Since 0.1. */
 SHMKIT_API int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns);
