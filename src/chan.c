@@ -239,6 +239,9 @@ struct shmkit_chan {
 	uint64_t resv_pos;      /* position of the pending reservation */
 	size_t resv_len;        /* its length; 0: no reservation */
 	int sock;               /* datagram socket for poll-mode signals, -1 until needed */
+	uint64_t copy_cost[2];  /* copy_large(): ticks per KiB, plain [0] and claimed [1] */
+	unsigned copy_n;        /* large copies made */
+	unsigned char copy_claim; /* the way in use: 1 claim_copy(), 0 memcpy */
 	uint64_t n_psleeps, n_pwakes; /* copies of our rare counters */
 
 	/* Consumer. */
@@ -1064,19 +1067,24 @@ static inline unsigned char *room_fast(const shmkit_chan *ch, size_t len)
 }
 
 /* Copy a large payload into the ring: claim each chunk's lines with a memset first,
- * then copy into them. The ring's lines were last read by the consumer, so each store
- * of a plain copy first waits for the other core to give its line up, and a copy runs
- * at about 7 GB/s here; a large memset (rep stosb) takes lines over without those
- * waits, and the copy after it finds them in its own cache: 19 GB/s for 1 MiB, 10.5
- * against 6.4 GB/s for 8 KiB, but slower at 4 KiB (6.1 against 7.0), hence CLAIM_MIN.
- * (Measured two threads on two vCPUs of the AMD EPYC VM this was written on, 16 ring
- * slots, alternating runs; the chunk stays well inside any L2.) */
+ * then copy into them. The ring's lines were last read by the consumer, so when the
+ * two cores are far apart each store of a plain copy first waits for the other core
+ * to give its line up, and a copy runs at about 7 GB/s; a large memset (rep stosb)
+ * takes lines over without those waits, and the copy after it finds them in its own
+ * cache: 19-21 GB/s for 1 MiB, 10.5 against 6.4 GB/s for 8 KiB (slower at 4 KiB,
+ * 6.1 against 7.0, hence CLAIM_MIN). When the host places the two vCPUs close
+ * together, though, the plain copy is the faster one (42 against 32 GB/s for 1 MiB):
+ * so copy_large() measures both and uses the faster. (Two threads or processes on
+ * the two vCPUs of the AMD EPYC VM this was written on, alternating runs; the chunk
+ * stays well inside any L2.) */
 #if defined(__x86_64__) || defined(__i386__)
 #define CLAIM_MIN ((size_t)8 << 10)
 #else
 #define CLAIM_MIN SIZE_MAX /* measured on x86 only */
 #endif
 #define CLAIM_CHUNK ((size_t)128 << 10)
+/* copy_large() tries the way it is not using once every so many large copies. */
+#define COPY_EXPLORE 128u
 
 __attribute__((noinline)) static void claim_copy(unsigned char *d, const unsigned char *q,
 						 size_t len)
@@ -1090,17 +1098,47 @@ __attribute__((noinline)) static void claim_copy(unsigned char *d, const unsigne
 	}
 }
 
+/* Copy a payload of at least CLAIM_MIN bytes into the ring, the plain way or by
+ * claim_copy(), whichever costs less per byte lately. Each large copy is timed (two
+ * counter reads, nothing next to a copy of 8 KiB or more); the way in use keeps a
+ * moving average, and once every COPY_EXPLORE copies (and on the first) the other way
+ * is tried; whenever the other way's last cost is below this one's average by more
+ * than an eighth, it takes over. A try costs at most one copy in COPY_EXPLORE at the
+ * slower way's speed. */
+static void copy_large(shmkit_chan *ch, unsigned char *d, const unsigned char *q, size_t len)
+{
+	unsigned cur = ch->copy_claim, m = cur;
+	if ((++ch->copy_n & (COPY_EXPLORE - 1)) == 0 || ch->copy_cost[!cur] == 0)
+		m = !cur;
+	uint64_t t0 = shmkit__ticks();
+	if (m)
+		claim_copy(d, q, len);
+	else
+		memcpy(d, q, len);
+	uint64_t c = (shmkit__ticks() - t0) * 1024 / len + 1; /* per KiB; never 0 */
+	if (m == cur) {
+		uint64_t avg = ch->copy_cost[m];
+		ch->copy_cost[m] = avg ? avg - avg / 8 + c / 8 : c;
+	} else {
+		ch->copy_cost[m] = c;
+	}
+	/* Switch when the other way's last cost is clearly below this one's. */
+	uint64_t other = ch->copy_cost[!cur];
+	if (other != 0 && other + other / 8 < ch->copy_cost[cur])
+		ch->copy_claim = (unsigned char)!cur;
+}
+
 /* Copy a payload into the ring. Small payloads go in 8-byte stores: the payload
  * starts 8 bytes into its record, so a vector memcpy of it always writes across two
  * cache lines, and a store that needs two lines at once, one of them the line the
  * consumer is polling, stalls the producer badly (measured: a third slower when the
  * two processes sit on distant cores). 8-byte stores at 8-aligned addresses never
  * straddle a line. */
-static inline void copy_in(void *dst, const void *src, size_t len)
+static inline void copy_in(shmkit_chan *ch, void *dst, const void *src, size_t len)
 {
 	if (len > 64) {
 		if (len >= CLAIM_MIN)
-			claim_copy(dst, src, len);
+			copy_large(ch, dst, src, len);
 		else
 			memcpy(dst, src, len);
 		return;
@@ -1169,7 +1207,7 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 			return r;
 		d = p;
 	}
-	copy_in(d, buf, len);
+	copy_in(ch, d, buf, len);
 	commit_msg(ch, (uint32_t)len);
 	wake_check(ch);
 	return 0;
@@ -1185,7 +1223,7 @@ int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeo
 			     1)) {
 		unsigned char *d = room_fast(ch, len);
 		if (__builtin_expect(d != NULL, 1)) {
-			copy_in(d, buf, len);
+			copy_in(ch, d, buf, len);
 			commit_msg(ch, (uint32_t)len);
 			/* wake_check(), with its rare call made a tail call. */
 			if (__builtin_expect(atomic_load_explicit(&ch->ctl->c_state,
@@ -1224,7 +1262,7 @@ int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t 
 				break;
 			d = p;
 		}
-		copy_in(d, msgs[sent].iov_base, msgs[sent].iov_len);
+		copy_in(ch, d, msgs[sent].iov_base, msgs[sent].iov_len);
 		commit_msg(ch, (uint32_t)msgs[sent].iov_len);
 	}
 	if (sent == 0)
