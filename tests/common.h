@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +78,22 @@ static void t_cleanup(void)
 		shmkit_seg_unlink(t_names[i], SHMKIT_SEG_RAW | SHMKIT_SEG_SYSV);
 	}
 }
+
+/* Monotonic clock in nanoseconds. */
+static inline int64_t t_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
+}
+
+/* Run one test function and print how long it took. */
+#define T_RUN(call)                                                                        \
+	do {                                                                               \
+		int64_t t_run_ = t_now_ns();                                               \
+		call;                                                                      \
+		printf("%s: %.2f s\n", #call, (double)(t_now_ns() - t_run_) / 1e9);         \
+	} while (0)
 
 /* A unique name for this process and tag, "/shmkit-test-<pid>-<tag>", valid for both
  * backends. The same tag gives the same (stable) pointer. */

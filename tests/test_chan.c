@@ -47,13 +47,6 @@ static void cleanup(void)
 		shmkit_seg_unlink(names[i], sysv_of[i]);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-}
-
 static void nap_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -497,12 +490,12 @@ static void test_timeouts(void)
 		/* Empty. */
 		CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
 		CHECK_EQ(shmkit_chan_peek(c, &pb, &pl, 0), -EAGAIN);
-		int64_t t = now_ns();
+		int64_t t = t_now_ns();
 		CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 20 * SHMKIT_MSEC), -ETIMEDOUT);
-		CHECK(now_ns() - t >= 20 * SHMKIT_MSEC);
-		t = now_ns();
+		CHECK(t_now_ns() - t >= 20 * SHMKIT_MSEC);
+		t = t_now_ns();
 		CHECK_EQ(shmkit_chan_peek(c, &pb, &pl, 5 * SHMKIT_MSEC), -ETIMEDOUT);
-		CHECK(now_ns() - t >= 5 * SHMKIT_MSEC);
+		CHECK(t_now_ns() - t >= 5 * SHMKIT_MSEC);
 		/* Full. */
 		int n = 0;
 		while (shmkit_chan_send(p, buf, 100, 0) == 0)
@@ -513,9 +506,9 @@ static void test_timeouts(void)
 		CHECK(q == NULL);
 		struct iovec iov[2] = {{buf, 100}, {buf, 100}};
 		CHECK_EQ(shmkit_chan_sendv(p, iov, 2, 0), -EAGAIN);
-		t = now_ns();
+		t = t_now_ns();
 		CHECK_EQ(shmkit_chan_send(p, buf, 100, 20 * SHMKIT_MSEC), -ETIMEDOUT);
-		CHECK(now_ns() - t >= 20 * SHMKIT_MSEC);
+		CHECK(t_now_ns() - t >= 20 * SHMKIT_MSEC);
 		CHECK_EQ(shmkit_chan_reserve(p, 2048, 5 * SHMKIT_MSEC, &q), -ETIMEDOUT);
 		/* sendv sends what fits before the timeout runs out. Room is published
 		 * lazily: every capacity/8 bytes released (or when the ring is empty). */
@@ -546,7 +539,7 @@ static void test_stream_processes(uint64_t n, size_t cap, unsigned sysv, uint64_
 	const char *name = track(sysv ? "stream-sysv" : "stream", sysv);
 	shmkit_chan *c = open_ok(name, C, cap, C_CREATE | sysv);
 	size_t max = stats_of(c).max_msg;
-	int64_t t = now_ns();
+	int64_t t = t_now_ns();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -571,7 +564,7 @@ static void test_stream_processes(uint64_t n, size_t cap, unsigned sysv, uint64_
 	CHECK_EQ(st.consumer_pid, getpid());
 	fprintf(stderr, "stream%s: %llu messages, %.1f MB, cap %zu, in %.2f s (sleeps %llu/%llu, wakes %llu)\n",
 		sysv ? " (System V)" : "", (unsigned long long)n, st.bytes_recv / 1e6, cap,
-		(double)(now_ns() - t) / 1e9, (unsigned long long)st.producer_sleeps,
+		(double)(t_now_ns() - t) / 1e9, (unsigned long long)st.producer_sleeps,
 		(unsigned long long)st.consumer_sleeps, (unsigned long long)st.wakes);
 	shmkit_chan_close(c);
 	CHECK_OK(shmkit_seg_unlink(name, sysv));
@@ -585,7 +578,7 @@ static void test_sleep_mode(int rounds)
 	const char *ping = track("sleep-ping", 0), *pong = track("sleep-pong", 0);
 	shmkit_chan *o1 = open_ok(ping, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
 	shmkit_chan *o2 = open_ok(pong, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
-	int64_t t = now_ns();
+	int64_t t = t_now_ns();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -615,7 +608,7 @@ static void test_sleep_mode(int rounds)
 	struct shmkit_chan_stats a = stats_of(o1), b = stats_of(o2);
 	uint64_t sleeps = a.consumer_sleeps + b.consumer_sleeps, wakes = a.wakes + b.wakes;
 	fprintf(stderr, "sleep mode: %d round trips in %.3f s, %llu sleeps, %llu wakes\n", rounds,
-		(double)(now_ns() - t) / 1e9, (unsigned long long)sleeps,
+		(double)(t_now_ns() - t) / 1e9, (unsigned long long)sleeps,
 		(unsigned long long)wakes);
 	/* Both sides wait about a round trip for each message: nearly all are slept. */
 	CHECK(sleeps >= (uint64_t)rounds);
@@ -690,7 +683,7 @@ static void test_end_of_stream(void)
 				break;
 			nap_ms(1);
 		}
-		atomic_store(&sh->t0, now_ns());
+		atomic_store(&sh->t0, t_now_ns());
 		shmkit_chan_close(p);
 		shmkit_chan_close(o);
 		_exit(0);
@@ -700,7 +693,7 @@ static void test_end_of_stream(void)
 	CHECK_EQ(seq, 1000);
 	unsigned char buf[16];
 	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, -1), 0);
-	int64_t dt = now_ns() - atomic_load(&sh->t0);
+	int64_t dt = t_now_ns() - atomic_load(&sh->t0);
 	/* Woken by the close, not by a slice expiring. */
 	CHECK(dt < SHMKIT_SEC);
 	CHECK_EQ(t_wait(pid), 0);
@@ -751,7 +744,7 @@ static void test_producer_killed_sleeping(void)
 		/* Not synchronization: lets the consumer's short first slice pass, so the
 		 * death is found from inside a long (200 ms) sleep, the case to bound. */
 		nap_ms(10);
-		atomic_store(&sh->t0, now_ns());
+		atomic_store(&sh->t0, t_now_ns());
 		kill(prod, SIGKILL);
 		shmkit_chan_close(o);
 		_exit(0);
@@ -763,7 +756,7 @@ static void test_producer_killed_sleeping(void)
 	CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &p2), -EBUSY);
 	uint64_t seq = 0;
 	ssize_t r = consume(c, &seq, UINT64_MAX, 3, max);
-	int64_t dt = now_ns() - atomic_load(&sh->t0);
+	int64_t dt = t_now_ns() - atomic_load(&sh->t0);
 	CHECK_EQ(r, -EPIPE);
 	CHECK_EQ(seq, 500);
 	CHECK_EQ(atomic_load(&sh->committed), 500);
@@ -879,9 +872,9 @@ static void test_consumer_gone(void)
 		n++;
 	CHECK_EQ(stats_of(p).consumer_pid, cons);
 	kill(cons, SIGKILL);
-	int64_t t = now_ns();
+	int64_t t = t_now_ns();
 	CHECK_EQ(shmkit_chan_send(p, buf, sizeof buf, -1), -EPIPE);
-	CHECK(now_ns() - t < 3 * SHMKIT_SEC / 2);
+	CHECK(t_now_ns() - t < 3 * SHMKIT_SEC / 2);
 	CHECK_EQ(t_wait(cons), 128 + SIGKILL);
 	/* Takeover: the queued messages are still there. */
 	shmkit_chan *c = open_ok(name, C, 0, 0);
@@ -918,9 +911,9 @@ static void test_consumer_gone(void)
 	while (shmkit_chan_send(p, buf, sizeof buf, 0) == 0)
 		;
 	shmkit_chan_set_spin(p, 0);
-	t = now_ns();
+	t = t_now_ns();
 	CHECK_EQ(shmkit_chan_send(p, buf, sizeof buf, -1), -EPIPE);
-	CHECK(now_ns() - t < SHMKIT_SEC);
+	CHECK(t_now_ns() - t < SHMKIT_SEC);
 	CHECK_EQ(t_wait(closer), 0);
 	(void)max;
 	shmkit_chan_close(p);
@@ -1294,13 +1287,13 @@ static void test_idle_cpu(void)
 	}
 	while (!atomic_load(&sh->flag) || stats_of(p).consumer_sleeps == 0)
 		nap_ms(1);
-	int64_t t = now_ns();
+	int64_t t = t_now_ns();
 	nap_ms(1000);
 	CHECK_OK(shmkit_chan_send(p, "x", 1, 0));
 	CHECK_EQ(t_wait(pid), 0);
 	int64_t cpu = atomic_load(&sh->cpu_ns);
 	fprintf(stderr, "idle consumer: %.2f ms CPU over %.2f s blocked\n", cpu / 1e6,
-		(double)(now_ns() - t) / 1e9);
+		(double)(t_now_ns() - t) / 1e9);
 	CHECK(cpu < (SANITIZED ? 60 : 20) * SHMKIT_MSEC);
 	shmkit_chan_close(p);
 	munmap(sh, sizeof *sh);
@@ -1376,12 +1369,12 @@ static void test_poll_fd(void)
 		CHECK(write(to_child[1], "e", 1) == 1);
 		if (variant == 1)
 			kill(pid, SIGKILL); /* instead of letting it close */
-		int64_t t = now_ns();
+		int64_t t = t_now_ns();
 		CHECK(poll_in(fd, 5000));
 		ssize_t r = shmkit_chan_recv(c, buf, sizeof buf, 0);
 		if (variant == 1) {
 			/* Readable at once through the pidfd (or within a timer tick). */
-			CHECK(now_ns() - t < SHMKIT_SEC);
+			CHECK(t_now_ns() - t < SHMKIT_SEC);
 			/* The pidfd may turn readable a hair before /proc shows the zombie:
 			 * the descriptor stays readable, so poll and look again. */
 			for (int i = 0; r == -EAGAIN && i < 100; i++) {

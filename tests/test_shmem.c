@@ -78,13 +78,6 @@ static void drop(shmem_t **h, const char *path)
 	CHECK_EQ(unlink(path), 0);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-}
-
 static void *shared_map(size_t n)
 {
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -557,7 +550,7 @@ static void test_killed_writers(void)
 	char *p = tpath("kill");
 	kill_path = p;
 	kc = shared_map(sizeof *kc);
-	uint64_t seed = (uint64_t)now_ns() | 1;
+	uint64_t seed = (uint64_t)t_now_ns() | 1;
 	printf("killed writers: seed %#" PRIx64 "\n", seed);
 	shmem_t *h = shmem_open(p, KILL_SIZE);
 	CHECK(h != NULL);
@@ -596,12 +589,12 @@ static void test_killed_writers(void)
 		completed += pub > 0;
 		unreported += id == ID(round, pub + 1);
 		alarm(10); /* the lock the victim may have died holding must not hang us */
-		int64_t t0 = now_ns();
+		int64_t t0 = t_now_ns();
 		prev = ID(round, UINT64_C(0xFFFFFFFFFF));
 		fill(buf, KILL_SIZE, prev);
 		CHECK_EQ(shmem_write(&h, buf, KILL_SIZE), 0);
 		alarm(GUARD_SECONDS);
-		CHECK(now_ns() - t0 < 5 * SHMKIT_SEC); /* promptly, not after a lock timeout */
+		CHECK(t_now_ns() - t0 < 5 * SHMKIT_SEC); /* promptly, not after a lock timeout */
 		memset(buf, 0, KILL_SIZE);
 		CHECK_EQ(shmem_read(&h, buf, KILL_SIZE), 0);
 		CHECK_EQ(verify(buf, KILL_SIZE), prev);
@@ -939,24 +932,18 @@ int main(void)
 	signal(SIGALRM, on_alarm);
 	alarm(GUARD_SECONDS); /* nothing here may hang the suite */
 	setvbuf(stdout, NULL, _IONBF, 0);
-	int64_t t0 = now_ns();
-#define RUN(call)                                                                          \
-	do {                                                                               \
-		int64_t t_ = now_ns();                                                     \
-		call;                                                                      \
-		printf("%s: %.2f s\n", #call, (double)(now_ns() - t_) / 1e9);              \
-	} while (0)
-	RUN(test_bad_arguments());
-	RUN(test_files_and_paths());
-	RUN(test_delete());
-	RUN(test_racing_open());
-	RUN(test_permissions());
-	RUN(test_leaks());
-	RUN(test_torn_processes());
-	RUN(test_killed_writers());
+	int64_t t0 = t_now_ns();
+	T_RUN(test_bad_arguments());
+	T_RUN(test_files_and_paths());
+	T_RUN(test_delete());
+	T_RUN(test_racing_open());
+	T_RUN(test_permissions());
+	T_RUN(test_leaks());
+	T_RUN(test_torn_processes());
+	T_RUN(test_killed_writers());
 	/* Threads last: every fork above happens while the process is single-threaded. */
-	RUN(test_torn_threads(1));
-	RUN(test_torn_threads(0));
-	printf("test_shmem: %.1f s\n", (double)(now_ns() - t0) / 1e9);
+	T_RUN(test_torn_threads(1));
+	T_RUN(test_torn_threads(0));
+	printf("test_shmem: %.1f s\n", (double)(t_now_ns() - t0) / 1e9);
 	return T_PASS;
 }

@@ -55,13 +55,6 @@ static void reset(void)
 	shmkit_event_init(&sh->ev[1]);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-}
-
 /* Spin until *v == want; a poll with a short pause, bounded by the caller's alarm. */
 static void await_int(_Atomic int *v, int want)
 {
@@ -226,9 +219,9 @@ static void test_mutex_other_process(void)
 	reset();
 	pid_t pid = start_holder();
 	CHECK_EQ(shmkit_mutex_lock(&sh->m, 0), -EBUSY);
-	int64_t t0 = now_ns();
+	int64_t t0 = t_now_ns();
 	CHECK_EQ(shmkit_mutex_lock(&sh->m, 50 * SHMKIT_MSEC), -ETIMEDOUT);
-	CHECK(now_ns() - t0 >= 50 * SHMKIT_MSEC); /* did not give up early */
+	CHECK(t_now_ns() - t0 >= 50 * SHMKIT_MSEC); /* did not give up early */
 	CHECK_UNLOCK_EPERM(&sh->m); /* not ours to unlock */
 	atomic_store(&sh->cmd, 1);
 	CHECK_EQ(t_wait(pid), 0);
@@ -388,9 +381,9 @@ static void test_event_local(void)
 	uint32_t s = shmkit_event_prepare(ev);
 	CHECK_EQ(s, 0);
 	CHECK_EQ(shmkit_event_wait(ev, s, 0), -EAGAIN);
-	int64_t t0 = now_ns();
+	int64_t t0 = t_now_ns();
 	CHECK_EQ(shmkit_event_wait(ev, s, 20 * SHMKIT_MSEC), -ETIMEDOUT);
-	CHECK(now_ns() - t0 >= 20 * SHMKIT_MSEC);
+	CHECK(t_now_ns() - t0 >= 20 * SHMKIT_MSEC);
 	CHECK_EQ(ev->waiters, 0); /* a timed-out waiter leaves */
 
 	/* Nobody sleeps: signal wakes nobody, but moves the counter. */
@@ -598,23 +591,17 @@ int main(void)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	sh = map_shared();
 	alarm(GUARD_SECONDS); /* nothing here may hang the suite */
-#define RUN(call)                                                                          \
-	do {                                                                               \
-		int64_t t_ = now_ns();                                                     \
-		call;                                                                      \
-		printf("%s: %.2f s\n", #call, (double)(now_ns() - t_) / 1e9);              \
-	} while (0)
-	RUN(test_mutex_bad_arguments());
-	RUN(test_mutex_basic());
-	RUN(test_mutex_other_process());
-	RUN(test_mutex_owner_death());
-	RUN(test_mutex_count_processes());
-	RUN(test_event_local());
-	RUN(test_event_wake_process());
-	RUN(test_event_eintr());
-	RUN(test_event_pingpong_processes());
+	T_RUN(test_mutex_bad_arguments());
+	T_RUN(test_mutex_basic());
+	T_RUN(test_mutex_other_process());
+	T_RUN(test_mutex_owner_death());
+	T_RUN(test_mutex_count_processes());
+	T_RUN(test_event_local());
+	T_RUN(test_event_wake_process());
+	T_RUN(test_event_eintr());
+	T_RUN(test_event_pingpong_processes());
 	/* Threads last: every fork above happens while the process is single-threaded. */
-	RUN(test_mutex_count_threads());
-	RUN(test_event_pingpong_threads());
+	T_RUN(test_mutex_count_threads());
+	T_RUN(test_event_pingpong_threads());
 	return T_PASS;
 }
