@@ -36,8 +36,8 @@
  * spin sees the header. Should a wake-up nevertheless be lost, it only costs the
  * first sleep slice (SLICE_FIRST_NS), never a hang. Every path where the producer
  * itself is about to wait or finish (full ring, sendv, close) uses the full fence.
- * A producer that wakes a sleeping consumer leaves its state DROWSY, not AWAKE, so its own
- * later checks stay fenced until the consumer says AWAKE again. A consumer in sleep
+ * A producer that wakes a sleeping consumer leaves its state DROWSY, not AWAKE, so
+ * its own later checks stay fenced until the consumer says AWAKE again. A consumer in sleep
  * mode (spin 0) therefore keeps DROWSY between messages, once the producer set it or
  * it itself stayed drowsy for a whole grace, and sleeps at once on the next wait:
  * DROWSY met at the start of a wait always means the grace is already done. The
@@ -715,9 +715,9 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 	int64_t now = 0, spin_end = 0, drowsy_at = 0;
 	int fence_due = 1;
 	if (spin > 0) {
-		/* Back off before the first look (see BACKOFF_MIN): a message found at once
-		 * means we are behind a streaming producer and could batch more, so the
-		 * next backoff doubles; nothing there means it can shrink again. */
+		/* Back off before the first look (see BACKOFF_MIN): two messages ready
+		 * then mean a producer streaming ahead of us, and the next backoff doubles
+		 * to let it write more lines undisturbed; otherwise it halves. */
 		unsigned bo = ch->backoff;
 		for (unsigned k = 0; k < bo; k++)
 			shmkit__cpu_relax();
