@@ -108,15 +108,16 @@
 /* A consumer that catches up with a streaming producer and polls the line the
  * producer is writing takes that line away after every store: the producer's stores
  * then wait for the other core one by one, and 64-byte messages flow at 9 M/s instead
- * of 30 M/s (two vCPUs far apart). So a wait first pauses without looking, BACKOFF_MIN
- * pauses (~40 ns: less than any round trip, so a request-reply exchange loses
- * nothing), doubling up to BACKOFF_MAX (~1.2 µs) while every first look finds a
+ * of 30 M/s (two vCPUs far apart). So a wait first pauses without looking, about
+ * BACKOFF_MIN_NS (less than any round trip, so a request-reply exchange loses
+ * nothing), doubling up to about BACKOFF_MAX_NS while every first look finds a
  * message with a second one ready behind it (a producer streaming ahead, which now
- * writes many lines undisturbed), and halving when it does not. Counted in pauses, so
- * no clock is read; the times are those of this AMD CPU's pause (19 ns); Intel's since
- * Skylake takes about 140 cycles, which makes the range about 0.1-3 µs. */
-#define BACKOFF_MIN 2u
-#define BACKOFF_MAX 64u
+ * writes many lines undisturbed), and halving when it does not. Counted in pause
+ * instructions, so that no clock is read; how long one takes differs between CPUs
+ * (19 ns on the AMD EPYC this was measured on, about 40 on Intel since Skylake, next
+ * to nothing for an ARM yield), so pause_counts() measures it once per process. */
+#define BACKOFF_MIN_NS 40
+#define BACKOFF_MAX_NS 1200
 /* Sleeps are sliced so that a dead peer or a deleted segment is noticed: the first
  * slice is short (it also bounds the cost of a lost wake-up), the rest are long. */
 #define SLICE_FIRST_NS (2 * SHMKIT_MSEC)
@@ -250,7 +251,8 @@ struct shmkit_chan {
 	uint64_t pub_batch;     /* publish after this many released bytes */
 	size_t peek_len;        /* length of the peeked message; 0: none */
 	uint32_t last_len;      /* length of the last message released (spin_budget()) */
-	unsigned backoff;       /* pauses before a wait's first look (BACKOFF_MIN) */
+	unsigned backoff;       /* pauses before a wait's first look (BACKOFF_MIN_NS) */
+	unsigned backoff_min, backoff_max; /* the same limits, in pauses */
 	uint64_t n_csleeps, n_cwakes;
 	int epfd, dsock, pidfd, timerfd; /* poll mode; -1 when unused */
 	uint64_t pidfd_owner;   /* role word the pidfd belongs to */
@@ -659,6 +661,30 @@ found:
 
 /* ---- consumer waiting ---- */
 
+/* BACKOFF_MIN_NS and BACKOFF_MAX_NS in pause instructions, measured once per process
+ * (the fastest of a few rounds, so a preemption does not count; a race between two
+ * threads measuring at once is harmless, both store about the same figure). */
+static void pause_counts(unsigned *min, unsigned *max)
+{
+	static _Atomic uint32_t per_1024; /* ns per 1024 pauses; 0: not measured yet */
+	uint32_t t = atomic_load_explicit(&per_1024, memory_order_relaxed);
+	if (t == 0) {
+		int64_t best = INT64_MAX;
+		for (int round = 0; round < 3; round++) {
+			int64_t t0 = shmkit__now_ns();
+			for (int i = 0; i < 1024; i++)
+				shmkit__cpu_relax();
+			int64_t d = shmkit__now_ns() - t0;
+			best = d < best ? d : best;
+		}
+		t = best < 1024 ? 1024 : best > 1024 * 1000 ? 1024 * 1000 : (uint32_t)best;
+		atomic_store_explicit(&per_1024, t, memory_order_relaxed);
+	}
+	uint64_t lo = (uint64_t)BACKOFF_MIN_NS * 1024 / t, hi = (uint64_t)BACKOFF_MAX_NS * 1024 / t;
+	*min = lo < 1 ? 1 : (unsigned)lo;
+	*max = hi < *min ? *min : hi > 4096 ? 4096 : (unsigned)hi;
+}
+
 /* How long to spin before sleeping, for a wait whose other side moves about @bytes
  * before it can end it (the consumer: the size of the last message; the producer: the
  * room it needs). 0 in sleep mode (set_spin(0)). See SPIN_NS_PER_BYTE. */
@@ -715,14 +741,14 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 	int64_t now = 0, spin_end = 0, drowsy_at = 0;
 	int fence_due = 1;
 	if (spin > 0) {
-		/* Back off before the first look (see BACKOFF_MIN): two messages ready
+		/* Back off before the first look (see BACKOFF_MIN_NS): two messages ready
 		 * then mean a producer streaming ahead of us, and the next backoff doubles
 		 * to let it write more lines undisturbed; otherwise it halves. */
 		unsigned bo = ch->backoff;
 		for (unsigned k = 0; k < bo; k++)
 			shmkit__cpu_relax();
 		r = next_msg(ch, len);
-		unsigned next = bo / 2 > BACKOFF_MIN ? bo / 2 : BACKOFF_MIN;
+		unsigned next = bo / 2 > ch->backoff_min ? bo / 2 : ch->backoff_min;
 		if (r == 1) {
 			/* A second message ready behind it: streaming. Only one: it may have
 			 * waited for us (a reply in a request-reply exchange), so shrink. A
@@ -730,7 +756,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 			uint64_t p2 = ch->pos + rec_size(*len);
 			if ((uint32_t)(atomic_load_explicit(slot(ch, p2), memory_order_relaxed) >> 32) ==
 			    tag_of(p2))
-				next = bo * 2 < BACKOFF_MAX ? bo * 2 : BACKOFF_MAX;
+				next = bo * 2 < ch->backoff_max ? bo * 2 : ch->backoff_max;
 		}
 		ch->backoff = next;
 		if (r != 0)
@@ -1474,7 +1500,9 @@ int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 	ch->seg_state = &shmkit__seg_hdr(seg)->state;
 	ch->role = role;
 	ch->spin_ns = SPIN_DEFAULT_NS;
-	ch->backoff = BACKOFF_MIN;
+	if (role == SHMKIT_CHAN_CONSUMER)
+		pause_counts(&ch->backoff_min, &ch->backoff_max); /* once per process */
+	ch->backoff = ch->backoff_min;
 	ch->sock = ch->epfd = ch->dsock = ch->pidfd = ch->timerfd = -1;
 	r = validate(ch);
 	if (r < 0)
