@@ -117,7 +117,7 @@
  * (19 ns on the AMD EPYC this was measured on, about 40 on Intel since Skylake, next
  * to nothing for an ARM yield), so pause_counts() measures it once per process. */
 #define BACKOFF_MIN_NS 40
-#define BACKOFF_MAX_NS 1200
+#define BACKOFF_MAX_NS 2400
 /* Sleeps are sliced so that a dead peer or a deleted segment is noticed: the first
  * slice is short (it also bounds the cost of a lost wake-up), the rest are long. */
 #define SLICE_FIRST_NS (2 * SHMKIT_MSEC)
