@@ -16,7 +16,8 @@
 #define SHMKIT_CACHELINE 64
 
 #define SHMKIT_MAGIC UINT64_C(0x314b544d48530a89) /* "\x89\nSHMTK1" little-endian */
-#define SHMKIT_FORMAT 1u
+/* 2: the creator is named by its liveness token, not a pid and start time; flags word. */
+#define SHMKIT_FORMAT 2u
 
 /* Everything two processes must agree on to share a segment: the format, the size of
  * the pthread mutex we embed, the word size and the cache line we pad to. A build that
@@ -42,15 +43,18 @@ struct shmkit__hdr {
 	uint64_t total_size;   /* bytes of the object; must equal fstat / shm_segsz */
 	uint64_t data_off;     /* start of the data area, >= hdr_size, 64-aligned */
 	uint64_t data_size;    /* data_off + data_size <= total_size */
-	int32_t creator_pid;
-	uint32_t reserved0;
-	uint64_t creator_start; /* creator's start time (clock ticks since boot): pid reuse guard */
+	int32_t creator_pid;    /* for people to read; never proof of anything */
+	uint32_t flags;         /* SHMKIT_HDR_* */
+	uint64_t creator_token; /* the creator's liveness token (live.c); written first */
 	int64_t ctime_ns;       /* CLOCK_REALTIME at creation */
 	char name[SHMKIT_NAME_MAX + 1]; /* the name it was created under, NUL-terminated */
 	uint8_t reserved[184];
 };
 _Static_assert(sizeof(struct shmkit__hdr) == 512, "segment header is 512 bytes");
 _Static_assert(offsetof(struct shmkit__hdr, name) == 72, "header layout changed");
+
+/* Header flags. */
+#define SHMKIT_HDR_PERSIST 1u /* made with SHMKIT_SEG_PERSIST: gc never collects it */
 
 /* The creator's hook: fill the data area before the segment becomes READY. */
 typedef shmkit_seg_init_fn shmkit__init_fn;
@@ -61,6 +65,14 @@ int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode
 
 /* The header of a non-raw segment, NULL for a raw one. */
 struct shmkit__hdr *shmkit__seg_hdr(const shmkit_seg *seg);
+
+/* Liveness (live.c). This process's token: a random nonzero id whose file
+ * /dev/shm/.shmkit-live-<16 hex> it holds an OFD lock on, which the kernel drops at
+ * death; made on first use and anew in a forked child. Returns 0 or -errno. */
+int shmkit__live_token(uint64_t *tok);
+/* 1 if the process owning tok is alive, 0 if it died or tok names no token (0,
+ * garbage), -errno if it cannot be told. About three system calls: slow paths only. */
+int shmkit__live_check(uint64_t tok);
 
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist. */
 uint64_t shmkit__proc_start(pid_t pid);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -24,7 +25,11 @@
  * offset arithmetic cannot overflow. */
 #define SIZE_LIMIT ((uint64_t)1 << 46)
 
-#define ALL_FLAGS (SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL | SHMKIT_SEG_RDONLY | SHMKIT_SEG_SYSV | SHMKIT_SEG_RAW)
+#define ALL_FLAGS                                                                          \
+	(SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL | SHMKIT_SEG_RDONLY | SHMKIT_SEG_SYSV |       \
+	 SHMKIT_SEG_RAW | SHMKIT_SEG_PERSIST)
+/* Where glibc's shm_open() keeps POSIX objects. */
+#define SHM_DIR "/dev/shm"
 
 struct shmkit_seg {
 	unsigned flags;           /* the shmkit_seg_open() flags */
@@ -121,7 +126,7 @@ static int posix_unlink_same(const char *name, int fd)
 {
 	struct stat a, b;
 	char path[SHMKIT_NAME_MAX + 16];
-	snprintf(path, sizeof path, "/dev/shm%s", name);
+	snprintf(path, sizeof path, SHM_DIR "%s", name);
 	if (fstat(fd, &a) < 0)
 		return -errno;
 	if (stat(path, &b) < 0)
@@ -133,16 +138,31 @@ static int posix_unlink_same(const char *name, int fd)
 	return 0;
 }
 
-static void fill_header(struct shmkit__hdr *h, const struct shmkit_seg *seg, unsigned kind,
-			size_t size, size_t total)
+/* A name the header can hold, copied with a bound: the source may be a header that a
+ * peer rewrites while we copy, so no terminator in it is trusted. */
+static void copy_name(char *dst, const char *src)
+{
+	size_t n = 0;
+	while (n < SHMKIT_NAME_MAX && __atomic_load_n(&src[n], __ATOMIC_RELAXED))
+		n++;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static int fill_header(struct shmkit__hdr *h, const struct shmkit_seg *seg, unsigned kind,
+		       size_t size, size_t total)
 {
 	struct timespec ts;
-	pid_t pid = getpid();
-	/* Liveness first: an opener that finds this segment stuck in INIT uses these to
-	 * tell a slow creator from a dead one. */
-	__atomic_store_n(&h->creator_start, shmkit__proc_start(pid), __ATOMIC_RELAXED);
-	__atomic_store_n(&h->creator_pid, pid, __ATOMIC_RELAXED);
+	uint64_t tok;
+	int r = shmkit__live_token(&tok);
+	if (r < 0)
+		return r;
+	/* Liveness first: an opener that finds a System V segment stuck in INIT uses the
+	 * token to tell a slow creator from a dead one. */
+	__atomic_store_n(&h->creator_token, tok, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->creator_pid, getpid(), __ATOMIC_RELAXED);
 	__atomic_store_n(&h->magic, SHMKIT_MAGIC, __ATOMIC_RELAXED);
+	h->flags = (seg->flags & SHMKIT_SEG_PERSIST) ? SHMKIT_HDR_PERSIST : 0;
 	h->layout = SHMKIT_LAYOUT;
 	h->kind = kind;
 	h->hdr_size = sizeof *h;
@@ -151,7 +171,34 @@ static void fill_header(struct shmkit__hdr *h, const struct shmkit_seg *seg, uns
 	h->data_size = size;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->ctime_ns = (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-	strcpy(h->name, seg->name);
+	copy_name(h->name, seg->name);
+	return 0;
+}
+
+/* Whether a POSIX name exists (without following a planted symlink). */
+static int posix_exists(const char *name)
+{
+	char path[SHMKIT_NAME_MAX + 16];
+	struct stat st;
+	snprintf(path, sizeof path, SHM_DIR "%s", name);
+	return lstat(path, &st) == 0;
+}
+
+/* Give the complete nameless object behind fd its name, atomically: -EEXIST if the
+ * name is taken, exactly as O_EXCL would have said. */
+static int link_name(int fd, const char *name)
+{
+	char path[SHMKIT_NAME_MAX + 16], self[32];
+	snprintf(path, sizeof path, SHM_DIR "%s", name);
+	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd serves everyone else. */
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return -EEXIST;
+	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return -errno;
 }
 
 /* The creator's half: header, initializer, then READY. */
@@ -166,12 +213,11 @@ static int publish(struct shmkit_seg *seg, unsigned kind, size_t size, shmkit__i
 	seg->hdr = seg->base;
 	seg->data = (unsigned char *)seg->base + SHMKIT_DATA_OFF;
 	seg->data_size = size;
-	fill_header(seg->hdr, seg, kind, size, seg->map_size);
-	if (init) {
-		int r = init(seg->data, size, arg);
-		if (r < 0)
-			return r;
-	}
+	int r = fill_header(seg->hdr, seg, kind, size, seg->map_size);
+	if (r == 0 && init)
+		r = init(seg->data, size, arg);
+	if (r < 0)
+		return r;
 	/* Pairs with the acquire load in wait_ready(): every header and data byte written
 	 * above is visible to an opener that sees READY. */
 	atomic_store_explicit(&seg->hdr->state, SHMKIT_STATE_READY, memory_order_release);
@@ -183,7 +229,10 @@ static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsi
 {
 	size_t total = (seg->flags & SHMKIT_SEG_RAW) ? size : SHMKIT_DATA_OFF + size;
 	int r;
-	int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* Made without a name and named only once complete: a creator killed at any
+	 * instant leaves nothing under the name (the kernel frees a nameless object with
+	 * its last descriptor), and an opener never meets a half-made segment. */
+	int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	seg->fd = fd;
@@ -209,13 +258,14 @@ static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsi
 	}
 	seg->map_size = total;
 	r = publish(seg, kind, size, init, arg);
+	if (r == 0)
+		r = link_name(fd, seg->name);
 	if (r < 0)
 		goto fail;
 	seg->created = 1;
 	return 0;
 fail:
 	unmap(seg);
-	shm_unlink(seg->name);
 	close(fd);
 	seg->fd = -1;
 	return r;
@@ -250,11 +300,35 @@ fail:
 	return r;
 }
 
+/* Whether the creator of a segment still in INIT is gone for good. Decided by what
+ * the kernel proves: the creator's token (live.c), which it writes before anything
+ * else; for System V also the kernel's own accounting, which covers a creator killed
+ * before it wrote a word: it attaches right after shmget() and stays attached until
+ * it publishes, so a segment nobody else is attached to, whose creator the kernel
+ * shows dead (or which has been unattached for seconds), will never be finished. */
+static int creator_gone(const struct shmkit_seg *seg, const struct shmkit__hdr *h)
+{
+	uint64_t tok = __atomic_load_n(&h->creator_token, __ATOMIC_RELAXED);
+	int alive = tok ? shmkit__live_check(tok) : -1;
+	if (alive >= 0)
+		return !alive;
+	if (!(seg->flags & SHMKIT_SEG_SYSV))
+		return 0;
+	struct shmid_ds ds;
+	if (shmctl(seg->shmid, IPC_STAT, &ds) < 0 || ds.shm_nattch > 1) /* 1: ourselves */
+		return 0;
+	/* shm_cpid is translated into our pid namespace: 0 when not visible from it. */
+	if (ds.shm_cpid > 0 && kill(ds.shm_cpid, 0) < 0 && errno == ESRCH)
+		return 1;
+	return time(NULL) - ds.shm_ctime > 2;
+}
+
 /* Wait, bounded, for the creator to publish READY; then the header may be read.
  * Returns 0, -ENOENT (deleted: as if absent), -EPROTO (not ours), -ETIMEDOUT,
  * or -EOWNERDEAD (the creator died before finishing). */
-static int wait_ready(const struct shmkit__hdr *h, int64_t deadline)
+static int wait_ready(const struct shmkit_seg *seg, int64_t deadline)
 {
+	const struct shmkit__hdr *h = seg->hdr;
 	for (unsigned spins = 0;; spins++) {
 		/* Pairs with the release store in publish(). */
 		uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -263,15 +337,15 @@ static int wait_ready(const struct shmkit__hdr *h, int64_t deadline)
 		if (st == SHMKIT_STATE_DELETED)
 			return -ENOENT;
 		uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_RELAXED);
-		/* Zero magic: a creator that has not written it yet. Anything else that is
-		 * not ours will never become READY: refuse at once. */
-		if (st != SHMKIT_STATE_INIT || (magic != 0 && magic != SHMKIT_MAGIC))
+		/* Anything not ours will never become READY: refuse at once. A POSIX
+		 * segment is named only once complete, so one without our magic is foreign;
+		 * a System V one may still be waiting for its creator's first store. */
+		if (st != SHMKIT_STATE_INIT || (magic != 0 && magic != SHMKIT_MAGIC) ||
+		    (magic == 0 && !(seg->flags & SHMKIT_SEG_SYSV)))
 			return -EPROTO;
-		pid_t pid = __atomic_load_n(&h->creator_pid, __ATOMIC_RELAXED);
-		uint64_t start = __atomic_load_n(&h->creator_start, __ATOMIC_RELAXED);
 		/* The creator may have published and exited since we loaded state: only a
 		 * state read after its death is final, since the dead write nothing more. */
-		if (pid > 0 && shmkit__proc_alive(pid, start) == 0 &&
+		if (spins >= 16 && creator_gone(seg, h) &&
 		    atomic_load_explicit(&h->state, memory_order_acquire) == SHMKIT_STATE_INIT)
 			return -EOWNERDEAD;
 		if (shmkit__now_ns() > deadline)
@@ -296,7 +370,8 @@ static int validate(struct shmkit_seg *seg, unsigned kind, size_t size)
 	    h->data_off % SHMKIT_CACHELINE || h->data_off > h->total_size ||
 	    h->data_size > h->total_size - h->data_off)
 		return -EPROTO;
-	if (h->kind < SHMKIT_KIND_DATA || h->kind > SHMKIT_KIND_CHAN)
+	if (h->kind < SHMKIT_KIND_DATA || h->kind > SHMKIT_KIND_CHAN ||
+	    (h->flags & ~SHMKIT_HDR_PERSIST))
 		return -EPROTO;
 	if (!memchr(h->name, '\0', sizeof h->name))
 		return -EPROTO;
@@ -311,23 +386,16 @@ static int validate(struct shmkit_seg *seg, unsigned kind, size_t size)
 	return 0;
 }
 
-static int map_posix(struct shmkit_seg *seg, size_t size, int64_t deadline)
+static int map_posix(struct shmkit_seg *seg, size_t size)
 {
 	int ro = seg->flags & SHMKIT_SEG_RDONLY;
 	struct stat st;
-	for (;;) {
-		if (fstat(seg->fd, &st) < 0)
-			return -errno;
-		if (seg->flags & SHMKIT_SEG_RAW)
-			break;
-		if ((uint64_t)st.st_size >= SHMKIT_DATA_OFF)
-			break;
-		/* A creator sizes the object in one ftruncate: only 0 means "not yet". */
-		if (st.st_size != 0 || shmkit__now_ns() > deadline)
-			return -EPROTO;
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
-	}
+	if (fstat(seg->fd, &st) < 0)
+		return -errno;
+	/* Only complete segments are ever named (create_posix), so a short one is foreign. */
+	if (!S_ISREG(st.st_mode) ||
+	    (!(seg->flags & SHMKIT_SEG_RAW) && (uint64_t)st.st_size < SHMKIT_DATA_OFF))
+		return -EPROTO;
 	if (st.st_size <= 0 || (uint64_t)st.st_size > SIZE_LIMIT + SHMKIT_DATA_OFF)
 		return (seg->flags & SHMKIT_SEG_RAW) ? -EINVAL : -EPROTO;
 	if ((seg->flags & SHMKIT_SEG_RAW) && size > (uint64_t)st.st_size)
@@ -397,7 +465,7 @@ static int open_existing(struct shmkit_seg *seg, unsigned kind, size_t size)
 		if (fd < 0)
 			return -errno;
 		seg->fd = fd;
-		r = map_posix(seg, size, deadline);
+		r = map_posix(seg, size);
 	}
 	if (r < 0)
 		goto fail;
@@ -407,12 +475,12 @@ static int open_existing(struct shmkit_seg *seg, unsigned kind, size_t size)
 		return 0;
 	}
 	seg->hdr = seg->base;
-	r = wait_ready(seg->hdr, deadline);
-	if (r == -EOWNERDEAD && (seg->flags & SHMKIT_SEG_CREATE)) {
-		remove_abandoned(seg);
-		r = -ENOENT; /* so that the caller creates it anew */
-	} else if (r == -EOWNERDEAD) {
-		r = -ETIMEDOUT;
+	r = wait_ready(seg, deadline);
+	if (r == -EOWNERDEAD) {
+		/* Never finished: as if absent; create-or-open clears the name and creates. */
+		if (seg->flags & SHMKIT_SEG_CREATE)
+			remove_abandoned(seg);
+		r = -ENOENT;
 	}
 	if (r == 0)
 		r = validate(seg, kind, size);
@@ -462,6 +530,19 @@ int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode
 	}
 
 	for (int attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+		/* A POSIX creator builds its segment before it learns whether the name is
+		 * free; look first, so that the initializer runs only when creating is
+		 * likely to win (a lost race discards the new segment, initializer's work
+		 * and all). */
+		if ((flags & SHMKIT_SEG_CREATE) && !(flags & SHMKIT_SEG_SYSV) && posix_exists(seg->name)) {
+			if (flags & SHMKIT_SEG_EXCL) {
+				r = -EEXIST;
+				break;
+			}
+			r = open_existing(seg, kind, size);
+			if (r != -ENOENT)
+				break;
+		}
 		if (flags & SHMKIT_SEG_CREATE) {
 			r = (flags & SHMKIT_SEG_SYSV) ? create_sysv(seg, kind, size, mode, init, arg)
 						      : create_posix(seg, kind, size, mode, init, arg);
@@ -600,6 +681,24 @@ struct shmkit__hdr *shmkit__seg_hdr(const shmkit_seg *seg)
 	return seg->hdr;
 }
 
+/* For shmkit_seg_stat(): 1 alive, 0 dead, -1 unknown, from the creator's token lock;
+ * for System V the kernel's creator pid can also prove it alive, and a token that
+ * says dead is believed only when the kernel does not show the creator alive. */
+static int creator_alive(const struct shmkit_seg *seg, const struct shmkit__hdr *h)
+{
+	uint64_t tok = __atomic_load_n(&h->creator_token, __ATOMIC_RELAXED);
+	int alive = shmkit__live_check(tok);
+	if (alive < 0)
+		alive = -1;
+	if (alive != 1 && (seg->flags & SHMKIT_SEG_SYSV)) {
+		struct shmid_ds ds;
+		if (shmctl(seg->shmid, IPC_STAT, &ds) == 0 && ds.shm_cpid > 0 &&
+		    (kill(ds.shm_cpid, 0) == 0 || errno == EPERM))
+			alive = -1; /* a process with the creator's pid lives: perhaps it */
+	}
+	return alive;
+}
+
 int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 {
 	if (!seg || !info)
@@ -611,7 +710,7 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 	info->total_size = seg->map_size;
 	info->data_size = seg->data_size;
 	info->creator_alive = -1;
-	strcpy(info->name, seg->name);
+	copy_name(info->name, seg->name);
 	if (seg->flags & SHMKIT_SEG_SYSV) {
 		struct shmid_ds ds;
 		if (shmctl(seg->shmid, IPC_STAT, &ds) < 0)
@@ -636,15 +735,18 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 		info->state = SHMKIT_STATE_READY;
 		return 0;
 	}
+	/* Every word below may be rewritten by a peer as we read it: each is reported as
+	 * read, for a person to judge, and only the name is used, with a bound. */
 	const struct shmkit__hdr *h = seg->hdr;
-	info->kind = h->kind;
+	info->kind = __atomic_load_n(&h->kind, __ATOMIC_RELAXED);
 	info->state = atomic_load_explicit(&h->state, memory_order_acquire);
-	info->creator_pid = h->creator_pid;
-	info->creator_alive = shmkit__proc_alive(h->creator_pid, h->creator_start);
-	info->ctime_ns = h->ctime_ns;
-	info->data_size = h->data_size;
+	info->creator_pid = __atomic_load_n(&h->creator_pid, __ATOMIC_RELAXED);
+	info->persistent = (__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & SHMKIT_HDR_PERSIST) != 0;
+	info->creator_alive = creator_alive(seg, h);
+	info->ctime_ns = __atomic_load_n(&h->ctime_ns, __ATOMIC_RELAXED);
+	info->data_size = __atomic_load_n(&h->data_size, __ATOMIC_RELAXED);
 	if (seg->flags & SHMKIT_SEG_SYSV)
-		strcpy(info->name, h->name); /* the name behind the key */
+		copy_name(info->name, h->name); /* the name behind the key */
 	return 0;
 }
 
@@ -658,11 +760,10 @@ int shmkit_seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info 
 				&seg);
 	if (r < 0)
 		return r;
-	/* Report the header only when it is one of ours, in this layout, with a
-	 * terminated name; the sizes are reported as they are, for a person to judge. */
+	/* Report the header only when it is one of ours, in this layout; the sizes are reported as they are, for a person to judge. */
 	const struct shmkit__hdr *h = seg->base;
 	if (seg->map_size >= SHMKIT_DATA_OFF && h->magic == SHMKIT_MAGIC &&
-	    h->layout == SHMKIT_LAYOUT && memchr(h->name, '\0', sizeof h->name))
+	    h->layout == SHMKIT_LAYOUT)
 		seg->hdr = seg->base;
 	r = shmkit_seg_stat(seg, info);
 	if (r == 0 && info->nattch > 0)

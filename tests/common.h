@@ -77,6 +77,8 @@ static void t_cleanup(void)
 		shmkit_seg_unlink(t_names[i], SHMKIT_SEG_RAW);
 		shmkit_seg_unlink(t_names[i], SHMKIT_SEG_RAW | SHMKIT_SEG_SYSV);
 	}
+	/* Children killed or ended with _exit() leave their liveness tokens behind. */
+	shmkit_live_sweep();
 }
 
 /* Monotonic clock in nanoseconds. */

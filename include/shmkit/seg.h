@@ -30,6 +30,9 @@ enum shmkit_seg_flags {
 	SHMKIT_SEG_RDONLY = 1u << 2, /**< map read-only (cannot be combined with CREATE) */
 	SHMKIT_SEG_SYSV = 1u << 3,   /**< System V backend (shmget) instead of POSIX */
 	SHMKIT_SEG_RAW = 1u << 4,    /**< no shmkit header: the whole object is data */
+	SHMKIT_SEG_PERSIST = 1u << 5, /**< with CREATE: recorded in the header; shmkit gc
+	                                * never collects the segment (data meant to outlive
+	                                * its creator, such as a configuration blob) */
 };
 
 /** What a segment holds; recorded in its header and checked at open. */
@@ -56,13 +59,17 @@ struct shmkit_seg_info {
 	uint64_t total_size;      /**< bytes of the whole object, header included */
 	uint64_t data_size;       /**< bytes of the data area */
 	int32_t creator_pid;      /**< 0 when unknown (raw segment) */
-	int creator_alive;        /**< 1 alive, 0 dead (pid gone or reused), -1 unknown */
+	int creator_alive;        /**< 1 alive, 0 dead, -1 unknown: proven by the kernel
+	                           * (the creator's liveness token lock; System V: also
+	                           * the creator pid as the kernel reports it), never by
+	                           * a pid read from the header */
 	int64_t ctime_ns;         /**< creation time, CLOCK_REALTIME ns; 0 when unknown */
 	int shmid;                /**< System V id, -1 for POSIX */
 	int32_t key;              /**< System V key, 0 for POSIX */
 	uint32_t mode;            /**< permission bits of the object */
 	uint32_t uid, gid;        /**< owner of the object */
 	int32_t nattch;           /**< System V: processes attached; POSIX: -1 (unknown) */
+	unsigned persistent;      /**< 1 if created with SHMKIT_SEG_PERSIST */
 	char name[SHMKIT_NAME_MAX + 1]; /**< the segment's name */
 };
 
@@ -161,6 +168,16 @@ SHMKIT_API int shmkit_seg_fd(const shmkit_seg *seg);
 /** shmkit_seg_stat() - describe the segment behind a handle.
  * Returns 0, or -EINVAL (NULL argument), or an -errno of fstat/shmctl. Since 0.1. */
 SHMKIT_API int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
+
+/** shmkit_live_sweep() - remove the liveness tokens of processes that died.
+ * Every process that creates segments or takes a role owns a token: an empty file
+ * /dev/shm/.shmkit-live-<16 hex digits> on which it holds an open-file-description lock
+ * that the kernel releases when it dies; peers ask the lock whether it lives, which is
+ * right in every pid namespace that shares /dev/shm. A process removes its own token at
+ * exit; a killed one leaves it (unlocked), which this removes. Only tokens this caller
+ * may unlink go (the sticky /dev/shm: its own, or everyone's for root). Returns the
+ * number removed, or -errno if /dev/shm cannot be read. Thread-safe. Since 0.2. */
+SHMKIT_API int shmkit_live_sweep(void);
 
 #ifdef __cplusplus
 }

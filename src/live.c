@@ -1,0 +1,255 @@
+/* shmkit — process liveness that the kernel proves, right across pid namespaces.
+ *
+ * A pid says nothing across containers: two processes that share /dev/shm but not a
+ * pid namespace see each other's pids in the wrong namespace (a live producer was
+ * reported dead). So every process that needs to be seen alive owns a token: a random
+ * nonzero 64-bit id and a file /dev/shm/.shmkit-live-<16 hex> on which it holds an
+ * open-file-description write lock. The kernel drops that lock when the last
+ * descriptor of the description goes, which is at death at the latest; the answer is
+ * the same from every pid namespace that shares the file. Whoever wants to know asks
+ * F_OFD_GETLK: a held lock is a live process, an unlocked or missing file a dead one.
+ *
+ * The file appears under its name only once it is locked (an O_TMPFILE linked into
+ * place), so "exists but unlocked" always means "its owner died". A token is only
+ * ever proof of life for the process that made it: a forked child drops the inherited
+ * descriptor (otherwise the parent would look alive as long as the child lives) and
+ * makes its own token on first use. Words read from shared memory are hostile: a token
+ * is only ever formatted into a file name, never trusted beyond that.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LIVE_DIR "/dev/shm"
+#define LIVE_PREFIX ".shmkit-live-"
+/* The byte we lock: any offset works (locks may lie past the end of a file). */
+#define LIVE_BYTE 0
+
+/* Tokens a new token's maker looks at for dead ones: about 3 µs each. */
+#define SWEEP_PROBES 64u
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The process whose token this is; a forked child sees another pid and starts over.
+ * Written under live_mu; read without it on the fast path (acquire pairs with the
+ * release store after the token is complete). */
+static _Atomic pid_t live_pid;
+static uint64_t live_tok;
+static int live_fd = -1;
+static int live_atfork_done;
+
+static int sweep(unsigned max_probes);
+
+static void token_path(uint64_t tok, char *buf, size_t n)
+{
+	snprintf(buf, n, LIVE_DIR "/" LIVE_PREFIX "%016llx", (unsigned long long)tok);
+}
+
+/* In a forked child: the inherited descriptor shares the parent's lock. Closing it
+ * here drops nothing (the parent still holds its own descriptor), and keeps the child
+ * from making a dead parent look alive. The child makes its own token if it needs one. */
+static void live_atfork_child(void)
+{
+	if (live_fd >= 0)
+		close(live_fd);
+	live_fd = -1;
+	live_tok = 0;
+	atomic_store_explicit(&live_pid, 0, memory_order_relaxed);
+	pthread_mutex_init(&live_mu, NULL);
+}
+
+/* At exit (or when the library is unloaded) the token's file goes with us; a killed
+ * process leaves it unlocked, which reads as dead and which gc removes. */
+__attribute__((destructor)) static void live_exit(void)
+{
+	if (live_fd < 0 || atomic_load_explicit(&live_pid, memory_order_relaxed) != getpid())
+		return;
+	char path[64];
+	token_path(live_tok, path, sizeof path);
+	unlink(path);
+}
+
+static int lock_fd(int fd, short type, int cmd, struct flock *fl)
+{
+	memset(fl, 0, sizeof *fl);
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = LIVE_BYTE;
+	fl->l_len = 1;
+	return fcntl(fd, cmd, fl) < 0 ? -errno : 0;
+}
+
+/* Make a locked, nameless file and link it into place under a fresh random name. */
+static int token_make(uint64_t *tok, int *fdp)
+{
+	struct flock fl;
+	int fd = open(LIVE_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int named = 0;
+	if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t t = 0;
+		char path[64];
+		if (getrandom(&t, sizeof t, 0) != sizeof t || t == 0)
+			continue;
+		token_path(t, path, sizeof path);
+		if (fd < 0) {
+			/* No O_TMPFILE: create by name and lock before anyone is told the
+			 * token, so nobody can ask about it while it is unlocked. */
+			fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
+			if (fd < 0) {
+				if (errno == EEXIST)
+					continue;
+				return -errno;
+			}
+			named = 1;
+		}
+		/* Readable by everyone, so any user can ask whether we live; fchmod because
+		 * open's mode is reduced by the umask. */
+		int r = fchmod(fd, 0644) < 0 ? -errno : lock_fd(fd, F_WRLCK, F_OFD_SETLK, &fl);
+		if (r < 0) {
+			if (named)
+				unlink(path);
+			close(fd);
+			return r;
+		}
+		if (!named) {
+			char self[64];
+			snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+			if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0) {
+				if (errno == EEXIST)
+					continue;
+				r = -errno;
+				close(fd);
+				return r;
+			}
+		}
+		*tok = t;
+		*fdp = fd;
+		return 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return -EEXIST;
+}
+
+int shmkit__live_token(uint64_t *tok)
+{
+	pid_t me = getpid();
+	/* Acquire pairs with the release store below: live_tok is complete. */
+	if (atomic_load_explicit(&live_pid, memory_order_acquire) == me) {
+		*tok = live_tok;
+		return 0;
+	}
+	pthread_mutex_lock(&live_mu);
+	int r = 0;
+	if (atomic_load_explicit(&live_pid, memory_order_relaxed) != me) {
+		if (!live_atfork_done) {
+			r = -pthread_atfork(NULL, NULL, live_atfork_child);
+			live_atfork_done = r == 0;
+		}
+		if (r == 0)
+			r = token_make(&live_tok, &live_fd);
+		if (r == 0) {
+			atomic_store_explicit(&live_pid, me, memory_order_release);
+			/* Killed processes leave their tokens behind; each new token clears a
+			 * few, so that they cannot pile up in /dev/shm. */
+			sweep(SWEEP_PROBES);
+		}
+	}
+	if (r == 0)
+		*tok = live_tok;
+	pthread_mutex_unlock(&live_mu);
+	return r;
+}
+
+/* Asks through a descriptor of the token's file. 1 locked, 0 not, -errno. */
+static int fd_locked(int fd)
+{
+	struct flock fl;
+	int r = lock_fd(fd, F_WRLCK, F_OFD_GETLK, &fl);
+	if (r < 0)
+		return r;
+	return fl.l_type != F_UNLCK;
+}
+
+/* Opens a token's file without following a planted symlink or blocking on a FIFO
+ * planted under its name. Returns the descriptor, or -errno. */
+static int token_open(uint64_t tok)
+{
+	char path[64];
+	struct stat st;
+	token_path(tok, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+int shmkit__live_check(uint64_t tok)
+{
+	if (tok == 0)
+		return 0;
+	if (atomic_load_explicit(&live_pid, memory_order_acquire) == getpid() && tok == live_tok)
+		return 1;
+	int fd = token_open(tok);
+	if (fd == -ENOENT || fd == -ELOOP || fd == -EPROTO)
+		return 0; /* no token file (or something planted in its place): nobody */
+	if (fd < 0)
+		return fd;
+	int r = fd_locked(fd);
+	close(fd);
+	return r;
+}
+
+/* Remove dead tokens, looking at most at max_probes of them. */
+static int sweep(unsigned max_probes)
+{
+	DIR *d = opendir(LIVE_DIR);
+	struct dirent *de;
+	int n = 0;
+	if (!d)
+		return -errno;
+	while (max_probes && (de = readdir(d))) {
+		const char *hex = de->d_name + sizeof LIVE_PREFIX - 1;
+		/* Exactly the names token_path() makes, and nothing else in /dev/shm. */
+		if (strncmp(de->d_name, LIVE_PREFIX, sizeof LIVE_PREFIX - 1) != 0 ||
+		    strlen(hex) != 16 || strspn(hex, "0123456789abcdef") != 16)
+			continue;
+		uint64_t t = strtoull(hex, NULL, 16);
+		if (t == live_tok)
+			continue;
+		max_probes--;
+		int fd = token_open(t);
+		if (fd < 0)
+			continue;
+		/* Unlocked means its owner died: a live one locked it before naming it. */
+		if (fd_locked(fd) == 0) {
+			char path[64];
+			token_path(t, path, sizeof path);
+			if (unlink(path) == 0)
+				n++;
+		}
+		close(fd);
+	}
+	closedir(d);
+	return n;
+}
+
+int shmkit_live_sweep(void)
+{
+	return sweep(UINT_MAX);
+}
