@@ -158,19 +158,11 @@ static void describe_machine(struct machine *m)
 		snprintf(m->kernel, sizeof m->kernel, "unknown");
 }
 
+/* The tool's one JSON string writer (tools/escape.c), so that names and labels are
+ * escaped alike everywhere. */
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	shmkit__json_str(f, s ? s : "");
 }
 
 static void json_num(FILE *f, double v)
