@@ -1,7 +1,11 @@
 #!/bin/sh
 # Drives the real shmkit tool: create/ls/stat/cat/write/rm on both backends, send piped
 # into recv, gc after a SIGKILLed creator, and interoperation with ipcs/ipcrm and
-# Python's multiprocessing.shared_memory.
+# Python's multiprocessing.shared_memory. Then the trust checks of issue 8: names that
+# cannot be confused (a System V segment named by digits, a name in both namespaces),
+# listing that does not lie (UTF-8, invalid bytes, dot and 255-byte names, newlines),
+# and gc that removes only provable garbage (odd names in use, persistent segments,
+# other users' segments).
 # Usage: tool_test.sh PATH/TO/shmkit
 set -u
 tool="$1"
@@ -9,6 +13,11 @@ tag="shmkit-tooltest-$$"
 fails=0
 passes=0
 tmp=$(mktemp -d)
+
+sysv_ids=""   # System V segments to remove at exit, by id (ipcrm): no name to misread
+holders=""    # processes that hold segments open, killed at exit
+# A file named as the library names its liveness tokens (never locked: a dead one).
+token=".shmkit-live-$(printf '%016x' $$)"
 
 cleanup() {
 	for n in "/$tag-p" "/$tag-raw" "/$tag-py" "/$tag-chan" "/$tag-stale" "/$tag-live" "/$tag-blob"; do
@@ -18,6 +27,11 @@ cleanup() {
 		"$tool" rm --sysv "$n" >/dev/null 2>&1
 	done
 	[ -n "${live_pid:-}" ] && kill "$live_pid" 2>/dev/null
+	for p in $holders; do kill "$p" 2>/dev/null; done
+	for id in $sysv_ids; do ipcrm -m "$id" 2>/dev/null; done
+	rm -f "/dev/shm/$token"
+	# The trust checks' POSIX segments, whatever their names: every file with our tag.
+	find /dev/shm -maxdepth 1 -name "*$tag*" -exec rm -f {} + 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -88,7 +102,7 @@ for e in json.load(sys.stdin):
 	check "ipcrm removal is reflected by shmkit ls" sh -c "! awk '\$1==\"sysv\"{print \$4}' '$tmp/ls' | grep -qx '$id'"
 	"$tool" create --sysv "$name" 5000 >"$tmp/create"
 	id=$(sed -n 's/.*id \([0-9]*\).*/\1/p' "$tmp/create")
-	check "shmkit rm ID" "$tool" rm "$id"
+	check "shmkit rm id:ID" "$tool" rm "id:$id"
 	check "shmkit rm makes it vanish from ipcs -m" sh -c "! ipcs -m | awk '{print \$2}' | grep -qx '$id'"
 	# A raw System V segment, reached by key.
 	"$tool" create --sysv --raw "/tmp/$tag-sraw" 4096 >"$tmp/create"
@@ -174,8 +188,8 @@ check "the timeout is explained" grep -q "no message before the timeout" "$tmp/e
 "$tool" rm "/$tag-chan"
 
 # ---- gc: removes a segment whose creator was SIGKILLed, leaves a live one ----
-# A segment whose creator exited and that nobody uses: stale.
-"$tool" create "/$tag-stale" 100
+# A temporary segment whose creator exited and that nobody uses: stale.
+"$tool" create --temporary "/$tag-stale" 100
 # A live creator: send, holding its channel while its input stays open.
 mkfifo "$tmp/hold"
 sh -c "exec '$tool' send '/$tag-live'" <"$tmp/hold" &
@@ -186,7 +200,7 @@ until "$tool" stat "/$tag-live" >/dev/null 2>&1 || [ $i -gt 100 ]; do sleep 0.05
 "$tool" gc --dry-run >"$tmp/gc"
 check "gc --dry-run names the stale segment" grep -q "would remove.*$tag-stale" "$tmp/gc"
 check "gc --dry-run removes nothing" "$tool" stat "/$tag-stale" >/dev/null
-check "gc --dry-run spares the live one" sh -c "! grep -q '$tag-live' '$tmp/gc'"
+check "gc --dry-run spares the live one" grep -q "^keep posix segment /$tag-live: creator alive" "$tmp/gc"
 "$tool" gc >"$tmp/gc"
 check "gc says what it removed" grep -q "removed.*$tag-stale" "$tmp/gc"
 "$tool" stat "/$tag-stale" >/dev/null 2>&1
@@ -198,6 +212,184 @@ exec 7>&-
 live_pid=
 "$tool" gc >"$tmp/gc"
 check "after SIGKILL of its creator, gc removes it" grep -q "removed.*$tag-live" "$tmp/gc"
+
+# ==== issue 8: trust ====
+
+# A temporary shmkit segment whose creator has exited: a channel that send creates and
+# closes at once (made the same way by every version of the tool).
+mk_dead() { : | "$tool" send "$1" 2>/dev/null; }
+# The id and key that create --sysv printed.
+created_id() { sed -n 's/.*id \([0-9]*\).*/\1/p' "$tmp/create"; }
+created_key() { sed -n 's/.*key \(0x[0-9a-f]*\).*/\1/p' "$tmp/create"; }
+has_id() { ipcs -m | awk '{print $2}' | grep -qx "$1"; }
+
+# ---- names that cannot be confused: a bare token is a name, ids only as id:N ----
+if command -v ipcs >/dev/null 2>&1 && command -v ipcrm >/dev/null 2>&1; then
+	"$tool" create --sysv "/tmp/$tag-other" 100 >"$tmp/create"
+	other=$(created_id)
+	sysv_ids="$sysv_ids $other"
+	printf 'other' | "$tool" write "$(created_key)"
+	# A System V segment whose name is the decimal id of the unrelated one.
+	"$tool" create --sysv "$other" 100 >"$tmp/create"
+	named=$(created_id)
+	sysv_ids="$sysv_ids $named"
+	printf 'named' | "$tool" write "$(created_key)"
+	check "cat DIGITS prints the segment of that name, not the one with that id" \
+		[ "$("$tool" cat "$other" 2>/dev/null | head -c 5)" = named ]
+	check "cat id:N prints the segment with that id" \
+		[ "$("$tool" cat "id:$other" 2>/dev/null | head -c 5)" = other ]
+	"$tool" stat "$other" >"$tmp/stat" 2>/dev/null
+	check "stat DIGITS describes the segment of that name" grep -q "^id: *$named\$" "$tmp/stat"
+	"$tool" rm "$other" 2>/dev/null
+	check "rm DIGITS removes the segment of that name" sh -c "! ipcs -m | awk '{print \$2}' | grep -qx '$named'"
+	check "rm DIGITS leaves the segment whose id it is" has_id "$other"
+	check "rm id:N removes by id" "$tool" rm "id:$other"
+	check "rm id:N removed it" sh -c "! ipcs -m | awk '{print \$2}' | grep -qx '$other'"
+
+	# A System V segment named 0.
+	"$tool" create --sysv 0 100 >"$tmp/create"
+	zero=$(created_id)
+	sysv_ids="$sysv_ids $zero"
+	printf 'zero' | "$tool" write "$(created_key)"
+	check "cat 0 prints the System V segment named 0" [ "$("$tool" cat 0 2>/dev/null | head -c 4)" = zero ]
+	check "rm 0 removes the System V segment named 0" "$tool" rm 0
+	check "rm 0 removed that one" sh -c "! ipcs -m | awk '{print \$2}' | grep -qx '$zero'"
+
+	# A System V name, as ls shows it, needs no --sysv.
+	"$tool" create --sysv "/tmp/$tag-shown" 100 >"$tmp/create"
+	sysv_ids="$sysv_ids $(created_id)"
+	check "rm NAME finds a System V segment" "$tool" rm "/tmp/$tag-shown"
+
+	# One name in both namespaces: the user must say which.
+	"$tool" create "/$tag-both" 100
+	"$tool" create --sysv "/$tag-both" 100 >"$tmp/create"
+	both=$(created_id)
+	sysv_ids="$sysv_ids $both"
+	"$tool" rm "/$tag-both" 2>"$tmp/err"
+	check "rm of a name in both namespaces exits 2" [ $? -eq 2 ]
+	check "and asks for --posix or --sysv" grep -q -- "--posix or --sysv" "$tmp/err"
+	check "and removes neither (POSIX)" [ -f "/dev/shm/$tag-both" ]
+	check "and removes neither (System V)" has_id "$both"
+	"$tool" rm "/$tag-both" "/$tag-p-none" 2>/dev/null
+	check "rm stops before removing anything when one name is ambiguous" [ -f "/dev/shm/$tag-both" ]
+	"$tool" cat "/$tag-both" >/dev/null 2>&1
+	check "cat of a name in both namespaces exits 2" [ $? -eq 2 ]
+	"$tool" stat "/$tag-both" >/dev/null 2>&1
+	check "stat of a name in both namespaces exits 2" [ $? -eq 2 ]
+	check "stat --sysv picks the System V one" sh -c "'$tool' stat --sysv '/$tag-both' | grep -q '^id: *$both\$'"
+	check "rm --posix removes the POSIX one" "$tool" rm --posix "/$tag-both"
+	check "rm --posix left the System V one" has_id "$both"
+	check "then rm NAME finds the System V one" "$tool" rm "/$tag-both"
+	check "and it is gone" sh -c "! ipcs -m | awk '{print \$2}' | grep -qx '$both'"
+else
+	echo "ipcs/ipcrm not found: System V naming not checked"
+fi
+
+# ---- listing that does not lie ----
+"$tool" create --raw "/$tag-café" 16
+"$tool" create --raw "$(printf '/%s-bad\377' "$tag")" 16
+"$tool" create --raw "/.$tag-dot" 16
+"$tool" create --raw "/$tag-nl
+forged row" 16
+"$tool" create --raw "/$tag-back\\x41" 16
+# 255 bytes after the slash, the most a file name holds (one more than shmkit makes).
+long="$tag-$(head -c 255 /dev/zero | tr '\0' L)"
+long=$(printf '%s' "$long" | head -c 255)
+: >"/dev/shm/$long"
+: >"/dev/shm/$token"
+: >"/dev/shm/.shmkit-live-$tag"
+"$tool" ls >"$tmp/ls"
+"$tool" ls --json >"$tmp/json"
+check "ls --json keeps valid UTF-8 (café)" grep -qF "\"/$tag-café\"" "$tmp/json"
+check "ls --json escapes an invalid byte as \\udcff" grep -qF "\"/$tag-bad\\udcff\"" "$tmp/json"
+check "ls --json escapes a newline" grep -qF "\"/$tag-nl\\nforged row\"" "$tmp/json"
+check "ls lists names that begin with a dot" grep -qF "/.$tag-dot " "$tmp/ls"
+check "ls lists 255-byte names" grep -qF "/$long " "$tmp/ls"
+check "ls --json lists 255-byte names" grep -qF "\"/$long\"" "$tmp/json"
+check "ls does not list the library's liveness tokens" sh -c "! grep -qF '$token' '$tmp/ls' '$tmp/json'"
+check "ls lists a dot file that only looks like a token" grep -qF "/.shmkit-live-$tag " "$tmp/ls"
+check "a newline in a name cannot forge a row" sh -c "! grep -q '^forged row' '$tmp/ls'"
+check "text output shows the newline escaped" grep -qF "/$tag-nl\\nforged row " "$tmp/ls"
+check "text output escapes a backslash" grep -qF "/$tag-back\\\\x41 " "$tmp/ls"
+check "text output escapes an invalid byte" grep -qF "/$tag-bad\\xff " "$tmp/ls"
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$tmp/json" "$tag" <<'PY'
+import json, os, sys
+names = [e["name"] for e in json.load(open(sys.argv[1])) if e["backend"] == "posix"]
+# surrogateescape turns \udcXX back into the byte: every name must be the file's name.
+files = {b"/" + f for f in os.listdir(b"/dev/shm") if sys.argv[2].encode() in f}
+got = {n.encode("utf-8", "surrogateescape") for n in names if sys.argv[2] in n}
+sys.exit(0 if got == files and len(files) >= 6 else 1)
+PY
+	check "ls --json names decode (surrogateescape) to the exact file names" [ $? -eq 0 ]
+fi
+"$tool" stat "/$tag-nl
+forged row" >"$tmp/stat" 2>&1
+check "stat escapes the name too" sh -c "grep -qF 'name:         /$tag-nl\\nforged row' '$tmp/stat' && ! grep -q '^forged row' '$tmp/stat'"
+check "rm removes a 255-byte name" "$tool" rm "/$long"
+check "it is gone" [ ! -e "/dev/shm/$long" ]
+
+# ---- gc removes only provable garbage ----
+# Temporary segments whose creator is dead, in use by live processes under names that
+# fooled the name matching of /proc: a space, a newline, "(deleted)".
+for n in "/$tag-sp ace" "/$tag-nl
+ine" "/$tag (deleted)" "/$tag-map (deleted)" "/$tag-dead"; do
+	mk_dead "$n"
+done
+sleep 60 3<"/dev/shm/$tag-sp ace" 4<"/dev/shm/$tag-nl
+ine" 5<"/dev/shm/$tag (deleted)" &
+holders="$holders $!"
+mapped=0
+if command -v python3 >/dev/null 2>&1; then
+	# A process that only maps it: its descriptor is closed.
+	python3 -c '
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4096)
+os.close(fd)
+print("ready", flush=True)
+time.sleep(60)' "/dev/shm/$tag-map (deleted)" >"$tmp/mapped" &
+	holders="$holders $!"
+	i=0
+	until [ -s "$tmp/mapped" ] || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	mapped=1
+fi
+# A persistent segment (what create makes), and another user's temporary one.
+"$tool" create "/$tag-keep" 100
+other_user=0
+if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	setpriv --reuid 65534 --regid 65534 --clear-groups "$tool" send "/$tag-nobody" </dev/null
+	[ -f "/dev/shm/$tag-nobody" ] && other_user=1
+fi
+"$tool" gc --dry-run >"$tmp/gc"
+check "gc --dry-run would remove the unused one" grep -qF "would remove posix segment /$tag-dead:" "$tmp/gc"
+check "gc --dry-run says the persistent one stays, and why" grep -qF "keep posix segment /$tag-keep: persistent" "$tmp/gc"
+check "gc --dry-run says the one in use stays, and why" grep -qF "keep posix segment /$tag-sp ace: 1 process attached" "$tmp/gc"
+[ $other_user -eq 1 ] &&
+	check "gc --dry-run says another user's stays without --all-users" grep -qF "keep posix segment /$tag-nobody: owned by uid 65534 (--all-users)" "$tmp/gc"
+"$tool" gc >"$tmp/gc"
+check "gc removed the unused one" [ ! -e "/dev/shm/$tag-dead" ]
+check "gc left the one held under a name with a space" [ -e "/dev/shm/$tag-sp ace" ]
+check "gc left the one held under a name with a newline" [ -e "/dev/shm/$tag-nl
+ine" ]
+check "gc left the one held under a name with (deleted)" [ -e "/dev/shm/$tag (deleted)" ]
+[ $mapped -eq 1 ] && check "gc left the one only mapped" [ -e "/dev/shm/$tag-map (deleted)" ]
+check "gc left the persistent segment" [ -e "/dev/shm/$tag-keep" ]
+if [ $other_user -eq 1 ]; then
+	check "gc left another user's segment" [ -e "/dev/shm/$tag-nobody" ]
+	"$tool" gc --all-users >/dev/null
+	check "gc --all-users removes another user's garbage" [ ! -e "/dev/shm/$tag-nobody" ]
+else
+	echo "setpriv or root missing: another user's segment not checked"
+fi
+for p in $holders; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+holders=""
+"$tool" gc >"$tmp/gc"
+check "once its users are gone, gc removes it" [ ! -e "/dev/shm/$tag (deleted)" ]
+check "gc still leaves the persistent segment" [ -e "/dev/shm/$tag-keep" ]
+"$tool" create --temporary "/$tag-temp" 100
+"$tool" gc >"$tmp/gc"
+check "create --temporary makes a segment gc removes" [ ! -e "/dev/shm/$tag-temp" ]
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
