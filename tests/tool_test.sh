@@ -292,6 +292,9 @@ fi
 "$tool" create --raw "/$tag-nl
 forged row" 16
 "$tool" create --raw "/$tag-back\\x41" 16
+# Overlong, surrogate and out-of-range forms are not UTF-8; an emoji is; C1 and ESC
+# are control characters.
+"$tool" create --raw "$(printf '/%s-mix\300\200\355\240\200\364\220\200\200\360\237\230\200\302\205\033[31m' "$tag")" 16
 # 255 bytes after the slash, the most a file name holds (one more than shmkit makes).
 long="$tag-$(head -c 255 /dev/zero | tr '\0' L)"
 long=$(printf '%s' "$long" | head -c 255)
@@ -312,6 +315,10 @@ check "a newline in a name cannot forge a row" sh -c "! grep -q '^forged row' '$
 check "text output shows the newline escaped" grep -qF "/$tag-nl\\nforged row " "$tmp/ls"
 check "text output escapes a backslash" grep -qF "/$tag-back\\\\x41 " "$tmp/ls"
 check "text output escapes an invalid byte" grep -qF "/$tag-bad\\xff " "$tmp/ls"
+check "text output escapes every byte that is not UTF-8, and control characters" \
+	grep -qF "/$tag-mix\\xc0\\x80\\xed\\xa0\\x80\\xf4\\x90\\x80\\x80😀\\xc2\\x85\\x1b[31m " "$tmp/ls"
+check "ls --json escapes them as \\udcXX and \\u00XX" \
+	grep -qF "\"/$tag-mix\\udcc0\\udc80\\udced\\udca0\\udc80\\udcf4\\udc90\\udc80\\udc80😀\\u0085\\u001b[31m\"" "$tmp/json"
 if command -v python3 >/dev/null 2>&1; then
 	python3 - "$tmp/json" "$tag" <<'PY'
 import json, os, sys
@@ -319,7 +326,7 @@ names = [e["name"] for e in json.load(open(sys.argv[1])) if e["backend"] == "pos
 # surrogateescape turns \udcXX back into the byte: every name must be the file's name.
 files = {b"/" + f for f in os.listdir(b"/dev/shm") if sys.argv[2].encode() in f}
 got = {n.encode("utf-8", "surrogateescape") for n in names if sys.argv[2] in n}
-sys.exit(0 if got == files and len(files) >= 6 else 1)
+sys.exit(0 if got == files and len(files) >= 7 else 1)
 PY
 	check "ls --json names decode (surrogateescape) to the exact file names" [ $? -eq 0 ]
 fi
