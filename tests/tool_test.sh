@@ -391,7 +391,9 @@ else
 fi
 for p in $holders; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 holders=""
+: >"/dev/shm/$token" # a token whose process died: not locked
 "$tool" gc >"$tmp/gc"
+check "gc removes the liveness token of a dead process" [ ! -e "/dev/shm/$token" ]
 check "once its users are gone, gc removes it" [ ! -e "/dev/shm/$tag (deleted)" ]
 check "gc still leaves the persistent segment" [ -e "/dev/shm/$tag-keep" ]
 "$tool" create --temporary "/$tag-temp" 100
