@@ -389,6 +389,19 @@ if [ $other_user -eq 1 ]; then
 else
 	echo "setpriv or root missing: another user's segment not checked"
 fi
+# gc in a pid namespace of its own: its /proc shows no process but itself, so only
+# the kernel (the lease) can tell that the segment is held.
+if unshare -p -f --mount-proc true 2>/dev/null; then
+	mk_dead "/$tag-unseen"
+	mk_dead "/$tag-unseen-free"
+	sleep 60 3<"/dev/shm/$tag-unseen" &
+	holders="$holders $!"
+	unshare -p -f --mount-proc "$tool" gc >"$tmp/gc"
+	check "gc that cannot see the holder's process still leaves the segment" [ -e "/dev/shm/$tag-unseen" ]
+	check "that gc still removes the unheld one" [ ! -e "/dev/shm/$tag-unseen-free" ]
+else
+	echo "unshare -p not permitted: gc across pid namespaces not checked"
+fi
 for p in $holders; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 holders=""
 : >"/dev/shm/$token" # a token whose process died: not locked
