@@ -333,6 +333,8 @@ fi
 "$tool" stat "/$tag-nl
 forged row" >"$tmp/stat" 2>&1
 check "stat escapes the name too" sh -c "grep -qF 'name:         /$tag-nl\\nforged row' '$tmp/stat' && ! grep -q '^forged row' '$tmp/stat'"
+"$tool" stat "/$long" >"$tmp/stat" 2>&1
+check "stat describes a 255-byte name" grep -qF "name:         /$long" "$tmp/stat"
 check "rm removes a 255-byte name" "$tool" rm "/$long"
 check "it is gone" [ ! -e "/dev/shm/$long" ]
 

@@ -857,14 +857,26 @@ int shmkit_cmd_stat(int argc, char **argv)
 		return SHMKIT_EXIT_FAIL;
 	}
 	struct shmkit_seg_info in;
+	struct entry *e = NULL;
 	r = shmkit_seg_inspect(lib_name, flags, &in);
+	if (r == -ENAMETOOLONG && !(flags & SHMKIT_SEG_SYSV)) {
+		/* A 255-byte POSIX name, longer than the library opens: what ls lists. */
+		char obj[sizeof lib_name + 1];
+		snprintf(obj, sizeof obj, "/%s", lib_name[0] == '/' ? lib_name + 1 : lib_name);
+		for (int i = 0; i < l.n && !e; i++)
+			if (!l.e[i].in.sysv && !strcmp(l.e[i].obj, obj))
+				e = &l.e[i];
+		if (e) {
+			in = e->in;
+			r = 0;
+		}
+	}
 	if (r < 0) {
 		fprintf(stderr, "shmkit stat: %s: %s\n", arg, shmkit_strerror(r));
 		free(l.e);
 		return SHMKIT_EXIT_FAIL;
 	}
-	struct entry *e = NULL;
-	for (int i = 0; i < l.n; i++)
+	for (int i = 0; i < l.n && !e; i++)
 		if ((in.sysv && l.e[i].in.sysv && l.e[i].in.shmid == in.shmid) ||
 		    (!in.sysv && !l.e[i].in.sysv && !strncmp(l.e[i].obj, in.name, sizeof in.name)))
 			e = &l.e[i];
