@@ -19,12 +19,12 @@
 /* 2: the creator is named by its liveness token, not a pid and start time; flags word. */
 #define SHMKIT_FORMAT 2u
 
-/* Everything two processes must agree on to share a segment: the format, the size of
- * the pthread mutex we embed, the word size and the cache line we pad to. A build that
- * differs in any of them refuses the other's segments (-EPROTO) instead of misreading. */
+/* Everything two processes must agree on to share a segment: the format, the word size
+ * and the cache line we pad to. A build that differs in any of them refuses the other's
+ * segments (-EPROTO) instead of misreading. Bits 16-23 held sizeof(pthread_mutex_t)
+ * while the mutex was glibc's; they are 0 since shmkit_mutex is our own 64 bytes. */
 #define SHMKIT_LAYOUT                                                                      \
-	((SHMKIT_FORMAT << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 16) |               \
-	 ((uint32_t)sizeof(long) << 8) | (uint32_t)SHMKIT_CACHELINE)
+	((SHMKIT_FORMAT << 24) | ((uint32_t)sizeof(long) << 8) | (uint32_t)SHMKIT_CACHELINE)
 
 /* Where the data area starts: one page, so that users get page-aligned data. */
 #define SHMKIT_DATA_OFF 4096u

@@ -6,7 +6,6 @@
 #ifndef SHMKIT_SYNC_H
 #define SHMKIT_SYNC_H
 
-#include <pthread.h>
 #include <stdint.h>
 #include <shmkit/base.h>
 
@@ -14,35 +13,58 @@
 extern "C" {
 #endif
 
-/** A process-shared, robust mutex (a glibc robust pthread mutex underneath): when the
- * owner dies holding it, the next locker gets -EOWNERDEAD instead of a deadlock.
+/** A process-shared, robust mutex of shmkit's own: when the process holding it dies,
+ * the next locker gets -EOWNERDEAD instead of a deadlock, and in every pid namespace
+ * that shares /dev/shm (death is proved by the holder's liveness token, never a pid).
+ * Every word is checked before use and none is ever used as an address, so a peer that
+ * scribbles over it can make calls fail (-EINVAL, -ENOTRECOVERABLE, -EPERM, a stolen
+ * or lost lock) but never crash or hang a caller past its timeout, nor make it write
+ * outside these 64 bytes.
  * 64 bytes, 8-byte aligned; zero-filled memory is NOT a valid mutex: call init, in
  * the shmkit_seg_open_init() initializer when the mutex lives in a segment, so that
- * no opener can use it before it is initialized. */
+ * no opener can use it before it is initialized. All fields are private (accessed
+ * atomically by the functions); their meaning is documented in src/sync.c. */
 typedef struct shmkit_mutex {
-	union {
-		pthread_mutex_t m;        /**< private */
-		unsigned char bytes[64];  /**< fixes the size in the segment format */
-	} u;
+	uint64_t owner;       /**< private: the holder process's liveness token, 0 = free */
+	uint32_t seq;         /**< private: bumped by every unlock; the sleepers' futex */
+	uint32_t waiters;     /**< private: lockers that may be asleep */
+	uint32_t tid;         /**< private: the holder thread's id, 0 while being taken */
+	int32_t pid;          /**< private: the holder's pid, for people to read */
+	uint32_t state;       /**< private: consistent, owner died, not recoverable */
+	uint32_t magic;       /**< private: set by shmkit_mutex_init() */
+	uint32_t reserved[8]; /**< private: zero */
 } shmkit_mutex;
 
 /** shmkit_mutex_init() - initialize a mutex in shared memory, once, before anyone
- * else uses it (normally by a segment's creator). Returns 0 or -errno. Since 0.1. */
+ * else uses it (normally by a segment's creator); all 64 bytes are rewritten. Also the
+ * only way back from -ENOTRECOVERABLE or -EINVAL (bad magic), while nobody uses it.
+ * Returns 0, or -EINVAL (@m NULL). Never blocks. Since 0.1. */
 SHMKIT_API int shmkit_mutex_init(shmkit_mutex *m);
 
-/** shmkit_mutex_lock() - lock, waiting at most @timeout_ns (0: try once; <0: forever).
- * Returns 0 when locked; -EOWNERDEAD when locked but the previous owner died holding
- * it: the caller must repair the protected state, then call shmkit_mutex_consistent()
- * before unlocking (unlocking without it makes the mutex unusable: -ENOTRECOVERABLE);
- * -EBUSY (timeout 0 and held), -ETIMEDOUT, -ENOTRECOVERABLE, -EDEADLK (already held by
- * this thread), -EINVAL. Blocks. Thread- and process-safe. Since 0.1. */
+/** shmkit_mutex_lock() - lock, waiting at most @timeout_ns (0: try once; <0: forever;
+ *   measured on CLOCK_MONOTONIC; a timeout too large for the clock waits forever).
+ * Returns 0 when locked; -EOWNERDEAD when locked but the previous owner's process died
+ * holding it (or the owner word held no live process's token): the caller must repair
+ * the protected state, then call shmkit_mutex_consistent() before unlocking (unlocking
+ * without it makes the mutex unusable: -ENOTRECOVERABLE);
+ * -EBUSY (timeout 0 and held by a live process), -ETIMEDOUT, -ENOTRECOVERABLE (also
+ * when the state word holds a value no mutex can have), -EDEADLK (already held by this
+ * thread), -EINVAL (@m NULL, not initialized, or its magic word overwritten), or the
+ * -errno of making this process's liveness token (first lock after start or fork).
+ * A holder's death is noticed by a waiter at most 100 ms after it (the longest sleep
+ * slice) plus a liveness check; a try (timeout 0) checks at once. A thread that exits
+ * holding the mutex while its process lives is not noticed. Blocks. Thread- and
+ * process-safe; a fork child does not own its parent's locks. Since 0.1. */
 SHMKIT_API int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns);
 
 /** shmkit_mutex_consistent() - after -EOWNERDEAD and repair, mark the mutex usable.
- * Returns 0 or -EINVAL (not in the owner-died state, or not held). Since 0.1. */
+ * Returns 0 or -EINVAL (@m NULL or not initialized, not in the owner-died state, or
+ * not held by this thread). Never blocks. Since 0.1. */
 SHMKIT_API int shmkit_mutex_consistent(shmkit_mutex *m);
 
-/** shmkit_mutex_unlock() - unlock. Returns 0 or -EPERM (not the owner). Since 0.1. */
+/** shmkit_mutex_unlock() - unlock a mutex this thread holds. Returns 0, -EPERM (not
+ * held by this thread, or its owner word was overwritten while held), or -EINVAL (@m
+ * NULL or not initialized). Never blocks; wakes one sleeper. Since 0.1. */
 SHMKIT_API int shmkit_mutex_unlock(shmkit_mutex *m);
 
 /** An event counter on a futex, with a count of sleepers so that signalling costs no
@@ -55,11 +77,12 @@ typedef struct shmkit_event {
 	uint32_t reserved[14]; /**< private */
 } shmkit_event;
 
-/** shmkit_event_init() - reset an event to zero. Since 0.1. */
+/** shmkit_event_init() - reset an event to zero (@ev NULL: nothing). Since 0.1. */
 SHMKIT_API void shmkit_event_init(shmkit_event *ev);
 
 /** shmkit_event_prepare() - read the event's counter before checking the condition
- * to wait for; pass the value to shmkit_event_wait(). Never blocks. Since 0.1. */
+ * to wait for; pass the value to shmkit_event_wait(). Returns 0 for a NULL @ev (the
+ * wait then reports -EINVAL). Never blocks. Since 0.1. */
 SHMKIT_API uint32_t shmkit_event_prepare(const shmkit_event *ev);
 
 /** shmkit_event_wait() - sleep until the event is signalled after @seen was read.
