@@ -6,7 +6,13 @@
  * while written) so a reader detects the rare case of a slot being reused under it
  * (two writes during one copy) and retries. A writer killed mid-write dies holding the
  * mutex with the idle slot half written and the version untouched: readers never see
- * it, and the next writer's -EOWNERDEAD repair just closes the odd sequence. */
+ * it, and the next writer's -EOWNERDEAD repair just closes the odd sequence.
+ *
+ * Every control word is written by peers too. size and stride are checked once at open
+ * and kept in the handle; version only selects a slot by its low bit; sequences are
+ * compared, never used as sizes. The one state no writer makes, the current slot odd
+ * under an unchanged version, gets -EPROTO after ODD_LIMIT_NS instead of a reader
+ * spinning until some writer comes. */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -20,17 +26,28 @@
  * copy, so it only expires when the holder is stopped (SIGSTOP, debugger). */
 #define WRITE_LOCK_NS (10 * SHMKIT_SEC)
 
+/* How long a reader tolerates the current slot's sequence odd under an unchanged
+ * version before it reports -EPROTO. A correct writer never shows that even once;
+ * this only lets a write that is about to publish clear a corrupt word first. */
+#define ODD_LIMIT_NS (10 * SHMKIT_MSEC)
+
 /* At the start of the blob segment's data area. */
 struct blob_ctl {
 	shmkit_mutex lock;            /* writers serialize on it; readers never take it */
 	alignas(SHMKIT_CACHELINE) _Atomic uint64_t version; /* completed writes: written
 	                               * under lock with release, read by readers with
 	                               * acquire; the current slot is version & 1 */
-	_Atomic uint64_t seq[2];      /* per slot: odd while a writer fills it (under lock) */
+	_Atomic uint64_t seq[2];      /* per slot: odd while a writer fills it (under lock;
+	                               * the odd store is a release, the even one too);
+	                               * read with acquire by readers. A writer evens an
+	                               * odd value it finds before use. */
 	_Atomic uint64_t slot_ver[2]; /* version whose contents the slot holds; written
-	                               * inside the slot's odd window */
-	uint64_t size;                /* snapshot bytes; written once by the creator */
-	uint64_t stride;              /* slot i starts at SLOT_OFF + i * stride; creator */
+	                               * inside the slot's odd window; only reported */
+	uint64_t size;                /* snapshot bytes; written once by the creator,
+	                               * checked against the segment at open, never
+	                               * read again */
+	uint64_t stride;              /* slot i starts at SLOT_OFF + i * stride; creator;
+	                               * checked at open like size */
 	uint64_t reserved[1];
 };
 #define SLOT_OFF 256u
@@ -169,7 +186,13 @@ int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len)
 	uint64_t v = atomic_load_explicit(&ctl->version, memory_order_relaxed);
 	unsigned cur = v & 1, nxt = cur ^ 1;
 	uint64_t s = atomic_load_explicit(&ctl->seq[nxt], memory_order_relaxed);
-	atomic_store_explicit(&ctl->seq[nxt], s + 1, memory_order_relaxed);
+	/* Odd here was written by a peer (a dead writer's odd sequence was closed by
+	 * repair()): start from even, so that the slot ends even and readable. */
+	s += s & 1;
+	/* Release: a reader that sees this odd value also sees the version our
+	 * predecessor published (it happened before our lock), so it can tell "the slot
+	 * is being reused under me" (version moved) from corruption (it did not). */
+	atomic_store_explicit(&ctl->seq[nxt], s + 1, memory_order_release);
 	/* Seqlock writer: the odd sequence must be visible before any byte of the slot
 	 * changes, so a reader that copies a changing slot sees seq move. */
 	atomic_thread_fence(memory_order_release);
@@ -210,11 +233,14 @@ ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *
 		return -EINVAL;
 	struct blob_ctl *ctl = b->ctl;
 	size_t n = cap < b->size ? cap : b->size;
+	uint64_t odd_v = 0;      /* the version under which the current slot read odd */
+	int64_t odd_since = -1;  /* since when (monotonic ns); -1: not seen */
 	for (unsigned tries = 1;; tries++) {
 		int r = shmkit_seg_check(b->seg);
 		if (r < 0)
 			return r;
-		/* Pairs with the writer's release of version: the slot it names is complete. */
+		/* Pairs with the writer's release of version: the slot it names is complete.
+		 * version is any 64-bit value a peer wrote; only its low bit picks a slot. */
 		uint64_t v = atomic_load_explicit(&ctl->version, memory_order_acquire);
 		unsigned i = v & 1;
 		uint64_t s1 = atomic_load_explicit(&ctl->seq[i], memory_order_acquire);
@@ -227,6 +253,24 @@ ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *
 				if (version)
 					*version = ver;
 				return (ssize_t)n;
+			}
+			odd_since = -1;
+		} else if (atomic_load_explicit(&ctl->version, memory_order_acquire) != v) {
+			/* The slot was being reused by a later write: it publishes the other
+			 * slot first, so version moved. Retry from the new version. */
+			odd_since = -1;
+		} else {
+			/* The current slot is odd and version stayed: no writer does that
+			 * (each fills the idle slot; the odd store is a release, so seeing it
+			 * we see the version before it). A peer wrote the word. Wait a
+			 * little for a write to move past it, then say so: a read-only reader
+			 * could otherwise spin here until some writer comes. */
+			int64_t now = shmkit__now_ns();
+			if (odd_since < 0 || odd_v != v) {
+				odd_v = v;
+				odd_since = now;
+			} else if (now - odd_since > ODD_LIMIT_NS) {
+				return -EPROTO;
 			}
 		}
 		/* Two writes overtook this copy: let the writers run before retrying. */

@@ -151,6 +151,93 @@ static void test_corrupt_ctl(void)
 	shmkit_blob_close(b);
 }
 
+/* The control words as a peer sees them: after the mutex's 64 bytes come version,
+ * seq[2], slot_ver[2], size and stride (8 bytes each). */
+enum { CTL_VERSION = 8, CTL_SEQ = 9 };
+
+static unsigned odd_backend;
+
+/* In a child (a reader that spins forever must fail the test, not hang it): reads of
+ * a blob whose current slot a peer marked odd. */
+static int odd_reader(void *arg)
+{
+	const char *name = arg;
+	shmkit_blob *o;
+	char buf[1000];
+	alarm(10);
+	if (shmkit_blob_open(name, 0, 0, odd_backend | SHMKIT_SEG_RDONLY, &o) < 0)
+		return 2;
+	int64_t t0 = t_now_ns();
+	ssize_t r = shmkit_blob_read(o, buf, sizeof buf, NULL);
+	int64_t dt = t_now_ns() - t0;
+	shmkit_blob_close(o);
+	if (r != -EPROTO)
+		return 3;
+	/* The bound is 10 ms of retries; a second leaves room for a loaded machine. */
+	return dt < SHMKIT_SEC ? 0 : 4;
+}
+
+/* Sequence words a peer made odd: a reader never spins on them (-EPROTO in bounded
+ * time, even read-only), and writers clear them. */
+static void test_corrupt_seq(unsigned backend)
+{
+	const char *name = t_name(backend ? "blob-seq-sysv" : "blob-seq");
+	shmkit_blob *b;
+	char buf[1000], got[1000];
+	CHECK_OK(shmkit_blob_open(name, sizeof buf, 0, backend | SHMKIT_SEG_CREATE, &b));
+	odd_backend = backend;
+	_Atomic uint64_t *ctl = shmkit_seg_data(shmkit_blob_seg(b));
+	memset(buf, 'a', sizeof buf);
+	CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+
+	/* The current slot odd, nobody writing: -EPROTO, for a reader-only process and for
+	 * the writer's own handle. */
+	uint64_t v = atomic_load(&ctl[CTL_VERSION]);
+	atomic_fetch_add(&ctl[CTL_SEQ + (v & 1)], 1);
+	pid_t pid = t_fork(odd_reader, (void *)name);
+	CHECK(pid > 0);
+	CHECK_EQ(t_wait(pid), 0);
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), -EPROTO);
+	/* A write publishes the other slot: readable again, with that write. */
+	memset(buf, 'b', sizeof buf);
+	CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+	CHECK(!memcmp(got, buf, sizeof buf));
+	/* The next write fills the slot whose sequence is still odd: it must leave it even
+	 * (a writer that added 2 to an odd value would publish a slot no reader can read). */
+	memset(buf, 'c', sizeof buf);
+	CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+	v = atomic_load(&ctl[CTL_VERSION]);
+	CHECK_EQ(atomic_load(&ctl[CTL_SEQ + (v & 1)]) & 1, 0);
+	pid = t_fork(odd_reader, (void *)name);
+	CHECK(pid > 0);
+	CHECK_EQ(t_wait(pid), 3); /* the reader now reads: r is 1000, not -EPROTO */
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+	CHECK(!memcmp(got, buf, sizeof buf));
+
+	/* The idle slot odd: readers are not directed to it; the next write evens it. */
+	atomic_fetch_add(&ctl[CTL_SEQ + ((v & 1) ^ 1)], 1);
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+	memset(buf, 'd', sizeof buf);
+	CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+	CHECK(!memcmp(got, buf, sizeof buf));
+
+	/* version is any number a peer likes: only its low bit picks a slot. */
+	const uint64_t versions[] = {UINT64_MAX, UINT64_MAX - 1, 0, 1ull << 63};
+	for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+		atomic_store(&ctl[CTL_VERSION], versions[i]);
+		CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+		CHECK_EQ(shmkit_blob_version(b), (int64_t)versions[i]);
+		memset(buf, 'e' + (int)i, sizeof buf);
+		CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+		CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), (ssize_t)sizeof got);
+		CHECK(!memcmp(got, buf, sizeof buf));
+	}
+	shmkit_blob_delete(b);
+	shmkit_blob_close(b);
+}
+
 enum { WORDS = 8192 }; /* 64 KiB: copies are long enough to overlap writes */
 
 struct stress {
@@ -333,6 +420,8 @@ int main(void)
 {
 	test_bad_arguments();
 	test_corrupt_ctl();
+	test_corrupt_seq(0);
+	test_corrupt_seq(SHMKIT_SEG_SYSV);
 	test_semantics(0);
 	test_semantics(SHMKIT_SEG_SYSV);
 	test_threads();

@@ -45,16 +45,18 @@ SHMKIT_API size_t shmkit_blob_size(const shmkit_blob *b);
  * them keep their values. Readers see all of this write or none of it.
  * Returns 0, or -EMSGSIZE (@len > size), -EINVAL (NULL @buf with @len > 0), -EBADF
  * (read-only handle), -EIDRM (deleted), -ETIMEDOUT (lock not had within 10 s),
- * -ENOTRECOVERABLE. Thread- and process-safe; blocks while another writer writes.
+ * -ENOTRECOVERABLE, -EINVAL (the lock's magic word was overwritten by a peer). Thread- and process-safe; blocks while another writer writes.
  * A writer killed mid-write loses only its own write. Since 0.1. */
 SHMKIT_API int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len);
 
 /** shmkit_blob_read() - copy one consistent snapshot out.
  * @buf, @cap: destination; min(@cap, size) bytes are copied.
  * @version: if not NULL, receives the number of writes the snapshot includes.
- * Returns the number of bytes copied (>= 0), or -EINVAL, -EIDRM (deleted).
- * Lock-free: never waits for a writer's lock and never blocks one. Thread- and
- * process-safe. Since 0.1. */
+ * Returns the number of bytes copied (>= 0), or -EINVAL, -EIDRM (deleted), -EPROTO
+ * (the control block is corrupt: the current copy stayed marked "being written" for
+ * 10 ms with no write completing, which no writer does; a later write clears it).
+ * Lock-free: never waits for a writer's lock and never blocks one; retries while
+ * writes overtake its copy. Thread- and process-safe. Since 0.1. */
 SHMKIT_API ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap,
 				    uint64_t *version);
 
