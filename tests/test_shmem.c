@@ -1,6 +1,8 @@
 /* The seed-000 compat API (shmem_*): argument checks, file and path handling, sizes,
  * partial writes, whole-buffer atomicity between processes and between threads, writers
- * SIGKILLed mid-write, delete, racing creators, leaks, and read-only fallback. */
+ * SIGKILLed mid-write, delete, racing creators, leaks, read-only fallback, segment modes
+ * masked to owner and group, non-regular key files, and segments squatted by another
+ * user. */
 #include <grp.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -8,6 +10,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -838,15 +841,27 @@ static void test_leaks(void)
 
 /* ------------------------------------------------------------ permissions */
 
+/* The System V mode of the segment for path. */
+static unsigned seg_mode(const char *path)
+{
+	shmkit_seg *s;
+	struct shmkit_seg_info info;
+	CHECK_OK(shmkit_seg_open(path, SHMKIT_KIND_ANY, 0, 0, SHMKIT_SEG_SYSV, &s));
+	CHECK_OK(shmkit_seg_stat(s, &info));
+	shmkit_seg_close(s);
+	return info.mode;
+}
+
 static const char *perm_path, *perm_private;
 
 static int unprivileged(void *arg)
 {
 	(void)arg;
 	char out[4096], buf[4096];
-	if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+	/* In the segment's group (root's, its creator's), not its owner. */
+	if (setgroups(0, NULL) != 0 || setgid(0) != 0 || setuid(65534) != 0)
 		return 2;
-	/* The file is readable, the segment 0644: opens read-only. */
+	/* The file is readable, the segment 0640 and of our group: opens read-only. */
 	shmem_t *h = shmem_open((char *)perm_path, sizeof out);
 	if (!h) {
 		fprintf(stderr, "unprivileged: shmem_open: %s\n", strerror(errno));
@@ -879,6 +894,22 @@ static int unprivileged(void *arg)
 	return 0;
 }
 
+/* Another user in no group of ours: the file is world-readable (0644), but the
+ * segment never gives others anything (0640). */
+static int outsider(void *arg)
+{
+	(void)arg;
+	char out[4096];
+	if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+		return 2;
+	errno = 0;
+	if (shmem_open((char *)perm_path, sizeof out) != NULL || errno != EACCES) {
+		fprintf(stderr, "outsider: shmem_open: %s\n", strerror(errno));
+		return 3;
+	}
+	return 0;
+}
+
 static void test_permissions(void)
 {
 	if (geteuid() != 0) {
@@ -902,16 +933,19 @@ static void test_permissions(void)
 	CHECK(h != NULL);
 	fill(buf, sizeof buf, ID(2, 1));
 	CHECK_EQ(shmem_write(&h, buf, sizeof buf), 0);
-	/* The segment took the file's permission bits. */
-	shmkit_seg *s;
+	/* The segment took the file's permission bits for owner and group only. */
+	CHECK_EQ(seg_mode(p), 0640);
 	struct shmkit_seg_info info;
+	shmkit_seg *s;
 	CHECK_OK(shmkit_seg_open(p, SHMKIT_KIND_ANY, 0, 0, SHMKIT_SEG_SYSV, &s));
 	CHECK_OK(shmkit_seg_stat(s, &info));
-	CHECK_EQ(info.mode, 0644);
 	CHECK_EQ(info.kind, SHMKIT_KIND_BLOB);
 	shmkit_seg_close(s);
 
 	pid_t pid = t_fork(unprivileged, NULL);
+	CHECK(pid > 0);
+	CHECK_EQ(t_wait(pid), 0);
+	pid = t_fork(outsider, NULL);
 	CHECK(pid > 0);
 	CHECK_EQ(t_wait(pid), 0);
 	memset(buf, 0, sizeof buf);
@@ -919,6 +953,170 @@ static void test_permissions(void)
 	CHECK_EQ(verify(buf, sizeof buf), ID(2, 1)); /* neither written nor deleted */
 	drop(&h, p);
 	CHECK_EQ(unlink(q), 0);
+}
+
+/* Segments never more readable than their file, and never by others: with umask 022 a
+ * new file is 0644, and the segment used to be 0644 too. */
+static void test_mode_mask(void)
+{
+	const struct {
+		unsigned file, seg;
+	} rows[] = {
+		{0644, 0640}, {0666, 0660}, {0600, 0600}, {0664, 0660},
+		{0606, 0600}, {0444, 0440}, {0004, 0600}, {0640, 0640},
+	};
+	char *p = tpath("mask");
+	mode_t old = umask(022);
+	shmem_t *h = shmem_open(p, 64); /* creates the file: 0666 less the umask */
+	umask(old);
+	CHECK(h != NULL);
+	struct stat st;
+	CHECK_EQ(stat(p, &st), 0);
+	CHECK_EQ(st.st_mode & 07777, 0644);
+	CHECK_EQ(seg_mode(p), 0640);
+	drop(&h, p);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+		CHECK(fd >= 0);
+		CHECK_EQ(fchmod(fd, rows[i].file), 0);
+		close(fd);
+		h = shmem_open(p, 64);
+		CHECK(h != NULL);
+		if (seg_mode(p) != rows[i].seg) {
+			fprintf(stderr, "file %04o: segment %04o, want %04o\n", rows[i].file,
+				seg_mode(p), rows[i].seg);
+			exit(T_FAIL);
+		}
+		drop(&h, p);
+	}
+}
+
+/* Only a regular file is a key: a FIFO used to block open(2) forever, waiting for a
+ * writer. The open runs in a child so that a hang fails the test instead. */
+static const char *odd_path;
+
+static int open_odd(void *arg)
+{
+	(void)arg;
+	alarm(5);
+	errno = 0;
+	shmem_t *h = shmem_open((char *)odd_path, 64);
+	if (h) {
+		shmem_delete(&h);
+		return 2;
+	}
+	return errno == EINVAL ? 0 : 3;
+}
+
+static void test_not_regular(void)
+{
+	char *f = tpath("fifo"), *d = tpath("dir");
+	CHECK_EQ(mkfifo(f, 0666), 0);
+	CHECK_EQ(mkdir(d, 0700), 0);
+	const char *odd[] = {f, d, "/dev/null"};
+	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+		odd_path = odd[i];
+		pid_t pid = t_fork(open_odd, NULL);
+		CHECK(pid > 0);
+		int st = t_wait(pid);
+		if (st != 0) {
+			fprintf(stderr, "shmem_open(%s): status %d, want EINVAL\n", odd[i], st);
+			exit(T_FAIL);
+		}
+	}
+	CHECK_EQ(unlink(f), 0);
+	CHECK_EQ(rmdir(d), 0);
+}
+
+/* Another user (65534) makes the System V segment for root's path before root's first
+ * shmem_open, mode 0666; hand_over: it also gives the segment's owner field to root
+ * (as its creator it keeps its rights). Returns 0 when the squat is in place. */
+static const char *squat_path;
+
+static int squatter(void *arg)
+{
+	int hand_over = (int)(intptr_t)arg;
+	shmkit_blob *b;
+	if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+		return 2;
+	if (shmkit_blob_open(squat_path, 4096, 0666,
+			     SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL | SHMKIT_SEG_SYSV, &b) < 0)
+		return 3;
+	if (hand_over) {
+		struct shmkit_seg_info info;
+		struct shmid_ds ds;
+		if (shmkit_seg_stat(shmkit_blob_seg(b), &info) < 0 ||
+		    shmctl(info.shmid, IPC_STAT, &ds) < 0)
+			return 4;
+		ds.shm_perm.uid = 0;
+		if (shmctl(info.shmid, IPC_SET, &ds) < 0)
+			return 5;
+	}
+	shmkit_blob_close(b);
+	return 0;
+}
+
+/* The file's owner creates the segment; another user that may write the file opens it. */
+static int file_owner_creates(void *arg)
+{
+	(void)arg;
+	if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+		return 2;
+	shmem_t *h = shmem_open((char *)squat_path, 4096);
+	if (!h)
+		return 3;
+	char buf[4096];
+	memset(buf, 'o', sizeof buf);
+	return shmem_write(&h, buf, sizeof buf) == 0 && shmem_close(&h) == 0 ? 0 : 4;
+}
+
+static void test_squatted(void)
+{
+	if (geteuid() != 0) {
+		printf("squatted: skipped (not root)\n");
+		return;
+	}
+	char *p = tpath("squat");
+	squat_path = p;
+	int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(fchmod(fd, 0644), 0);
+	close(fd);
+	for (int hand_over = 0; hand_over < 2; hand_over++) {
+		pid_t pid = t_fork(squatter, (void *)(intptr_t)hand_over);
+		CHECK(pid > 0);
+		CHECK_EQ(t_wait(pid), 0);
+		errno = 0;
+		shmem_t *h = shmem_open(p, 4096);
+		if (h) {
+			fprintf(stderr, "squatted (hand_over %d): shmem_open succeeded\n",
+				hand_over);
+			exit(T_FAIL);
+		}
+		CHECK_EQ(errno, EACCES);
+		/* Root removes the squat; then the path is root's own. */
+		CHECK_OK(shmkit_seg_unlink(p, SHMKIT_SEG_SYSV));
+	}
+	shmem_t *h = shmem_open(p, 4096);
+	CHECK(h != NULL);
+	drop(&h, p);
+
+	/* A file owned by another user: a segment that user made is the file owner's,
+	 * and root opens it. */
+	fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(fchown(fd, 65534, 65534), 0);
+	CHECK_EQ(fchmod(fd, 0644), 0);
+	close(fd);
+	pid_t pid = t_fork(file_owner_creates, NULL);
+	CHECK(pid > 0);
+	CHECK_EQ(t_wait(pid), 0);
+	h = shmem_open(p, 4096);
+	CHECK(h != NULL);
+	char buf[4096];
+	CHECK_EQ(shmem_read(&h, buf, sizeof buf), 0);
+	CHECK_EQ(buf[0], 'o');
+	drop(&h, p);
 }
 
 int main(void)
@@ -938,6 +1136,9 @@ int main(void)
 	T_RUN(test_delete());
 	T_RUN(test_racing_open());
 	T_RUN(test_permissions());
+	T_RUN(test_mode_mask());
+	T_RUN(test_not_regular());
+	T_RUN(test_squatted());
 	T_RUN(test_leaks());
 	T_RUN(test_torn_processes());
 	T_RUN(test_killed_writers());

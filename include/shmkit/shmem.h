@@ -23,15 +23,25 @@ typedef struct shmem shmem_t;
  *   less the umask) if it does not exist. The canonical path (realpath(3): symbolic
  *   links, "." and ".." resolved) names the segment, so "./f" and "/abs/f" share one;
  *   two hard links to one file are two paths, and two segments.
+ *   It must be a regular file (a FIFO, directory or device is refused, never opened
+ *   in a way that could block).
  * @memory_size: bytes of the segment (> 0); an existing segment must have this size.
- * The segment takes the file's read/write permission bits, so the file's owner
- * decides who may use it; a caller who may read but not write the segment gets a
- * read-only handle (shmem_write then fails with EBADF).
- * Returns the handle, or NULL with errno set: EINVAL (NULL/empty path, size 0, or a
- * size different from the existing segment's), ENAMETOOLONG, EACCES (may not even
- * read), EADDRINUSE (key collision with another path's segment), EPROTO (not a shmem
+ * A new segment takes the file's read/write permission bits for its owner and group,
+ * never for others (mode & 0660; 0600 if that leaves none): the file's owner decides
+ * who may use it, and the data is never more readable than the file. The group bits
+ * apply to the segment's group, its creator's effective group. A caller who may read
+ * but not write the segment gets a read-only handle (shmem_write then fails with
+ * EBADF).
+ * An existing segment is used only if both its owner and its creator are the caller,
+ * the file's owner or root: a segment another user made for the path first (to read
+ * or change the data) is refused. So when several users share a path, its file's
+ * owner (or each user itself) should be the one to create the segment.
+ * Returns the handle, or NULL with errno set: EINVAL (NULL/empty path, size 0, a size
+ * different from the existing segment's, or not a regular file), ENAMETOOLONG,
+ * EACCES (may not even read, or the segment belongs to another user),
+ * EADDRINUSE (key collision with another path's segment), EPROTO (not a shmem
  * segment), ENOSPC, or another errno of open(2)/shmget(2).
- * A new segment reads as zero bytes. Thread-safe. Since 0.1. */
+ * A new segment reads as zero bytes. Thread-safe; never blocks on the file. Since 0.1. */
 SHMKIT_API shmem_t *shmem_open(char *fname, size_t memory_size);
 
 /** shmem_close() - close the handle and set *@shmem to NULL; the segment stays.
