@@ -159,11 +159,15 @@ int shmkit_stream_open(const char *name, unsigned mode, unsigned flags, FILE **o
 		return r;
 
 	if (role == SHMKIT_STREAM_OWNER) {
-		fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+		/* Permission bits only: set-id and sticky bits mean nothing on a shm object
+		 * but would surprise anyone who lists it, and other bits are a mistake. */
+		if (mode & ~0777u)
+			return -EINVAL;
+		fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 		if (fd < 0)
 			return -errno;
 		/* shm_open() applied the umask; the contract is the exact mode. */
-		if (fchmod(fd, (mode_t)(mode & 07777)) < 0) {
+		if (fchmod(fd, (mode_t)mode) < 0) {
 			r = -errno;
 			goto fail_fd;
 		}

@@ -431,6 +431,34 @@ static void test_exact_mode(void)
 	}
 }
 
+/* Set-id, sticky and other bits above 0777 are refused, and nothing is created; a
+ * guest ignores the mode, as before. */
+static void test_mode_bits(void)
+{
+	const unsigned bad[] = {04755, 02770, 01777, 07777, 010000, 0100644, ~0u};
+	const char *name = t_name("mode-bits");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		FILE *f = (FILE *)1;
+		CHECK_EQ(shmkit_stream_open(name, bad[i], SHMKIT_STREAM_OWNER, &f), -EINVAL);
+		CHECK(f == NULL);
+		CHECK(!obj_exists(name));
+		errno = 0;
+		CHECK(fshm_open(name, (mode_t)bad[i], FSHM_OWNER) == NULL);
+		CHECK_EQ(errno, EINVAL);
+		CHECK(!obj_exists(name));
+	}
+	FILE *o = fshm_open(name, 0777, FSHM_OWNER);
+	CHECK(o != NULL);
+	struct stat st;
+	CHECK_EQ(fstat(fileno(o), &st), 0);
+	CHECK_EQ(st.st_mode & 07777, 0777);
+	FILE *g = fshm_open(name, 04755, FSHM_GUEST);
+	CHECK(g != NULL);
+	CHECK_EQ(fclose(g), 0);
+	CHECK_EQ(fclose(o), 0);
+	CHECK(!obj_exists(name));
+}
+
 static int nobody_child(void *p)
 {
 	const char *const *names = p; /* [0]: a 0600 stream, [1]: a 0644 stream */
@@ -667,6 +695,7 @@ int main(void)
 	test_owner_close_destroys();
 	test_force_destroy();
 	test_exact_mode();
+	test_mode_bits();
 	test_permissions();
 	test_names();
 	test_fd_leaks();

@@ -21,11 +21,13 @@ extern "C" {
 
 /** fshm_open() - open a shared-memory stream as a FILE* with a real descriptor.
  * @name: FS-like stream name ("/streams/my_stream").
- * @mode: octal permission bits, as chmod, applied exactly when the owner creates.
+ * @mode: octal permission bits (at most 0777: set-id and sticky bits get EINVAL),
+ *   applied exactly when the owner creates; a guest ignores it.
  * @fshm_flags: FSHM_OWNER (create; EEXIST if it exists) or FSHM_GUEST (ENOENT if it
  *   does not); neither or both: EINVAL.
  * Returns an unbuffered FILE*: fileno() works, read/write/lseek on it share the
- * stream's position. NULL with errno set on failure: EINVAL (NULL or empty name),
+ * stream's position. NULL with errno set on failure: EINVAL (NULL or empty name, or
+ * an owner's @mode above 0777),
  * ENAMETOOLONG, EEXIST, ENOENT, EACCES, ENOMEM; see shmkit_stream_open().
  * The owner's fclose() destroys the stream; a guest's does not. Since 0.1. */
 SHMKIT_API FILE *fshm_open(const char *name, mode_t mode, int fshm_flags);

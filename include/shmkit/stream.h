@@ -18,15 +18,15 @@ enum shmkit_stream_flags {
 /** shmkit_stream_open() - open a stream over a POSIX shared-memory object.
  * @name: stream name, FS-like ("/streams/a"): a leading '/' is optional, inner '/' and
  *   '%' are escaped into one /dev/shm entry ("/streams%2Fa").
- * @mode: permission bits for the owner's create, applied exactly (umask ignored; bits
- *   outside 07777 are ignored). A guest ignores it and opens read-write, or read-only
- *   when it may only read (then writes fail with EBADF).
+ * @mode: permission bits for the owner's create, at most 0777 (set-id, sticky or any
+ *   other bit: -EINVAL), applied exactly (umask ignored). A guest ignores it and opens
+ *   read-write, or read-only when it may only read (then writes fail with EBADF).
  * @flags: SHMKIT_STREAM_OWNER or SHMKIT_STREAM_GUEST.
  * @out: an unbuffered FILE* whose fileno() is a real descriptor sharing the stream's
  *   position (read/write/lseek on it and fread/fwrite/fseek mix freely). Each open has
  *   its own position, starting at 0. NULL on failure.
  * Returns 0, or -EINVAL (NULL @out, NULL/empty/"/" name, "." or "..", no role, both
- *   roles or an unknown flag), -ENAMETOOLONG (the escaped name with its '/' exceeds
+ *   roles or an unknown flag, an owner's @mode above 0777), -ENAMETOOLONG (the escaped name with its '/' exceeds
  *   255 bytes), -EEXIST (owner, exists), -ENOENT (guest, missing), -EACCES, -ENOMEM,
  *   or another -errno.
  * fclose() closes the descriptor; the owner's fclose() also removes the object, so
