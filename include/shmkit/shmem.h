@@ -59,7 +59,8 @@ SHMKIT_API int shmem_read(shmem_t **shmem, void *data, size_t size);
  * @size: must be <= the segment size (else EINVAL; EMSGSIZE is not used here).
  * Returns 0, or -1 with errno EINVAL, EIDRM (deleted), EBADF (read-only handle),
  * ETIMEDOUT (another writer held the lock for 10 s: stopped, not dead),
- * ENOTRECOVERABLE. A writer that died holding the lock is recovered from. */
+ * ENOTRECOVERABLE; EINVAL also when another process overwrote the lock's magic word.
+ * A writer that died holding the lock is recovered from. */
 SHMKIT_API int shmem_write(shmem_t **shmem, void *data, size_t size);
 
 /** shmem_delete() - delete the segment: no process can use it afterwards (their calls
