@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -833,6 +834,82 @@ static void test_mutex_owner_death_chain(void)
 	CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
 }
 
+/* A holder in its own pid namespace (as in another container sharing /dev/shm): it is
+ * pid 1 there, a pid that means some other process here. The lock must neither judge
+ * it dead while it lives nor miss its death. The intermediate child makes the
+ * namespace, forks the holder into it and reports the holder's pid as we see it. */
+static int ns_intermediate(void *arg)
+{
+	(void)arg;
+	alarm(60);
+	if (unshare(CLONE_NEWPID) != 0)
+		return errno == EPERM || errno == EINVAL ? T_SKIP : 2;
+	pid_t pid = fork();
+	if (pid < 0)
+		return 3;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (shmkit_mutex_lock(&sh->m, -1) != 0)
+			_exit(4);
+		atomic_store(&sh->state, 1);
+		for (;;)
+			pause(); /* until killed */
+	}
+	sh->counter = (uint64_t)pid;
+	atomic_store(&sh->ready, 1);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 5;
+	return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0 : 6;
+}
+
+static void test_mutex_pid_namespace(void)
+{
+	for (int waiting = 0; waiting < 2; waiting++) {
+		reset();
+		pid_t mid = t_fork(ns_intermediate, NULL);
+		CHECK(mid > 0);
+		for (;;) {
+			if (atomic_load(&sh->state) == 1 && atomic_load(&sh->ready) == 1)
+				break;
+			int st;
+			pid_t w = waitpid(mid, &st, WNOHANG);
+			if (w == mid) {
+				int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				if (code == T_SKIP) {
+					printf("pid namespace: skipped (unshare not permitted)\n");
+					return;
+				}
+				fprintf(stderr, "pid namespace: intermediate ended: %d\n", code);
+				exit(T_FAIL);
+			}
+			sched_yield();
+		}
+		pid_t holder = (pid_t)sh->counter;
+		CHECK_EQ(sh->m.pid, 1); /* its pid in its namespace: no proof of anything here */
+		/* Alive: never taken, through several slices and liveness checks. */
+		CHECK_EQ(shmkit_mutex_lock(&sh->m, 0), -EBUSY);
+		CHECK_EQ(shmkit_mutex_lock(&sh->m, 150 * SHMKIT_MSEC), -ETIMEDOUT);
+		pid_t k = -1;
+		int64_t t0 = t_now_ns();
+		if (waiting) {
+			k = t_fork(killer, (void *)(intptr_t)holder); /* once we sleep in lock */
+			CHECK(k > 0);
+		} else {
+			CHECK_EQ(kill(holder, SIGKILL), 0);
+		}
+		CHECK_EQ(shmkit_mutex_lock(&sh->m, 5 * SHMKIT_SEC), -EOWNERDEAD);
+		/* Dead: told within the bound (100 ms; 1 s for a loaded machine). */
+		CHECK(t_now_ns() - t0 < SHMKIT_SEC);
+		if (k > 0)
+			CHECK_EQ(t_wait(k), 0);
+		CHECK_EQ(t_wait(mid), 0);
+		CHECK_EQ(shmkit_mutex_consistent(&sh->m), 0);
+		CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
+	}
+}
+
 /* A looper for the kill test: critical sections that move counter and payload
  * together, with a window between the two; on -EOWNERDEAD it records the time and
  * repairs. Returns nonzero if it ever finds the pair torn without being told. */
@@ -1238,6 +1315,7 @@ int main(void)
 	T_RUN(test_mutex_fork_while_held());
 	T_RUN(test_mutex_owner_death_chain());
 	T_RUN(test_mutex_kill_random());
+	T_RUN(test_mutex_pid_namespace());
 	T_RUN(test_event_local());
 	T_RUN(test_event_wake_process());
 	T_RUN(test_event_eintr());
