@@ -192,8 +192,8 @@ static int release(shmkit_mutex *m, const struct self *me, int wake_all)
 	return 0;
 }
 
-/* Just won the owner word (from free when dead == 0, else from the dead owner dead).
- * Record who we are and report how the lock was found. */
+/* Just won the owner word: from free (took_dead 0) or from a dead owner (1). Record
+ * who we are and report how the lock was found. */
 static int acquired(shmkit_mutex *m, const struct self *me, int took_dead)
 {
 	atomic_store_explicit(word(&m->tid), me->tid, memory_order_relaxed);
@@ -208,8 +208,9 @@ static int acquired(shmkit_mutex *m, const struct self *me, int took_dead)
 	uint32_t st = atomic_load_explicit(word(&m->state), memory_order_relaxed);
 	if (st == ST_CONSISTENT)
 		return 0;
-	/* A free lock in the owner-died state: a taker died before it could repair, or the
-	 * word was written by a peer. Either way the data may need repair: say so. */
+	/* A free lock in the owner-died state: only a peer's write makes one (a taker that
+	 * dies unrepaired still owns it; an unlock without repair makes it not
+	 * recoverable). The data may need repair all the same: say so. */
 	if (st == ST_OWNER_DIED)
 		return -EOWNERDEAD;
 	/* Not recoverable, or a state no lock of ours can be in: give it back. */
