@@ -1404,6 +1404,23 @@ static int poll_in(int fd, int ms)
 
 /* The pollable descriptor: readable when a message arrives from another process, at
  * end-of-stream, and when the producer dies. */
+/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
+ * one). */
+static int count_pidfds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++) {
+		char path[64], link[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k <= 0)
+			continue;
+		link[k] = 0;
+		n += strstr(link, "pidfd") != NULL;
+	}
+	return n;
+}
+
 static void test_poll_fd(void)
 {
 	const char *name = track("pollfd", 0);
@@ -1441,6 +1458,9 @@ static void test_poll_fd(void)
 		CHECK(read(from_child[0], &ready, 1) == 1);
 		for (int i = 0; i < rounds; i++) {
 			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
+			/* The producer shares our pid namespace: watched through a pidfd. */
+			if (i == 0)
+				CHECK_EQ(count_pidfds(), 1);
 			if (i % 50 == 0)
 				CHECK(!poll_in(fd, 0)); /* nothing to do: not readable */
 			CHECK(write(to_child[1], "g", 1) == 1);

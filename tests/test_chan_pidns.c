@@ -158,6 +158,23 @@ static int poll_in(int fd, int ms)
 	return r == 1 && (p.revents & POLLIN);
 }
 
+/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
+ * one). */
+static int count_pidfds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++) {
+		char path[64], link[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k <= 0)
+			continue;
+		link[k] = 0;
+		n += strstr(link, "pidfd") != NULL;
+	}
+	return n;
+}
+
 /* ---- producer in the new namespace, consumer here ---- */
 
 #define NMSG 60
@@ -225,6 +242,9 @@ static void test_producer_in_ns(int poll_mode)
 	pid_t inner, mid = ns_spawn(ns_producer, &x, &inner);
 	for (uint32_t i = 0; i < NMSG; i++)
 		recv_one(c, poll_mode ? 2 : (int)(i / 10) % 2, fd, i);
+	/* Its pid names another process here (or none): no pidfd may be opened of it. */
+	if (poll_mode)
+		CHECK_EQ(count_pidfds(), 0);
 	wait_verdict(s);
 	/* Idle, with the producer alive: nothing, for longer than several checks. */
 	uint32_t v;
