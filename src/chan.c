@@ -264,8 +264,6 @@ struct shmkit_chan {
 	int poisoned;           /* the ring was found corrupt: every call gives -EPROTO */
 	int64_t spin_ns;
 	uint64_t me;            /* our role word: this process's liveness token */
-	pid_t pid;              /* getpid() at open: a handle inherited through fork */
-	uint64_t pidns;         /* pidns_self() at open, 0 for an observer */
 	int64_t live_checked;   /* when a non-blocking call last checked the peer */
 
 	/* Producer. */
@@ -292,6 +290,10 @@ struct shmkit_chan {
 	uint64_t pidfd_owner;   /* role word the pidfd (or the timer) was chosen for */
 	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
 	int ready_sent;         /* a self-signal keeps the fd readable (end, dead peer) */
+
+	/* Rarely used; last, so that the hot fields above keep their places. */
+	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
+	uint64_t pidns;         /* pidns_self() at open, 0 for an observer */
 };
 
 static inline uint64_t rec_size(uint64_t len)
