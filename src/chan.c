@@ -921,7 +921,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
 		int fr = shmkit__futex_wait(&c->c_state, ST_SLEEPING, until);
 		/* An expired slice checks the producer, at most every LIVE_CHECK_NS (short
-		 * timeouts in a loop must not read /proc each time). */
+		 * timeouts in a loop must not pay for a liveness check each time). */
 		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
 	}
 out:

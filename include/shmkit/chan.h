@@ -15,8 +15,9 @@
  * it had received to its successor, which receives them again (none is ever lost).
  * Whether a peer lives is asked of something the kernel releases when it dies (a lock
  * on a small file in /dev/shm that each process holds), never of a pid: peers in
- * different pid namespaces (containers sharing /dev/shm) work. A handle belongs to the process that opened it; in a child after fork()
- * it must not be used (closing it there only frees the child's copy).
+ * different pid namespaces (containers sharing /dev/shm) work. A handle belongs to
+ * the process that opened it; in a child after fork() it must not be used (closing it
+ * there only frees the child's copy).
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -73,9 +74,11 @@ struct shmkit_chan_stats {
  *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
  * The control block is validated against the segment (-EPROTO); a producer taking
  * over from a dead one finds the last committed message itself.
- * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), -EMFILE, -ENFILE,
- * -ENOSPC or -EACCES (this process's liveness file in /dev/shm, or the holder's, could
- * not be made or checked), or the errors of shmkit_seg_open(). Thread-safe. Since 0.1. */
+ * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), the -errno of making
+ * this process's liveness file in /dev/shm (once per process: -EMFILE, -ENFILE,
+ * -ENOSPC, -EACCES, ...) or of checking the holder's (-EMFILE, -ENFILE, -EACCES, ...;
+ * a holder is never robbed on a guess), or the errors of shmkit_seg_open().
+ * Thread-safe. Since 0.1. */
 SHMKIT_API int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
 				unsigned flags, shmkit_chan **out);
 
