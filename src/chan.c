@@ -671,6 +671,9 @@ static int fd_track_producer(shmkit_chan *ch)
 	if (alive == 0) {
 		if (fd >= 0)
 			close(fd);
+		/* Known dead: idle_check() says so without another check (the wake-up that
+		 * fd_keep_ready() queues for it may be drained before anyone looks). */
+		ch->dead_owner = owner;
 		return 1;
 	}
 	if (fd >= 0 && alive > 0) {

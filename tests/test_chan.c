@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -1512,6 +1513,41 @@ static void test_poll_fd(void)
 	CHECK_OK(shmkit_seg_unlink(name, 0));
 }
 
+/* Hostile words beside the producer's role word: whatever pid and pid namespace a
+ * peer writes there, a producer whose token is dead is reported dead in poll mode, and
+ * no pidfd is kept or leaked. */
+static void test_hostile_who(void)
+{
+	const char *name = track("who", 0);
+	shmkit_chan *o = open_ok(name, O, 4096, C_CREATE);
+	struct stat st;
+	CHECK(stat("/proc/self/ns/pid", &st) == 0);
+	/* Live processes of our namespace (pidfd_open succeeds), no process, and nonsense. */
+	const struct {
+		int32_t pid;
+		int our_ns;
+	} cases[] = {{1, 1}, {getpid(), 1}, {0, 1}, {-1, 1}, {INT32_MAX, 1}, {1, 0}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint64_t garbage = UINT64_C(0x5eed000000000000) | i; /* names no token */
+		*word_at(o, FZ_OFF_P_OWNER) = garbage;
+		*word_at(o, FZ_OFF_P_WHO) = garbage; /* tok: "these fields are the holder's" */
+		*word_at(o, FZ_OFF_P_WHO + 8) = cases[i].our_ns ? (uint64_t)st.st_ino : 12345; /* ns */
+		memcpy(word_at(o, FZ_OFF_P_WHO + 16), &cases[i].pid, sizeof cases[i].pid);
+		int fds0 = t_count_fds();
+		shmkit_chan *c = open_ok(name, C, 0, 0);
+		CHECK(shmkit_chan_fd(c) >= 0);
+		CHECK_EQ(count_pidfds(), 0);
+		CHECK(poll_in(shmkit_chan_fd(c), 1000)); /* dead at once: readable */
+		char b[8];
+		CHECK_EQ(shmkit_chan_recv(c, b, sizeof b, 0), -EPIPE);
+		CHECK_EQ(count_pidfds(), 0);
+		shmkit_chan_close(c);
+		CHECK_EQ(t_count_fds(), fds0);
+	}
+	shmkit_chan_close(o);
+	CHECK_OK(shmkit_seg_unlink(name, 0));
+}
+
 /* No descriptor or mapping grows over many open/close cycles. */
 static void test_leaks(void)
 {
@@ -1647,6 +1683,7 @@ int main(void)
 	test_leaks();
 	test_idle_cpu();
 	test_poll_fd();
+	test_hostile_who();
 	test_max_messages();
 	test_producer_killed_sleeping();
 	test_producer_killed_random(SANITIZED ? 5 : 20);
