@@ -157,10 +157,11 @@ enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
 /* Who holds a role, beside its role word: for people (shmkit_chan_stats()) and for
  * the consumer's pidfd of the producer, never as proof of life (that is the token in
  * the role word). Written by the holder after its claiming CAS succeeded: pid and ns
- * (relaxed), then tok = its token (release); cleared by the holder (tok first) before
- * it releases the role. A reader that finds tok equal to the role word, loaded with
- * acquire, reads the fields its holder wrote, as long as the role word still holds that
- * token afterwards (no other process writes them meanwhile: only a holder does). */
+ * (relaxed), then tok = its token (release); never cleared (they describe only the
+ * token they name, and a dead holder's stay readable for people until a successor
+ * overwrites them). A reader that finds tok equal to the role word, loaded with
+ * acquire, reads the fields its holder wrote, as long as the role word still holds
+ * that token afterwards (only a holder writes them, and a successor claims first). */
 struct chan_who {
 	_Atomic uint64_t tok;       /* the token these fields belong to, 0: none */
 	_Atomic uint64_t ns;        /* inode of the holder's /proc/self/ns/pid */
