@@ -44,21 +44,30 @@
  * producer sleeping on a full ring needs no grace: the consumer publishes with a
  * seq_cst store and then checks p_state, at the latest just before it sleeps.
  *
- * Liveness. Role words hold pid << 32 | the low 32 bits of the process start time,
- * claimed with CAS: pid reuse cannot impersonate a dead holder, it works for both
- * segment backends (System V has no descriptor for an OFD lock), survives fork (a
- * child has another pid), and costs one /proc read per check. Sleeps are sliced, and
- * each slice that expires checks the peer, so a dead peer is reported within about
- * SLICE_NS even to a sleeper. Peers must share a pid namespace.
+ * Liveness. A role word holds its holder's liveness token (src/live.c): a random
+ * id naming a file in /dev/shm on which the holder keeps an OFD lock that the kernel
+ * drops when it dies. The word is claimed with CAS; whether its holder lives is only
+ * ever asked of shmkit__live_check(), which means the same in every pid namespace
+ * (two containers sharing /dev/shm see each other's pids in the wrong namespace, so a
+ * pid is never proof of life), works for both segment backends, and survives fork (a
+ * child has another token). A check costs about three system calls, so only slow
+ * paths make one, at most every LIVE_CHECK_NS. Sleeps are sliced, and each slice that
+ * expires checks the peer, so a dead peer is reported within about SLICE_NS even to a
+ * sleeper. Beside the word the holder records its pid and pid namespace, for people
+ * (stats) and for the pidfd of poll mode, never as proof of life.
  *
  * Poll mode. shmkit_chan_fd() returns an epoll descriptor watching an abstract-
  * namespace datagram socket bound by the consumer (its address is published in the
- * control block) and a pidfd of the producer. When recv finds nothing in poll mode the
- * consumer announces "polling"; only then does the producer pay a sendto(). The pidfd
- * turns readable when the producer dies, so the descriptor reports a dead producer
- * without any cooperation; without pidfd_open a 200 ms timerfd stands in. Abstract
- * sockets leave nothing in any file system and vanish with the consumer; both
- * processes must share a network namespace for the wake-ups.
+ * control block) and, when the producer is in the consumer's own pid namespace, a
+ * pidfd of it. When recv finds nothing in poll mode the consumer announces "polling";
+ * only then does the producer pay a sendto(). The pidfd turns readable when the
+ * producer dies, so the descriptor reports a dead producer without any cooperation.
+ * The pidfd is opened from the recorded pid and only then trusted, once the token
+ * says the producer still lives (so the pid was not reused in between). A producer
+ * in another pid namespace, or no pidfd_open, gets a 200 ms timerfd instead, which
+ * makes the poller come back and check the token. Abstract sockets leave nothing in
+ * any file system and vanish with the consumer; both processes must share a network
+ * namespace for the wake-ups.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +79,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
@@ -79,7 +89,8 @@
 #include "internal.h"
 
 #define CHAN_MAGIC UINT64_C(0x314e414843544b53) /* "SKTCHAN1" little-endian */
-#define CHAN_VERSION 1u
+/* 2: role words hold liveness tokens, with the holder's pid and pid namespace beside. */
+#define CHAN_VERSION 2u
 
 /* The ring starts one page into the data area, so it is page aligned. */
 #define RING_OFF 4096u
@@ -143,6 +154,22 @@ enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
 /* Internal result of the consumer's checks: keep waiting. */
 #define WAIT 2
 
+/* Who holds a role, beside its role word: for people (shmkit_chan_stats()) and for
+ * the consumer's pidfd of the producer, never as proof of life (that is the token in
+ * the role word). Written by the holder after its claiming CAS succeeded: pid and ns
+ * (relaxed), then tok = its token (release); never cleared (they describe only the
+ * token they name, and a dead holder's stay readable for people until a successor
+ * overwrites them). A reader that finds tok equal to the role word, loaded with
+ * acquire, reads the fields its holder wrote, as long as the role word still holds
+ * that token afterwards (only a holder writes them, and a successor claims first). */
+struct chan_who {
+	_Atomic uint64_t tok;       /* the token these fields belong to, 0: none */
+	_Atomic uint64_t ns;        /* inode of the holder's /proc/self/ns/pid */
+	_Atomic int32_t pid;        /* getpid() of the holder, in its own pid namespace */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct chan_who) == 24, "channel layout changed");
+
 /* At the start of the channel segment's data area; the ring follows at RING_OFF.
  * "P" is the producer handle, "C" the consumer handle. Every field is read by every
  * handle as hostile input: values are checked before use and never index memory. */
@@ -159,14 +186,16 @@ struct chan_ctl {
 	uint64_t reserved0[3];
 
 	/* Line 1: the producer's role. Written when a producer opens or closes. */
-	alignas(SHMKIT_CACHELINE) _Atomic uint64_t p_owner; /* pid << 32 | start time low
-	                             * bits, 0 if none: CAS by an opening producer (also
-	                             * over a dead holder), CAS to 0 by its close; read by
-	                             * openers and by C to check the producer lives */
+	alignas(SHMKIT_CACHELINE) _Atomic uint64_t p_owner; /* the holder's liveness token,
+	                             * 0 if none: CAS by an opening producer (also over a
+	                             * dead holder), CAS to 0 by its close; read by openers
+	                             * and by C, which ask shmkit__live_check() if it lives */
 	_Atomic uint32_t p_closed;  /* 1 after a producer closed (end-of-stream), 0 when
 	                             * one opens: written by P with release after its last
 	                             * commit, read by C with acquire */
-	uint32_t reserved1[13];
+	uint32_t reserved1a;
+	struct chan_who p_who;      /* who holds p_owner, for people and pidfds */
+	uint64_t reserved1[3];
 
 	/* Line 2: the consumer's role. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint64_t c_owner; /* as p_owner, for C */
@@ -175,7 +204,9 @@ struct chan_ctl {
 	                             * (acquire) when it signals */
 	_Atomic uint32_t c_closed;  /* 1 after the consumer closed: written by C, read by P
 	                             * when the ring is full (-EPIPE) */
-	uint32_t reserved2[11];
+	uint32_t reserved2a;
+	struct chan_who c_who;      /* as p_who, for C */
+	uint64_t reserved2[2];
 
 	/* Line 3: written by P on every commit; read by C only when idle, and by stats. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint64_t tail; /* committed position: stored with
@@ -211,7 +242,9 @@ struct chan_ctl {
 };
 _Static_assert(sizeof(struct chan_ctl) == 8 * SHMKIT_CACHELINE, "channel control block is 8 lines");
 _Static_assert(offsetof(struct chan_ctl, p_owner) == 64, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, p_who) == 80, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_owner) == 128, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, c_who) == 152, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, tail) == 192, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, head) == 256, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, msgs_recv) == 320, "channel layout changed");
@@ -231,7 +264,7 @@ struct shmkit_chan {
 	unsigned role;
 	int poisoned;           /* the ring was found corrupt: every call gives -EPROTO */
 	int64_t spin_ns;
-	uint64_t me;            /* our role word */
+	uint64_t me;            /* our role word: this process's liveness token */
 	int64_t live_checked;   /* when a non-blocking call last checked the peer */
 
 	/* Producer. */
@@ -255,9 +288,13 @@ struct shmkit_chan {
 	unsigned backoff_min, backoff_max; /* the same limits, in pauses */
 	uint64_t n_csleeps, n_cwakes;
 	int epfd, dsock, pidfd, timerfd; /* poll mode; -1 when unused */
-	uint64_t pidfd_owner;   /* role word the pidfd belongs to */
+	uint64_t pidfd_owner;   /* role word the pidfd (or the timer) was chosen for */
 	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
 	int ready_sent;         /* a self-signal keeps the fd readable (end, dead peer) */
+
+	/* Rarely used; last, so that the hot fields above keep their places. */
+	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
+	uint64_t pidns;         /* pidns_self() at open, 0 for an observer */
 };
 
 static inline uint64_t rec_size(uint64_t len)
@@ -294,37 +331,35 @@ static int poison(shmkit_chan *ch)
 
 /* ---- roles and liveness ---- */
 
-static uint64_t owner_word(void)
-{
-	pid_t pid = getpid();
-	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)shmkit__proc_start(pid);
-}
-
-/* 1 if the process a role word names is alive, 0 if it died (a word that names no
- * possible process counts as dead, so garbage never jams a role). */
+/* 1 if the holder of a role word lives, 0 if it died or the word names no token
+ * (garbage never jams a role). A check that cannot be made (no descriptor left, say)
+ * counts as alive: a live peer is never reported dead, and the next check asks again. */
 static int owner_alive(uint64_t w)
 {
-	int64_t pid = (int64_t)(w >> 32);
-	if (pid <= 0 || pid > PID_LIMIT)
-		return 0;
-	uint64_t start = shmkit__proc_start((pid_t)pid);
-	/* Gone, or /proc cannot tell: kill(0) decides, and "unknowable" counts as alive,
-	 * so that a live holder is never robbed. */
-	if (start == 0)
-		return shmkit__proc_alive((pid_t)pid, 0) != 0;
-	if ((uint32_t)start != (uint32_t)w)
-		return 0; /* the pid was reused by a newer process */
-	return shmkit__proc_alive((pid_t)pid, start) != 0; /* a zombie is dead */
+	return shmkit__live_check(w) != 0;
 }
 
+/* This process's pid namespace: the inode of /proc/self/ns/pid, 0 if unknown (then it
+ * matches no holder's, and poll mode uses its timer). */
+static uint64_t pidns_self(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* Take a free role, or one whose holder died: 0, -EBUSY (a live holder), or the error
+ * of a liveness check that could not be made (a holder is never robbed on a guess). */
 static int claim(_Atomic uint64_t *owner, uint64_t me)
 {
 	for (int i = 0; i < 16; i++) {
 		/* Acquire pairs with the release CAS in release_role(): what the previous
 		 * holder published before leaving is visible to us. */
 		uint64_t cur = atomic_load_explicit(owner, memory_order_acquire);
-		if (cur != 0 && owner_alive(cur))
-			return -EBUSY;
+		if (cur != 0) {
+			int r = shmkit__live_check(cur);
+			if (r != 0)
+				return r < 0 ? r : -EBUSY;
+		}
 		/* acq_rel: another claimer's CAS wins exactly once; we take a dead one's. */
 		if (atomic_compare_exchange_strong_explicit(owner, &cur, me, memory_order_acq_rel,
 							    memory_order_acquire))
@@ -333,11 +368,37 @@ static int claim(_Atomic uint64_t *owner, uint64_t me)
 	return -EBUSY;
 }
 
+/* After a successful claim: record who we are beside the role word (see chan_who). */
+static void who_set(struct chan_who *w, uint64_t me, uint64_t ns)
+{
+	/* Orders our claiming CAS before the stores below, so that a reader that sees our
+	 * pid also sees the role word hold our token (pairs with the acquire fence in
+	 * producer_pidfd()). */
+	atomic_thread_fence(memory_order_release);
+	/* Relaxed: published by the release store of tok. */
+	atomic_store_explicit(&w->pid, (int32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&w->ns, ns, memory_order_relaxed);
+	/* Release pairs with the acquire load of tok in producer_pidfd() and stats. */
+	atomic_store_explicit(&w->tok, me, memory_order_release);
+}
+
+/* The pid a role's holder recorded, for people: 0 when the role is free or its holder
+ * has not recorded itself yet. */
+static int32_t who_pid(const _Atomic uint64_t *owner, const struct chan_who *w)
+{
+	uint64_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+	/* Acquire pairs with who_set(): the pid is the one recorded with this token. */
+	if (cur == 0 || atomic_load_explicit(&w->tok, memory_order_acquire) != cur)
+		return 0;
+	return atomic_load_explicit(&w->pid, memory_order_relaxed);
+}
+
 static void release_role(_Atomic uint64_t *owner, uint64_t me)
 {
 	uint64_t cur = me;
 	/* Release: everything this holder stored is visible to the next claimer. CAS so
-	 * that a holder declared dead (and replaced) never frees its successor's role. */
+	 * that a holder declared dead (and replaced) never frees its successor's role.
+	 * The chan_who fields stay: they describe only the token they name. */
 	atomic_compare_exchange_strong_explicit(owner, &cur, 0, memory_order_release,
 						memory_order_relaxed);
 }
@@ -558,10 +619,46 @@ static int fd_use_timer(shmkit_chan *ch)
 	return 0;
 }
 
-/* Watch the current producer's pidfd. Returns 1 if it is known dead. */
+/* A pidfd of the producer holding @owner, or -1 when none can be trusted: it lives
+ * in another pid namespace (its pid names another process here, or none), has not
+ * recorded itself yet, or pidfd_open is missing. The caller then confirms with the
+ * token that the producer still lives: had the pid been reused before the pidfd pinned
+ * it, the holder would have been dead already. */
+static int producer_pidfd(const shmkit_chan *ch, uint64_t owner)
+{
+	const struct chan_who *w = &ch->ctl->p_who;
+	/* Acquire pairs with the release store of tok in who_set(): pid and ns are what
+	 * the holder of this token recorded, or newer. */
+	if (atomic_load_explicit(&w->tok, memory_order_acquire) != owner)
+		return -1;
+	int32_t pid = atomic_load_explicit(&w->pid, memory_order_relaxed);
+	uint64_t ns = atomic_load_explicit(&w->ns, memory_order_relaxed);
+	if (ns == 0 || ns != ch->pidns || pid <= 0 || pid > PID_LIMIT)
+		return -1;
+	int fd = -1;
+#ifdef SYS_pidfd_open
+	fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#endif
+	if (fd < 0)
+		return -1;
+	/* Newer values come only from a successor, which claims the role before it
+	 * writes them: if the role still names our token after the loads above (the fence
+	 * keeps them before this one; pairs with the fence in who_set()), they were our
+	 * holder's. */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&ch->ctl->p_owner, memory_order_relaxed) != owner) {
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+/* Watch the current producer: its pidfd where one can be trusted, else the timer.
+ * Returns 1 if it is known dead. */
 static int fd_track_producer(shmkit_chan *ch)
 {
-	/* Acquire pairs with the claiming CAS: a new producer's pid is the one to watch. */
+	/* Acquire pairs with the claiming CAS: a new producer is the one to watch. */
 	uint64_t owner = atomic_load_explicit(&ch->ctl->p_owner, memory_order_acquire);
 	if (owner == ch->pidfd_owner)
 		return 0;
@@ -569,29 +666,28 @@ static int fd_track_producer(shmkit_chan *ch)
 	ch->pidfd_owner = owner;
 	if (owner == 0)
 		return 0;
-	int64_t pid = (int64_t)(owner >> 32);
-	int fd = -1;
-#ifdef SYS_pidfd_open
-	if (pid > 0 && pid <= PID_LIMIT)
-		fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-#endif
-	if (fd < 0) {
-		fd_use_timer(ch);
-		return 0;
-	}
-	/* The pidfd pins the pid; if it names a newer process, ours died. */
-	if (!owner_alive(owner)) {
-		close(fd);
+	int fd = producer_pidfd(ch, owner);
+	/* After the pidfd is open (see producer_pidfd()). */
+	int alive = shmkit__live_check(owner);
+	if (alive == 0) {
+		if (fd >= 0)
+			close(fd);
+		/* Known dead: idle_check() says so without another check (the wake-up that
+		 * fd_keep_ready() queues for it may be drained before anyone looks). */
+		ch->dead_owner = owner;
 		return 1;
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-	if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		close(fd);
-		fd_use_timer(ch);
-		return 0;
+	if (fd >= 0 && alive > 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+		if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+			ch->pidfd = fd;
+			return 0;
+		}
 	}
-	ch->pidfd = fd;
+	if (fd >= 0)
+		close(fd);
+	/* No pidfd to trust (or the check could not be made): come back and check. */
+	fd_use_timer(ch);
 	return 0;
 }
 
@@ -829,7 +925,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
 		int fr = shmkit__futex_wait(&c->c_state, ST_SLEEPING, until);
 		/* An expired slice checks the producer, at most every LIVE_CHECK_NS (short
-		 * timeouts in a loop must not read /proc each time). */
+		 * timeouts in a loop must not pay for a liveness check each time). */
 		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
 	}
 out:
@@ -1511,10 +1607,16 @@ int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 		goto done;
 	_Atomic uint64_t *owner =
 		role == SHMKIT_CHAN_PRODUCER ? &ch->ctl->p_owner : &ch->ctl->c_owner;
-	ch->me = owner_word();
+	r = shmkit__live_token(&ch->me);
+	if (r < 0)
+		goto fail;
+	ch->pid = getpid();
+	ch->pidns = pidns_self();
 	r = claim(owner, ch->me);
 	if (r < 0)
 		goto fail;
+	who_set(role == SHMKIT_CHAN_PRODUCER ? &ch->ctl->p_who : &ch->ctl->c_who, ch->me,
+		ch->pidns);
 	r = role == SHMKIT_CHAN_PRODUCER ? producer_start(ch) : consumer_start(ch);
 	if (r < 0) {
 		release_role(owner, ch->me);
@@ -1538,9 +1640,13 @@ int shmkit_chan_close(shmkit_chan *ch)
 	if (!ch)
 		return 0;
 	struct chan_ctl *c = ch->ctl;
-	/* A handle inherited through fork(): the role is the parent's; only unmap. */
+	/* A handle inherited through fork(): the role is the parent's; only unmap. The
+	 * pid alone could match (pid 1 of a namespace forking pid 1 of a new one); the
+	 * token cannot (a child gets its own). */
 	unsigned role = ch->role;
-	if (role != SHMKIT_CHAN_OBSERVER && (pid_t)(ch->me >> 32) != getpid())
+	uint64_t tok = 0;
+	if (role != SHMKIT_CHAN_OBSERVER &&
+	    (ch->pid != getpid() || shmkit__live_token(&tok) < 0 || tok != ch->me))
 		role = SHMKIT_CHAN_OBSERVER;
 	if (role == SHMKIT_CHAN_PRODUCER) {
 		/* Release pairs with the consumer's acquire in idle_check(): with this flag it
@@ -1657,10 +1763,8 @@ int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->consumer_sleeps = atomic_load_explicit(&c->c_sleeps, memory_order_relaxed);
 	st->wakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed) +
 		    atomic_load_explicit(&c->c_wakes, memory_order_relaxed);
-	st->producer_pid =
-		(int32_t)(atomic_load_explicit(&c->p_owner, memory_order_relaxed) >> 32);
-	st->consumer_pid =
-		(int32_t)(atomic_load_explicit(&c->c_owner, memory_order_relaxed) >> 32);
+	st->producer_pid = who_pid(&c->p_owner, &c->p_who);
+	st->consumer_pid = who_pid(&c->c_owner, &c->c_who);
 	st->producer_closed = atomic_load_explicit(&c->p_closed, memory_order_relaxed) != 0;
 	return 0;
 }

@@ -9,11 +9,13 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 
 #include "common.h"
+#include "internal.h"
 #include "fuzz/fuzz_chan.c"
 
 
@@ -1091,8 +1093,9 @@ static void test_roles(void)
 		close(pfd[0]);
 		close(pfd[1]);
 	}
-	/* A role word naming a process that no longer exists (pid reuse, garbage) is
-	 * free; one naming a live process with another start time too. */
+	/* A role word naming no liveness token (garbage, or a pid-and-start-time word of
+	 * the old layout) is free: a pid is never proof of life. One naming the live
+	 * token of another process is not. */
 	uint64_t *owner = (uint64_t *)((unsigned char *)shmkit_seg_data(shmkit_chan_seg(
 					       p = open_ok(name, O, 0, 0))) + FZ_OFF_P_OWNER);
 	__atomic_store_n(owner, (uint64_t)(uint32_t)getpid() << 32 | 12345u, __ATOMIC_SEQ_CST);
@@ -1101,7 +1104,98 @@ static void test_roles(void)
 	__atomic_store_n(owner, UINT64_C(0xfffffff0) << 32, __ATOMIC_SEQ_CST);
 	x = open_ok(name, P, 0, 0);
 	shmkit_chan_close(x);
+	{
+		int pfd[2];
+		CHECK(pipe(pfd) == 0);
+		pid_t pid = t_fork_raw();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			uint64_t tok;
+			CHECK_OK(shmkit__live_token(&tok));
+			CHECK(write(pfd[1], &tok, sizeof tok) == sizeof tok);
+			for (;;)
+				pause();
+		}
+		uint64_t tok;
+		CHECK(read(pfd[0], &tok, sizeof tok) == sizeof tok);
+		__atomic_store_n(owner, tok, __ATOMIC_SEQ_CST);
+		CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &x), -EBUSY);
+		CHECK_EQ(stats_of(p).producer_pid, 0); /* it never said who it is */
+		kill(pid, SIGKILL);
+		CHECK_EQ(t_wait(pid), 128 + SIGKILL);
+		x = open_ok(name, P, 0, 0);
+		CHECK_EQ(stats_of(x).producer_pid, getpid());
+		shmkit_chan_close(x);
+		close(pfd[0]);
+		close(pfd[1]);
+	}
 	shmkit_chan_close(p);
+	CHECK_OK(shmkit_seg_unlink(name, 0));
+}
+
+/* A handle inherited through fork() stays the parent's: the child's close leaves the
+ * role, the child cannot take it while the parent lives, and a child that lives on
+ * never makes a dead parent look alive (its inherited descriptors prove nothing). */
+static void test_fork_inherited(void)
+{
+	const char *name = track("inherit", 0);
+	shmkit_chan *c = open_ok(name, C, 4096, C_CREATE);
+	int go[2], done[2], life[2];
+	CHECK(pipe(go) == 0 && pipe(done) == 0 && pipe(life) == 0);
+	/* Orphans come to us, so that the child outliving its parent can be reaped. */
+	CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+	pid_t parent = t_fork_raw();
+	CHECK(parent >= 0);
+	if (parent == 0) {
+		close(life[1]);
+		shmkit_chan *p = open_ok(name, P, 0, 0);
+		CHECK_OK(shmkit_chan_send(p, "a", 1, 0));
+		/* Not t_fork_raw(): this child must outlive its parent. It lives until
+		 * the test closes its end of life[] (or exits). */
+		pid_t child = fork();
+		CHECK(child >= 0);
+		if (child == 0) {
+			shmkit_chan *x = (shmkit_chan *)1;
+			CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &x), -EBUSY);
+			CHECK_OK(shmkit_chan_close(p)); /* only unmaps */
+			CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &x), -EBUSY);
+			char b = 1;
+			CHECK(write(done[1], &b, 1) == 1);
+			/* Lives on, with the parent's descriptors. */
+			while (read(life[0], &b, 1) != 0)
+				;
+			_exit(0);
+		}
+		char b;
+		CHECK(read(done[0], &b, 1) == 1);
+		/* The child's close changed nothing: the role and the stream are ours. */
+		CHECK_OK(shmkit_chan_send(p, "b", 1, 0));
+		CHECK(write(go[1], &child, sizeof child) == sizeof child);
+		for (;;)
+			pause();
+	}
+	close(life[0]);
+	pid_t child;
+	CHECK(read(go[0], &child, sizeof child) == sizeof child);
+	char buf[8];
+	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, SHMKIT_SEC), 1);
+	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, SHMKIT_SEC), 1);
+	CHECK_EQ(buf[0], 'b');
+	CHECK_EQ(stats_of(c).producer_pid, parent);
+	CHECK_EQ(stats_of(c).producer_closed, 0);
+	/* The producer dies; its child lives on: the producer is reported dead. */
+	kill(parent, SIGKILL);
+	CHECK_EQ(t_wait(parent), 128 + SIGKILL);
+	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 5 * SHMKIT_SEC), -EPIPE);
+	CHECK_EQ(kill(child, 0), 0); /* still alive */
+	close(life[1]);
+	CHECK_EQ(t_wait(child), 0);
+	CHECK(prctl(PR_SET_CHILD_SUBREAPER, 0) == 0);
+	shmkit_chan_close(c);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
 	CHECK_OK(shmkit_seg_unlink(name, 0));
 }
 
@@ -1311,6 +1405,23 @@ static int poll_in(int fd, int ms)
 
 /* The pollable descriptor: readable when a message arrives from another process, at
  * end-of-stream, and when the producer dies. */
+/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
+ * one). */
+static int count_pidfds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++) {
+		char path[64], link[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k <= 0)
+			continue;
+		link[k] = 0;
+		n += strstr(link, "pidfd") != NULL;
+	}
+	return n;
+}
+
 static void test_poll_fd(void)
 {
 	const char *name = track("pollfd", 0);
@@ -1348,6 +1459,9 @@ static void test_poll_fd(void)
 		CHECK(read(from_child[0], &ready, 1) == 1);
 		for (int i = 0; i < rounds; i++) {
 			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
+			/* The producer shares our pid namespace: watched through a pidfd. */
+			if (i == 0)
+				CHECK_EQ(count_pidfds(), 1);
 			if (i % 50 == 0)
 				CHECK(!poll_in(fd, 0)); /* nothing to do: not readable */
 			CHECK(write(to_child[1], "g", 1) == 1);
@@ -1396,6 +1510,41 @@ static void test_poll_fd(void)
 	close(from_child[0]);
 	close(from_child[1]);
 	CHECK_EQ(t_count_fds(), fds0);
+	CHECK_OK(shmkit_seg_unlink(name, 0));
+}
+
+/* Hostile words beside the producer's role word: whatever pid and pid namespace a
+ * peer writes there, a producer whose token is dead is reported dead in poll mode, and
+ * no pidfd is kept or leaked. */
+static void test_hostile_who(void)
+{
+	const char *name = track("who", 0);
+	shmkit_chan *o = open_ok(name, O, 4096, C_CREATE);
+	struct stat st;
+	CHECK(stat("/proc/self/ns/pid", &st) == 0);
+	/* Live processes of our namespace (pidfd_open succeeds), no process, and nonsense. */
+	const struct {
+		int32_t pid;
+		int our_ns;
+	} cases[] = {{1, 1}, {getpid(), 1}, {0, 1}, {-1, 1}, {INT32_MAX, 1}, {1, 0}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint64_t garbage = UINT64_C(0x5eed000000000000) | i; /* names no token */
+		*word_at(o, FZ_OFF_P_OWNER) = garbage;
+		*word_at(o, FZ_OFF_P_WHO) = garbage; /* tok: "these fields are the holder's" */
+		*word_at(o, FZ_OFF_P_WHO + 8) = cases[i].our_ns ? (uint64_t)st.st_ino : 12345; /* ns */
+		memcpy(word_at(o, FZ_OFF_P_WHO + 16), &cases[i].pid, sizeof cases[i].pid);
+		int fds0 = t_count_fds();
+		shmkit_chan *c = open_ok(name, C, 0, 0);
+		CHECK(shmkit_chan_fd(c) >= 0);
+		CHECK_EQ(count_pidfds(), 0);
+		CHECK(poll_in(shmkit_chan_fd(c), 1000)); /* dead at once: readable */
+		char b[8];
+		CHECK_EQ(shmkit_chan_recv(c, b, sizeof b, 0), -EPIPE);
+		CHECK_EQ(count_pidfds(), 0);
+		shmkit_chan_close(c);
+		CHECK_EQ(t_count_fds(), fds0);
+	}
+	shmkit_chan_close(o);
 	CHECK_OK(shmkit_seg_unlink(name, 0));
 }
 
@@ -1528,11 +1677,13 @@ int main(void)
 	test_timeouts();
 	test_end_of_stream();
 	test_roles();
+	test_fork_inherited();
 	test_corruption();
 	test_fuzz_replay(SANITIZED ? 1000 : 5000);
 	test_leaks();
 	test_idle_cpu();
 	test_poll_fd();
+	test_hostile_who();
 	test_max_messages();
 	test_producer_killed_sleeping();
 	test_producer_killed_random(SANITIZED ? 5 : 20);

@@ -13,9 +13,11 @@
  * it has released capacity/8 bytes, found the ring empty, started to wait, or closed.
  * So a consumer that dies without closing may leave up to capacity/8 bytes of messages
  * it had received to its successor, which receives them again (none is ever lost).
- * Liveness of a peer is its pid plus process start time: peers must share a pid
- * namespace. A handle belongs to the process that opened it; in a child after fork()
- * it must not be used (closing it there only frees the child's copy).
+ * Whether a peer lives is asked of something the kernel releases when it dies (a lock
+ * on a small file in /dev/shm that each process holds), never of a pid: peers in
+ * different pid namespaces (containers sharing /dev/shm) work. A handle belongs to
+ * the process that opened it; in a child after fork() it must not be used (closing it
+ * there only frees the child's copy).
  */
 #ifndef SHMKIT_CHAN_H
 #define SHMKIT_CHAN_H
@@ -53,15 +55,16 @@ struct shmkit_chan_stats {
 	uint64_t producer_sleeps; /**< times the producer slept on a full ring */
 	uint64_t consumer_sleeps; /**< times the consumer slept on an empty ring */
 	uint64_t wakes;         /**< wake-ups sent by either side (futex wakes, poll signals) */
-	int32_t producer_pid;   /**< 0 when no producer is attached */
-	int32_t consumer_pid;   /**< 0 when no consumer is attached */
+	int32_t producer_pid;   /**< 0 when no producer is attached; for people only: the
+	                         *   holder's pid in its own pid namespace */
+	int32_t consumer_pid;   /**< 0 when no consumer is attached; as producer_pid */
 	int producer_closed;    /**< 1 after the producer closed (end-of-stream) */
 };
 
 /** shmkit_chan_open() - open (and with SHMKIT_SEG_CREATE, create) a channel end.
  * @name: segment name, as shmkit_seg_open().
- * @role: enum shmkit_chan_role. A role held by a live process gives -EBUSY; one held
- *   by a process that died is taken over.
+ * @role: enum shmkit_chan_role. A role held by a live process (in any pid namespace)
+ *   gives -EBUSY; one held by a process that died is taken over.
  * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096,
  *   maximum 1 GiB), or 0 for the default, 256 KiB (small enough for the caches, so
  *   messages move cache to cache; for messages of 1 MiB, use 4 MiB or more). When
@@ -71,8 +74,11 @@ struct shmkit_chan_stats {
  *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
  * The control block is validated against the segment (-EPROTO); a producer taking
  * over from a dead one finds the last committed message itself.
- * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), or the errors of
- * shmkit_seg_open(). Thread-safe. Since 0.1. */
+ * Returns 0, -EBUSY, -EPROTO (not a channel, or a corrupt one), the -errno of making
+ * this process's liveness file in /dev/shm (once per process: -EMFILE, -ENFILE,
+ * -ENOSPC, -EACCES, ...) or of checking the holder's (-EMFILE, -ENFILE, -EACCES, ...;
+ * a holder is never robbed on a guess), or the errors of shmkit_seg_open().
+ * Thread-safe. Since 0.1. */
 SHMKIT_API int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
 				unsigned flags, shmkit_chan **out);
 
@@ -143,8 +149,9 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
  * a lasting condition holds (end-of-stream, dead producer, deleted segment).
  * It is an epoll descriptor watching a datagram socket in the abstract namespace,
  * which the producer signals (one sendto()) only when the consumer announced that it
- * polls, and a pidfd of the producer, readable when it dies (without pidfd_open, a
- * 200 ms timer makes the poller recheck instead). Limits: producer and consumer must
+ * polls, and a pidfd of the producer, readable when it dies (when the producer is in
+ * another pid namespace, or without pidfd_open, a 200 ms timer makes the poller
+ * recheck instead). Limits: producer and consumer must
  * share a network namespace; nothing is left in any file system. Owned by the handle
  * (closed by shmkit_chan_close()). Returns the fd, or -EINVAL (not the consumer), or
  * -errno. Since 0.1. */

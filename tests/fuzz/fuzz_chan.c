@@ -7,9 +7,10 @@
  *                 tests/fuzz/fuzz_chan.c build/libshmkit.a -o fuzz_chan && ./fuzz_chan
  * Under gcc, tests/test_chan.c includes this file and replays seeded random inputs.
  *
- * Input: byte 0 selects operations; then patches of [u16 offset][u8 n][n bytes],
- * applied to the data area (control block and ring) at offset % area size. Offsets
- * with bit 15 set are applied after the consumer opened, the others before. */
+ * Input: byte 0 selects operations (an odd length also turns on poll mode); then
+ * patches of [u16 offset][u8 n][n bytes], applied to the data area (control block and
+ * ring) at offset % area size. Offsets with bit 15 set are applied after the consumer
+ * opened, the others before. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,7 +26,9 @@
 #define FZ_RING_OFF 4096u
 #define FZ_AREA (FZ_RING_OFF + FZ_CAP)
 #define FZ_OFF_P_OWNER 64u
+#define FZ_OFF_P_WHO 80u   /* token, pid namespace, pid of the producer */
 #define FZ_OFF_C_OWNER 128u
+#define FZ_OFF_C_WHO 152u
 #define FZ_OFF_TAIL 192u
 #define FZ_OFF_HEAD 256u
 #define FZ_OFF_C_STATE 384u
@@ -190,6 +193,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_check(r == 0 || r == -EPROTO || r == -EBUSY);
 	if (r == 0) {
 		fz_patch(data, size, 1);
+		/* Odd sizes: poll mode, which reads the producer's recorded pid (a hostile
+		 * one must never get a pidfd trusted, nor crash). */
+		if (size & 1)
+			fz_check(shmkit_chan_fd(c) >= 0);
 		fz_consumer(c, ops | (unsigned)size << 8);
 		if (ops & 0x80)
 			fz_producer(ops);
