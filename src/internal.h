@@ -74,10 +74,6 @@ int shmkit__live_token(uint64_t *tok);
  * garbage), -errno if it cannot be told. About three system calls: slow paths only. */
 int shmkit__live_check(uint64_t tok);
 
-/* Start time of a process (field 22 of /proc/PID/stat), 0 if it does not exist. */
-uint64_t shmkit__proc_start(pid_t pid);
-/* 1 if the process pid started at start is alive, 0 if not, -1 if unknowable. */
-int shmkit__proc_alive(pid_t pid, uint64_t start);
 
 /* Monotonic clock in nanoseconds. */
 int64_t shmkit__now_ns(void);

@@ -1,4 +1,4 @@
-/* shmkit — small helpers every layer uses: clocks, futexes, process liveness, errors,
+/* shmkit — small helpers every layer uses: clocks, futexes, errors,
  * version. The -errno syscall wrappers live here and nowhere else. */
 #include <errno.h>
 #include <limits.h>
@@ -52,55 +52,6 @@ int shmkit__futex_wake(_Atomic uint32_t *word, int count)
 {
 	long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
 	return r < 0 ? -errno : (int)r;
-}
-
-/* Reads the state letter (field 3) and start time (field 22) of a process; 0 if it
- * does not exist or /proc cannot tell. */
-static uint64_t proc_stat(pid_t pid, char *state)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* The command name (field 2) may hold spaces and parentheses: fields resume after
-	 * the last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2])
-		return 0;
-	*state = p[2];
-	p++; /* the space before field 3 */
-	for (int field = 3; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p)
-		return 0;
-	return strtoull(p + 1, NULL, 10);
-}
-
-uint64_t shmkit__proc_start(pid_t pid)
-{
-	char state;
-	return proc_stat(pid, &state);
-}
-
-int shmkit__proc_alive(pid_t pid, uint64_t start)
-{
-	if (pid <= 0)
-		return -1;
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return 0;
-	char state = '?';
-	uint64_t now = proc_stat(pid, &state);
-	if (now == 0)
-		return -1; /* another pid namespace, or /proc hidden: cannot tell */
-	/* A zombie has released its memory and locks: for its peers it is dead. */
-	if (state == 'Z' || state == 'X')
-		return 0;
-	/* The same pid with another start time is a new process: the old one died. */
-	return start == 0 || now == start ? 1 : 0;
 }
 
 const char *shmkit_strerror(int err)
