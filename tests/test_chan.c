@@ -825,6 +825,10 @@ static void test_producer_killed_random(int rounds)
 		}
 	}
 	uint64_t from = seq;
+	/* Until a new producer claims the role, the dead one is still reported. (Asked
+	 * before the fork: once the child runs, it may claim the role at any moment.) */
+	unsigned char b1[1];
+	CHECK_EQ(shmkit_chan_recv(c, b1, 1, 0), -EPIPE);
 	pid_t prod = fork();
 	CHECK(prod >= 0);
 	if (prod == 0) {
@@ -833,9 +837,6 @@ static void test_producer_killed_random(int rounds)
 		shmkit_chan_close(p);
 		_exit(0);
 	}
-	/* Until the new producer claims the role, the dead one is still reported. */
-	unsigned char b1[1];
-	CHECK_EQ(shmkit_chan_recv(c, b1, 1, 0), -EPIPE);
 	while (stats_of(c).producer_pid != prod && !stats_of(c).producer_closed)
 		nap_ms(1);
 	CHECK_EQ(consume(c, &seq, UINT64_MAX, 6, max), 0);
