@@ -23,7 +23,7 @@
  * shared by many busy processes. Latencies are printed, so drift shows. */
 #define BOUND_NS (2 * SHMKIT_SEC)
 /* A create-or-open after a killed creator must not wait out the 2 s creator wait. */
-#define CREATE_BOUND_NS (1 * SHMKIT_SEC)
+#define CREATE_BOUND_NS (3 * SHMKIT_SEC / 2)
 #define GUARD_S 30
 
 static uint64_t rng;
@@ -346,6 +346,7 @@ struct chan_sh {
 static struct {
 	uint64_t p_trials, c_trials, msgs, bytes, takeovers, redelivered, redelivered_bytes;
 	uint64_t pk[N_PK], ck[N_CK], pcalls[N_PCALLS], ccalls[N_CCALLS], epipe_checks;
+	size_t again_permille; /* the most received again at once, per mille of capacity */
 	struct lat p_dead, c_dead;
 } chan_tot;
 
@@ -356,9 +357,14 @@ static shmkit_chan *chan_open_ok(const char *name, unsigned role, size_t cap, un
 	return ch;
 }
 
-static size_t rec_bytes(size_t len)
+/* Bytes of messages @from..@to-1 that a successor received again, as chan.h counts
+ * them ("up to capacity/8 bytes of messages"): payload bytes. */
+static size_t again_bytes(uint64_t from, uint64_t to, size_t max)
 {
-	return (8 + len + 7) & ~(size_t)7; /* a record: 8-byte header, 8-byte aligned */
+	size_t n = 0;
+	for (uint64_t q = from; q < to; q++)
+		n += t_msg_len(q, max);
+	return n;
 }
 
 /* Producer child: messages @first.. with the chosen call, accepted counts published
@@ -845,11 +851,9 @@ static void crash_consumer(unsigned backend, int n)
 				exit(T_FAIL);
 			}
 			/* Received again: what its predecessor had received but not published,
-			 * less than capacity/8 bytes (the documented rule). */
-			size_t again = 0;
-			for (uint64_t q = s; q < unseen; q++)
-				again += rec_bytes(t_msg_len(q, max));
-			if (again >= cap / 8) {
+			 * capacity/8 bytes at most (the documented rule). */
+			size_t again = again_bytes(s, unseen, max);
+			if (again > cap / 8) {
 				fprintf(stderr, "%s: %zu bytes received again (%llu messages); bound %zu\n",
 					what, again, (unsigned long long)(unseen - s), cap / 8);
 				exit(T_FAIL);
@@ -857,6 +861,8 @@ static void crash_consumer(unsigned backend, int n)
 			if (s < unseen) {
 				chan_tot.redelivered += unseen - s;
 				chan_tot.redelivered_bytes += again;
+				if (again * 1000 / cap > chan_tot.again_permille)
+					chan_tot.again_permille = again * 1000 / cap;
 			}
 			if (seen > unseen) {
 				chan_tot.msgs += seen - (s > unseen ? s : unseen);
@@ -879,10 +885,7 @@ static void crash_consumer(unsigned backend, int n)
 	if (r > 0) {
 		uint64_t s = t_msg_seq(buf, (size_t)r);
 		CHECK(s <= unseen + slack);
-		size_t again = 0;
-		for (uint64_t q = s; q < unseen; q++)
-			again += rec_bytes(t_msg_len(q, max));
-		CHECK(again < cap / 8);
+		CHECK(again_bytes(s, unseen, max) <= cap / 8);
 		for (;; s++) {
 			CHECK(t_msg_check(buf, (size_t)r, s, max));
 			r = shmkit_chan_recv(c, buf, max, -1);
@@ -1385,10 +1388,10 @@ static void report(double secs)
 	for (int i = 0; i < N_CCALLS; i++)
 		printf(" %s %llu", ccall_names[i], (unsigned long long)chan_tot.ccalls[i]);
 	printf(")\n  channel messages checked %llu (%llu bytes), roles taken over %llu, "
-	       "received again %llu (%llu bytes, each time < capacity/8)\n",
+	       "received again %llu (%llu bytes; at most %.1f%% of capacity at once, bound 12.5%%)\n",
 	       (unsigned long long)chan_tot.msgs, (unsigned long long)chan_tot.bytes,
 	       (unsigned long long)chan_tot.takeovers, (unsigned long long)chan_tot.redelivered,
-	       (unsigned long long)chan_tot.redelivered_bytes);
+	       (unsigned long long)chan_tot.redelivered_bytes, chan_tot.again_permille / 10.0);
 	lat_print("chan: kill -> consumer's -EPIPE", &chan_tot.p_dead);
 	lat_print("chan: kill -> producer's -EPIPE (full ring)", &chan_tot.c_dead);
 	printf("  stream owners killed: %llu (fshm %llu, shmkit_stream %llu), names reclaimed %llu, "
@@ -1407,7 +1410,7 @@ static void report(double secs)
 		       (unsigned long long)creator_tot.in_init[b],
 		       (unsigned long long)creator_tot.failed[b]);
 	lat_print("creator: create-or-open after a kill", &creator_tot.open);
-	printf("  mutex holders killed: %llu (%llu -EOWNERDEAD repaired, %llu died outside the lock; "
+	printf("  mutex holders killed: %llu (%llu -EOWNERDEAD repaired, %llu left it free; "
 	       "%s %llu, %s %llu, %s %llu)\n",
 	       (unsigned long long)mutex_tot.trials, (unsigned long long)mutex_tot.ownerdead,
 	       (unsigned long long)mutex_tot.clean, mk_names[0], (unsigned long long)mutex_tot.mk[0],
