@@ -293,6 +293,7 @@ static void crash_blob(unsigned backend, int n)
 		blob_tot.snapshots += 2;
 		blob_tot.writes_before_kill += c - v0;
 	}
+	guard("blob %s: the readers finish", bk_name(backend));
 	atomic_store(&bs->stop, 1);
 	for (int i = 0; i < READERS; i++)
 		CHECK_EQ(t_wait(readers[i]), 0);
