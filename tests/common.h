@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -185,6 +186,179 @@ static inline uint64_t t_rand(uint64_t *s)
 	*s ^= *s << 25;
 	*s ^= *s >> 27;
 	return *s * UINT64_C(2685821657736338717);
+}
+
+/* A zero-filled shared anonymous mapping, for the counters and flags that a test's
+ * processes share across fork(). Never NULL (a failure ends the test). */
+static inline void *t_shared(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	return p;
+}
+
+/* A bijective 64-bit mixer (splitmix64's finalizer): patterns that no bug in the
+ * library could produce by accident, computed from a message or snapshot number. */
+static inline uint64_t t_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
+
+/* ---- self-checking messages: the number, length and content all follow from seq ----
+ * Bytes 0-7: seq; 8-15: a checksum of seq, the length and the payload; then payload
+ * words t_mix64(seq ^ index). Any message alone says which one it is, so a receiver
+ * that does not know where it starts (a consumer taking over) can still check it. */
+
+#define T_MSG_MIN 16
+
+/* Length of message @seq, from T_MSG_MIN to @max: mostly small, a good share up to
+ * 2 KiB, a few up to @max (these fill rings and make them wrap). */
+static inline size_t t_msg_len(uint64_t seq, size_t max)
+{
+	uint64_t h = t_mix64(seq ^ UINT64_C(0x6d736c656e));
+	unsigned r = (unsigned)(h % 100);
+	size_t n;
+	if (r < 8)
+		n = (size_t)((h >> 32) % max);
+	else if (r < 35)
+		n = (size_t)((h >> 32) % 2048);
+	else
+		n = (size_t)((h >> 32) % 200);
+	if (n < T_MSG_MIN)
+		n = T_MSG_MIN;
+	return n > max ? max : n;
+}
+
+static inline uint64_t t_msg_sum(uint64_t seq, size_t len, const unsigned char *payload)
+{
+	uint64_t s = t_mix64(seq + len);
+	for (size_t i = 0; i < len; i++)
+		s = (s ^ payload[i]) * UINT64_C(0x100000001b3);
+	return s;
+}
+
+static inline void t_msg_fill(unsigned char *b, size_t len, uint64_t seq)
+{
+	size_t i;
+	for (i = 16; i + 8 <= len; i += 8) {
+		uint64_t w = t_mix64(seq ^ (i << 40));
+		memcpy(b + i, &w, 8);
+	}
+	if (i < len) {
+		uint64_t w = t_mix64(seq ^ (i << 40));
+		memcpy(b + i, &w, len - i);
+	}
+	uint64_t sum = t_msg_sum(seq, len - 16, b + 16);
+	memcpy(b, &seq, 8);
+	memcpy(b + 8, &sum, 8);
+}
+
+/* 1 if @b (@len bytes) is exactly message @seq of a channel whose largest message is
+ * @max: its number, its length, its checksum and every payload byte. */
+static inline int t_msg_check(const unsigned char *b, size_t len, uint64_t seq, size_t max)
+{
+	uint64_t got, sum;
+	if (len != t_msg_len(seq, max))
+		return 0;
+	memcpy(&got, b, 8);
+	memcpy(&sum, b + 8, 8);
+	if (got != seq || sum != t_msg_sum(seq, len - 16, b + 16))
+		return 0;
+	size_t i;
+	for (i = 16; i + 8 <= len; i += 8) {
+		uint64_t w = t_mix64(seq ^ (i << 40)), x;
+		memcpy(&x, b + i, 8);
+		if (x != w)
+			return 0;
+	}
+	if (i < len) {
+		uint64_t w = t_mix64(seq ^ (i << 40));
+		if (memcmp(b + i, &w, len - i))
+			return 0;
+	}
+	return 1;
+}
+
+/* The message number a buffer claims (its first 8 bytes), for a receiver that does
+ * not know it yet; check it with t_msg_check() before trusting it. */
+static inline uint64_t t_msg_seq(const unsigned char *b, size_t len)
+{
+	uint64_t seq = UINT64_MAX;
+	if (len >= 8)
+		memcpy(&seq, b, 8);
+	return seq;
+}
+
+/* ---- self-checking snapshots (blobs): @words 64-bit words named by a tag ----
+ * Word 0: the tag; word 1: a checksum of the others; word i >= 2: t_mix64(tag, i).
+ * Tag 0 is the all-zero buffer of a blob never written. */
+
+static inline uint64_t t_snap_word(uint64_t tag, size_t i)
+{
+	return t_mix64(tag * UINT64_C(0x9e3779b97f4a7c15) + i);
+}
+
+static inline void t_snap_fill(uint64_t *w, size_t words, uint64_t tag)
+{
+	uint64_t sum = tag;
+	for (size_t i = 2; i < words; i++) {
+		w[i] = tag ? t_snap_word(tag, i) : 0;
+		sum = (sum ^ w[i]) * UINT64_C(0x100000001b3);
+	}
+	w[0] = tag;
+	w[1] = tag ? sum : 0;
+}
+
+/* The tag of a consistent snapshot, or UINT64_MAX when any word disagrees (torn,
+ * partial or garbage). */
+static inline uint64_t t_snap_tag(const uint64_t *w, size_t words)
+{
+	uint64_t tag = w[0], sum = tag;
+	for (size_t i = 2; i < words; i++) {
+		if (w[i] != (tag ? t_snap_word(tag, i) : 0))
+			return UINT64_MAX;
+		sum = (sum ^ w[i]) * UINT64_C(0x100000001b3);
+	}
+	if (w[1] != (tag ? sum : 0))
+		return UINT64_MAX;
+	return tag;
+}
+
+/* ---- a guard against hangs: a call that never returns fails the test by name ---- */
+
+static const char *volatile t_guard_what = "";
+
+static void t_guard_fire(int sig)
+{
+	static const char pre[] = "\nHANG: no progress within the guard's time in: ";
+	(void)sig;
+	if (write(2, pre, sizeof pre - 1) < 0 ||
+	    write(2, t_guard_what, strlen(t_guard_what)) < 0 || write(2, "\n", 1) < 0) {
+		/* nothing more to say */
+	}
+	/* exit(), not _exit(): t_cleanup() removes the segments. Not async-signal-safe,
+	 * but the test is failing anyway, and a hung call holds no lock cleanup needs. */
+	exit(T_FAIL);
+}
+
+/* Arm (or re-arm) the guard: if @seconds pass before the next t_guard(), print @what
+ * and fail. @what must stay valid (a literal, or a static buffer). 0 disarms. */
+static inline void t_guard(unsigned seconds, const char *what)
+{
+	static int installed;
+	if (!installed) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = t_guard_fire;
+		sigaction(SIGALRM, &sa, NULL);
+		installed = 1;
+	}
+	t_guard_what = what;
+	alarm(seconds);
 }
 
 #endif
