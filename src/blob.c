@@ -83,7 +83,7 @@ static int blob_init(void *data, size_t bytes, void *arg)
 	return shmkit_mutex_init(&ctl->lock);
 }
 
-int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flags,
+static int blob_open(const char *name, size_t size, unsigned mode, unsigned flags,
 		     shmkit_blob **out)
 {
 	shmkit_seg *seg;
@@ -163,7 +163,7 @@ static void repair(struct blob_ctl *ctl)
 	}
 }
 
-int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len)
+static int blob_write(shmkit_blob *b, const void *buf, size_t len)
 {
 	if (!b || (!buf && len))
 		return -EINVAL;
@@ -227,7 +227,7 @@ racy_copy(void *dst, const void *src, size_t n)
 #define racy_copy memcpy
 #endif
 
-ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *version)
+static ssize_t blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *version)
 {
 	if (!b || (!buf && cap))
 		return -EINVAL;
@@ -279,7 +279,7 @@ ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *
 	}
 }
 
-int64_t shmkit_blob_version(const shmkit_blob *b)
+static int64_t blob_version(const shmkit_blob *b)
 {
 	if (!b)
 		return -EINVAL;
@@ -287,4 +287,44 @@ int64_t shmkit_blob_version(const shmkit_blob *b)
 	if (r < 0)
 		return r;
 	return (int64_t)atomic_load_explicit(&b->ctl->version, memory_order_acquire);
+}
+
+/* ---- the SIGBUS guard: every call that touches the segment, as one guarded call ---- */
+
+int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flags,
+		     shmkit_blob **out)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = blob_open(name, size, mode, flags, out);
+	/* The control block read from a replaced mapping proves nothing: no handle. */
+	if (shmkit__guard_result(w, r == 0 ? (*out)->seg : NULL, r) == -EFAULT) {
+		if (r == 0)
+			shmkit_blob_close(*out);
+		if (out)
+			*out = NULL;
+		r = -EFAULT;
+	}
+	return r;
+}
+
+int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = blob_write(b, buf, len);
+	return (int)shmkit__guard_result(w, b ? b->seg : NULL, r);
+}
+
+ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *version)
+{
+	uint32_t w = shmkit__guard_enter();
+	ssize_t r = blob_read(b, buf, cap, version);
+	/* A snapshot copied, even in part, from the zero replacement is never returned. */
+	return (ssize_t)shmkit__guard_result(w, b ? b->seg : NULL, r);
+}
+
+int64_t shmkit_blob_version(const shmkit_blob *b)
+{
+	uint32_t w = shmkit__guard_enter();
+	int64_t r = blob_version(b);
+	return shmkit__guard_result(w, b ? b->seg : NULL, r);
 }

@@ -990,7 +990,7 @@ static int check_producer(const shmkit_chan *ch)
 	return ch && ch->role == SHMKIT_CHAN_PRODUCER;
 }
 
-ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+static inline ssize_t chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	uint32_t len;
 	if (!check_consumer(ch) || !buf)
@@ -1005,7 +1005,7 @@ ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout
 	return len;
 }
 
-ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
+static inline ssize_t chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
 {
 	uint32_t n;
 	if (!check_consumer(ch) || !buf || !len)
@@ -1021,7 +1021,7 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t
 	return n;
 }
 
-int shmkit_chan_release(shmkit_chan *ch)
+static inline int chan_release(shmkit_chan *ch)
 {
 	if (!check_consumer(ch) || ch->peek_len == 0)
 		return -EINVAL;
@@ -1339,7 +1339,7 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 	return 0;
 }
 
-int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+static inline int chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
 {
 	/* The fast path: a small message, room for it, nothing pending. It makes no call,
 	 * so the compiler needs no stack frame: a streaming producer is bound by its
@@ -1362,7 +1362,7 @@ int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeo
 	return send_slow(ch, buf, len, timeout_ns);
 }
 
-int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
+static int chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
 {
 	if (!check_producer(ch) || !msgs || n <= 0)
 		return -EINVAL;
@@ -1398,7 +1398,7 @@ int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t 
 	return sent;
 }
 
-int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
+static inline int chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
 {
 	void *p;
 	if (buf)
@@ -1420,7 +1420,7 @@ int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **
 	return 0;
 }
 
-int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+static inline int chan_commit(shmkit_chan *ch, size_t len)
 {
 	if (!check_producer(ch) || ch->resv_len == 0 || len == 0 || len > ch->resv_len ||
 	    ch->resv_pos != ch->tail)
@@ -1565,7 +1565,7 @@ static int consumer_start(shmkit_chan *ch)
 	return 0;
 }
 
-int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
+static int chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
 		     unsigned flags, shmkit_chan **out)
 {
 	shmkit_seg *seg;
@@ -1635,7 +1635,7 @@ fail:
 	return r;
 }
 
-int shmkit_chan_close(shmkit_chan *ch)
+static int chan_close(shmkit_chan *ch)
 {
 	if (!ch)
 		return 0;
@@ -1680,7 +1680,7 @@ int shmkit_chan_close(shmkit_chan *ch)
 	return 0;
 }
 
-int shmkit_chan_fd(shmkit_chan *ch)
+static int chan_fd(shmkit_chan *ch)
 {
 	if (!check_consumer(ch))
 		return -EINVAL;
@@ -1742,7 +1742,7 @@ int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns)
 	return 0;
 }
 
-int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
+static int chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 {
 	if (!ch || !st)
 		return -EINVAL;
@@ -1772,4 +1772,110 @@ int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch)
 {
 	return ch ? ch->seg : NULL;
+}
+
+/* ---- the SIGBUS guard: every call that touches the segment, as one guarded call ---- */
+
+/* The end of a guarded call: -EFAULT if it met a truncation, or if the handle is
+ * poisoned (a replaced mapping's header says DELETED, so the common case costs one
+ * load of a line the call has just read, made before leaving: it may fault too). */
+static inline int64_t guard_end(const shmkit_chan *ch, uint32_t w, int64_t r)
+{
+	int gone = ch != NULL && deleted(ch);
+	int faulted = shmkit__guard_leave(w);
+	if (__builtin_expect(faulted || gone, 0) && (faulted || shmkit__seg_poisoned(ch->seg)))
+		return -EFAULT;
+	return r;
+}
+
+int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
+		     unsigned flags, shmkit_chan **out)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = chan_open(name, role, capacity, mode, flags, out);
+	/* A control block read from a replaced mapping proves nothing: no handle. */
+	if (guard_end(r == 0 ? *out : NULL, w, r) == -EFAULT) {
+		if (r == 0)
+			chan_close(*out);
+		if (out)
+			*out = NULL;
+		r = -EFAULT;
+	}
+	return r;
+}
+
+int shmkit_chan_close(shmkit_chan *ch)
+{
+	/* Closing a poisoned handle only writes its private replacement, and frees it. */
+	uint32_t w = shmkit__guard_enter();
+	int r = chan_close(ch);
+	shmkit__guard_leave(w);
+	return r;
+}
+
+int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+{
+	uint32_t w = shmkit__guard_enter();
+	return (int)guard_end(ch, w, chan_send(ch, buf, len, timeout_ns));
+}
+
+int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
+{
+	uint32_t w = shmkit__guard_enter();
+	return (int)guard_end(ch, w, chan_sendv(ch, msgs, n, timeout_ns));
+}
+
+int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = (int)guard_end(ch, w, chan_reserve(ch, len, timeout_ns, buf));
+	if (r == -EFAULT && buf)
+		*buf = NULL;
+	return r;
+}
+
+int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+{
+	uint32_t w = shmkit__guard_enter();
+	return (int)guard_end(ch, w, chan_commit(ch, len));
+}
+
+ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+	/* A message copied, even in part, from the zero replacement is never returned. */
+	uint32_t w = shmkit__guard_enter();
+	return (ssize_t)guard_end(ch, w, chan_recv(ch, buf, cap, timeout_ns));
+}
+
+ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
+{
+	uint32_t w = shmkit__guard_enter();
+	ssize_t r = (ssize_t)guard_end(ch, w, chan_peek(ch, buf, len, timeout_ns));
+	if (r == -EFAULT && buf && len) {
+		*buf = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+int shmkit_chan_release(shmkit_chan *ch)
+{
+	uint32_t w = shmkit__guard_enter();
+	return (int)guard_end(ch, w, chan_release(ch));
+}
+
+int shmkit_chan_fd(shmkit_chan *ch)
+{
+	uint32_t w = shmkit__guard_enter();
+	return (int)guard_end(ch, w, chan_fd(ch));
+}
+
+int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
+{
+	/* Counters read from the zero replacement are never reported. */
+	uint32_t w = shmkit__guard_enter();
+	int r = (int)guard_end(ch, w, chan_stats(ch, st));
+	if (r == -EFAULT && st)
+		memset(st, 0, sizeof *st);
+	return r;
 }

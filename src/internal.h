@@ -107,6 +107,48 @@ static inline uint64_t shmkit__ticks(void)
 #endif
 }
 
+/* ---- the SIGBUS guard (guard.c) ---- */
+
+/* Per thread, read by the SIGBUS handler: the low 16 bits count how deep the thread is
+ * in guarded shmkit calls; the handler adds SHMKIT__GUARD_FAULT for each truncation it
+ * turns into an error. Written only by its own thread (calls and handler). */
+extern _Thread_local _Atomic uint32_t shmkit__guard_tls __attribute__((tls_model("initial-exec")));
+#define SHMKIT__GUARD_FAULT (UINT32_C(1) << 16)
+
+/* Enter a guarded call; pass the result to shmkit__guard_leave(). Two plain moves: the
+ * signal fences only keep the compiler from moving shared-memory accesses outside. */
+static inline uint32_t shmkit__guard_enter(void)
+{
+	uint32_t w = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed);
+	atomic_store_explicit(&shmkit__guard_tls, w + 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	return w;
+}
+
+/* Leave it: 1 if the guard turned a SIGBUS of this thread into an error meanwhile. */
+static inline int shmkit__guard_leave(uint32_t w)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	uint32_t n = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed) - 1;
+	atomic_store_explicit(&shmkit__guard_tls, n, memory_order_relaxed);
+	return n != w;
+}
+
+/* Leave, and the call's result: -EFAULT if it met a truncation or seg (may be NULL)
+ * is poisoned, else r. */
+int64_t shmkit__guard_result(uint32_t w, const shmkit_seg *seg, int64_t r);
+
+/* The registry of mappings the handler may replace; see guard.c. */
+struct shmkit__guard_slot;
+/* Register a POSIX mapping (hdr: a shmkit header starts it). 0, or -ENOMEM. */
+int shmkit__guard_add(void *base, size_t size, int prot, int hdr, struct shmkit__guard_slot **out);
+/* Forget it; call before unmapping. NULL: nothing. */
+void shmkit__guard_remove(struct shmkit__guard_slot *s);
+/* 1 if the handler replaced the mapping (or is replacing it). NULL: 0. */
+int shmkit__guard_poisoned(const struct shmkit__guard_slot *s);
+/* The same for a handle (seg.c). */
+int shmkit__seg_poisoned(const shmkit_seg *seg);
+
 /* Turn a -errno return into the compat conventions: errno = e, -1. */
 static inline int shmkit__compat_fail(int neg_err)
 {

@@ -45,6 +45,7 @@ struct shmkit_seg {
 	unsigned char *data;      /* validated data area */
 	size_t data_size;
 	char name[SHMKIT_NAME_MAX + 1]; /* POSIX object name ("/x") or System V name */
+	struct shmkit__guard_slot *guard; /* POSIX mappings: the SIGBUS guard's entry */
 };
 
 /* "/x" or "x" -> "/x"; one component, as shm_open(3) wants. */
@@ -112,6 +113,8 @@ static void unmap(struct shmkit_seg *seg)
 {
 	if (!seg->base)
 		return;
+	shmkit__guard_remove(seg->guard);
+	seg->guard = NULL;
 	if (seg->flags & SHMKIT_SEG_SYSV)
 		shmdt(seg->base);
 	else
@@ -257,6 +260,11 @@ static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsi
 		goto fail;
 	}
 	seg->map_size = total;
+	/* A file can be truncated under us: let the SIGBUS guard know the mapping. */
+	r = shmkit__guard_add(seg->base, total, PROT_READ | PROT_WRITE,
+			      !(seg->flags & SHMKIT_SEG_RAW), &seg->guard);
+	if (r < 0)
+		goto fail;
 	r = publish(seg, kind, size, init, arg);
 	if (r == 0)
 		r = link_name(fd, seg->name);
@@ -407,7 +415,9 @@ static int map_posix(struct shmkit_seg *seg, size_t size)
 		return -errno;
 	}
 	seg->map_size = (size_t)st.st_size;
-	return 0;
+	/* Before any access: the file can be truncated under us (the SIGBUS guard). */
+	return shmkit__guard_add(seg->base, seg->map_size, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+				 !(seg->flags & SHMKIT_SEG_RAW), &seg->guard);
 }
 
 static int map_sysv(struct shmkit_seg *seg, size_t size)
@@ -491,8 +501,8 @@ fail:
 	return r;
 }
 
-int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
-		     shmkit__init_fn init, void *arg, shmkit_seg **out)
+static int seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
+		    shmkit__init_fn init, void *arg, shmkit_seg **out)
 {
 	int r;
 	if (!out)
@@ -563,6 +573,22 @@ fail:
 	return r;
 }
 
+/* Opening reads the header and the creator writes it: both guarded. A handle that met a
+ * truncation on the way is no handle (-EFAULT). */
+int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
+		     shmkit__init_fn init, void *arg, shmkit_seg **out)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = seg_open(name, kind, size, mode, flags, init, arg, out);
+	if (shmkit__guard_result(w, r == 0 ? *out : NULL, r) == -EFAULT) {
+		if (r == 0)
+			shmkit_seg_close(*out);
+		*out = NULL;
+		r = -EFAULT;
+	}
+	return r;
+}
+
 int shmkit_seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
 		    shmkit_seg **out)
 {
@@ -606,7 +632,11 @@ int shmkit_seg_delete(shmkit_seg *seg)
 		if (r < 0)
 			return r;
 	}
+	/* A poisoned handle's store lands in its private replacement: harmless, and the
+	 * name is gone, which is what deleting a truncated segment is for. */
+	uint32_t w = shmkit__guard_enter();
 	mark_deleted(seg);
+	shmkit__guard_leave(w);
 	return 0;
 }
 
@@ -658,9 +688,16 @@ int shmkit_seg_check(const shmkit_seg *seg)
 	if (!seg)
 		return -EINVAL;
 	if (!seg->hdr)
-		return 0;
+		return shmkit__seg_poisoned(seg) ? -EFAULT : 0;
+	uint32_t w = shmkit__guard_enter();
 	/* Acquire: once DELETED is seen, nothing the deleter did before is missed. */
 	uint32_t st = atomic_load_explicit(&seg->hdr->state, memory_order_acquire);
+	shmkit__guard_leave(w);
+	/* A replaced mapping's header says DELETED, so READY needs no poison check. */
+	if (st == SHMKIT_STATE_READY)
+		return 0;
+	if (shmkit__seg_poisoned(seg))
+		return -EFAULT;
 	return st == SHMKIT_STATE_DELETED ? -EIDRM : 0;
 }
 
@@ -699,7 +736,26 @@ static int creator_alive(const struct shmkit_seg *seg, const struct shmkit__hdr 
 	return alive;
 }
 
+int shmkit__seg_poisoned(const shmkit_seg *seg)
+{
+	return shmkit__guard_poisoned(seg->guard);
+}
+
+static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
+
+/* The header's words are copied out: guarded, and none is reported from a replaced
+ * mapping. */
 int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = seg_stat(seg, info);
+	r = (int)shmkit__guard_result(w, seg, r);
+	if (r == -EFAULT && info)
+		memset(info, 0, sizeof *info);
+	return r;
+}
+
+static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 {
 	if (!seg || !info)
 		return -EINVAL;
@@ -750,7 +806,19 @@ int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 	return 0;
 }
 
+static int seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info);
+
 int shmkit_seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info)
+{
+	uint32_t w = shmkit__guard_enter();
+	int r = seg_inspect(name, flags, info);
+	r = (int)shmkit__guard_result(w, NULL, r);
+	if (r == -EFAULT && info)
+		memset(info, 0, sizeof *info);
+	return r;
+}
+
+static int seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info)
 {
 	shmkit_seg *seg;
 	if (!info || (flags & ~SHMKIT_SEG_SYSV))
