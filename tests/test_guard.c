@@ -10,6 +10,17 @@
 
 #include "common.h"
 
+
+/* Every child starts from the default disposition, which AddressSanitizer replaces by
+ * its own report-and-exit-1 handler: the tests want the plain death it stands for. */
+static void default_sigbus(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
+}
+
 /* What a child does after the truncation. */
 enum op {
 	OP_SEG_CHECK,
@@ -205,6 +216,7 @@ static int run_case(enum op op, int guard, off_t size)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		struct handles h;
+		default_sigbus();
 		if (guard) {
 			CHECK_OK(shmkit_guard_sigbus());
 			CHECK_OK(shmkit_guard_sigbus()); /* idempotent */
@@ -262,6 +274,7 @@ static int child_delete(void *arg)
 {
 	const char *name = arg;
 	shmkit_seg *s;
+	default_sigbus();
 	CHECK_OK(shmkit_guard_sigbus());
 	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 4096, 0, SHMKIT_SEG_CREATE, &s));
 	peer_truncate(name, 0);
@@ -297,6 +310,7 @@ static volatile char *foreign_truncated(const char *name)
 
 static int child_foreign(void *arg)
 {
+	default_sigbus();
 	CHECK_OK(shmkit_guard_sigbus());
 	volatile char *p = foreign_truncated(arg);
 	shmkit_guard_enter(); /* even inside a guarded region: not a shmkit mapping */
@@ -308,6 +322,7 @@ static int child_own_access(void *arg)
 {
 	const char *name = arg;
 	shmkit_seg *s;
+	default_sigbus();
 	CHECK_OK(shmkit_guard_sigbus());
 	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 4096, 0, SHMKIT_SEG_CREATE, &s));
 	peer_truncate(name, 0);
@@ -319,6 +334,7 @@ static int child_enter(void *arg)
 {
 	const char *name = arg;
 	shmkit_seg *s;
+	default_sigbus();
 	CHECK_OK(shmkit_guard_sigbus());
 	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 4096, 0, SHMKIT_SEG_CREATE, &s));
 	memset(shmkit_seg_data(s), 0x5a, 4096);
@@ -337,6 +353,7 @@ static int child_enter(void *arg)
 
 static int child_raise(void *arg)
 {
+	default_sigbus();
 	(void)arg;
 	CHECK_OK(shmkit_guard_sigbus());
 	raise(SIGBUS);
@@ -380,6 +397,7 @@ static int child_user_handler(void *arg)
 {
 	const char *name = arg;
 	struct sigaction sa;
+	default_sigbus();
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = user_siginfo;
 	sa.sa_flags = SA_SIGINFO;
@@ -418,6 +436,7 @@ static int child_user_handler(void *arg)
 /* A handler without SA_SIGINFO, installed before the guard, is called its own way. */
 static int child_plain_handler(void *arg)
 {
+	default_sigbus();
 	(void)arg;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
