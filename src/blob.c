@@ -294,10 +294,10 @@ static int64_t blob_version(const shmkit_blob *b)
 int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flags,
 		     shmkit_blob **out)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = blob_open(name, size, mode, flags, out);
 	/* The control block read from a replaced mapping proves nothing: no handle. */
-	if (shmkit__guard_result(w, r == 0 ? (*out)->seg : NULL, r) == -EFAULT) {
+	if (shmkit__guard_result(r == 0 ? (*out)->seg : NULL, r) == -EFAULT) {
 		if (r == 0)
 			shmkit_blob_close(*out);
 		if (out)
@@ -309,22 +309,22 @@ int shmkit_blob_open(const char *name, size_t size, unsigned mode, unsigned flag
 
 int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = blob_write(b, buf, len);
-	return (int)shmkit__guard_result(w, b ? b->seg : NULL, r);
+	return (int)shmkit__guard_result(b ? b->seg : NULL, r);
 }
 
 ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *version)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	ssize_t r = blob_read(b, buf, cap, version);
 	/* A snapshot copied, even in part, from the zero replacement is never returned. */
-	return (ssize_t)shmkit__guard_result(w, b ? b->seg : NULL, r);
+	return (ssize_t)shmkit__guard_result(b ? b->seg : NULL, r);
 }
 
 int64_t shmkit_blob_version(const shmkit_blob *b)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int64_t r = blob_version(b);
-	return shmkit__guard_result(w, b ? b->seg : NULL, r);
+	return shmkit__guard_result(b ? b->seg : NULL, r);
 }

@@ -1308,11 +1308,13 @@ static inline void commit_msg(shmkit_chan *ch, uint32_t len)
 			      memory_order_relaxed);
 }
 
-/* Producer: the fenced wake check, as a tail call from the fast path. */
+/* Producer: the fenced wake check, as a tail call from the fast path; a guarded call
+ * of its own (see shmkit_chan_send()). */
 __attribute__((noinline)) static int wake_consumer_ret(shmkit_chan *ch)
 {
+	shmkit__guard_enter();
 	wake_consumer(ch);
-	return 0;
+	return shmkit__guard_leave() ? -EFAULT : 0;
 }
 
 /* shmkit_chan_send() beyond its fast path: arguments, errors, large messages, pads,
@@ -1339,27 +1341,64 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 	return 0;
 }
 
-static inline int chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
+/* The end of a guarded call: -EFAULT if it met a truncation, or if the handle is
+ * poisoned (a replaced mapping's header says DELETED, so the common case costs one
+ * load of a line the call has just read, made before leaving: it may fault too). */
+static inline int64_t guard_end(const shmkit_chan *ch, int64_t r)
+{
+	int gone = ch != NULL && deleted(ch);
+	int faulted = shmkit__guard_leave();
+	if (__builtin_expect(faulted || gone, 0) && (faulted || shmkit__seg_poisoned(ch->seg)))
+		return -EFAULT;
+	return r;
+}
+
+/* send_slow() as a guarded call of its own, for the fast path's tail call. */
+__attribute__((noinline)) static int send_slow_guarded(shmkit_chan *ch, const void *buf,
+						       size_t len, int64_t timeout_ns)
+{
+	shmkit__guard_enter();
+	return (int)guard_end(ch, send_slow(ch, buf, len, timeout_ns));
+}
+
+/* The fast path met a DELETED header: -EFAULT if a truncation put it there. */
+__attribute__((noinline)) static int send_gone(const shmkit_chan *ch)
+{
+	return shmkit__seg_poisoned(ch->seg) ? -EFAULT : 0;
+}
+
+SHMKIT__GUARDED_CODE int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len,
+					  int64_t timeout_ns)
 {
 	/* The fast path: a small message, room for it, nothing pending. It makes no call,
 	 * so the compiler needs no stack frame: a streaming producer is bound by its
-	 * stores (see room_fast()), and saving registers on every call would add five. */
+	 * stores (see room_fast()), and saving registers on every call would add five.
+	 * For the same reason the SIGBUS guard knows it by its code's address rather than
+	 * by the marker's stores (SHMKIT__GUARDED_CODE); its slow paths are guarded calls
+	 * of their own, still reached by tail calls. */
 	if (__builtin_expect(ch != NULL && ch->role == SHMKIT_CHAN_PRODUCER && buf != NULL &&
 				     len - 1 < 64 && ch->resv_len == 0,
 			     1)) {
+		SHMKIT__FAST_ENTER();
 		unsigned char *d = room_fast(ch, len);
 		if (__builtin_expect(d != NULL, 1)) {
 			copy_small(d, buf, len);
 			commit_msg(ch, (uint32_t)len);
+			uint32_t s = atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed);
+			/* A truncation met above (here or by a thread sharing the handle)
+			 * left a replacement whose header says DELETED: one load. */
+			int gone = deleted(ch);
+			SHMKIT__FAST_LEAVE();
+			if (__builtin_expect(gone, 0))
+				return send_gone(ch);
 			/* wake_check(), with its rare call made a tail call. */
-			if (__builtin_expect(atomic_load_explicit(&ch->ctl->c_state,
-								  memory_order_relaxed) == ST_AWAKE,
-					     1))
+			if (__builtin_expect(s == ST_AWAKE, 1))
 				return 0;
 			return wake_consumer_ret(ch);
 		}
+		SHMKIT__FAST_LEAVE();
 	}
-	return send_slow(ch, buf, len, timeout_ns);
+	return send_slow_guarded(ch, buf, len, timeout_ns);
 }
 
 static int chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
@@ -1776,25 +1815,13 @@ shmkit_seg *shmkit_chan_seg(const shmkit_chan *ch)
 
 /* ---- the SIGBUS guard: every call that touches the segment, as one guarded call ---- */
 
-/* The end of a guarded call: -EFAULT if it met a truncation, or if the handle is
- * poisoned (a replaced mapping's header says DELETED, so the common case costs one
- * load of a line the call has just read, made before leaving: it may fault too). */
-static inline int64_t guard_end(const shmkit_chan *ch, uint32_t w, int64_t r)
-{
-	int gone = ch != NULL && deleted(ch);
-	int faulted = shmkit__guard_leave(w);
-	if (__builtin_expect(faulted || gone, 0) && (faulted || shmkit__seg_poisoned(ch->seg)))
-		return -EFAULT;
-	return r;
-}
-
 int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned mode,
 		     unsigned flags, shmkit_chan **out)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = chan_open(name, role, capacity, mode, flags, out);
 	/* A control block read from a replaced mapping proves nothing: no handle. */
-	if (guard_end(r == 0 ? *out : NULL, w, r) == -EFAULT) {
+	if (guard_end(r == 0 ? *out : NULL, r) == -EFAULT) {
 		if (r == 0)
 			chan_close(*out);
 		if (out)
@@ -1807,28 +1834,22 @@ int shmkit_chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 int shmkit_chan_close(shmkit_chan *ch)
 {
 	/* Closing a poisoned handle only writes its private replacement, and frees it. */
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = chan_close(ch);
-	shmkit__guard_leave(w);
+	shmkit__guard_leave();
 	return r;
-}
-
-int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns)
-{
-	uint32_t w = shmkit__guard_enter();
-	return (int)guard_end(ch, w, chan_send(ch, buf, len, timeout_ns));
 }
 
 int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t timeout_ns)
 {
-	uint32_t w = shmkit__guard_enter();
-	return (int)guard_end(ch, w, chan_sendv(ch, msgs, n, timeout_ns));
+	shmkit__guard_enter();
+	return (int)guard_end(ch, chan_sendv(ch, msgs, n, timeout_ns));
 }
 
 int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
 {
-	uint32_t w = shmkit__guard_enter();
-	int r = (int)guard_end(ch, w, chan_reserve(ch, len, timeout_ns, buf));
+	shmkit__guard_enter();
+	int r = (int)guard_end(ch, chan_reserve(ch, len, timeout_ns, buf));
 	if (r == -EFAULT && buf)
 		*buf = NULL;
 	return r;
@@ -1836,21 +1857,21 @@ int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **
 
 int shmkit_chan_commit(shmkit_chan *ch, size_t len)
 {
-	uint32_t w = shmkit__guard_enter();
-	return (int)guard_end(ch, w, chan_commit(ch, len));
+	shmkit__guard_enter();
+	return (int)guard_end(ch, chan_commit(ch, len));
 }
 
 ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	/* A message copied, even in part, from the zero replacement is never returned. */
-	uint32_t w = shmkit__guard_enter();
-	return (ssize_t)guard_end(ch, w, chan_recv(ch, buf, cap, timeout_ns));
+	shmkit__guard_enter();
+	return (ssize_t)guard_end(ch, chan_recv(ch, buf, cap, timeout_ns));
 }
 
 ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
 {
-	uint32_t w = shmkit__guard_enter();
-	ssize_t r = (ssize_t)guard_end(ch, w, chan_peek(ch, buf, len, timeout_ns));
+	shmkit__guard_enter();
+	ssize_t r = (ssize_t)guard_end(ch, chan_peek(ch, buf, len, timeout_ns));
 	if (r == -EFAULT && buf && len) {
 		*buf = NULL;
 		*len = 0;
@@ -1860,21 +1881,21 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t
 
 int shmkit_chan_release(shmkit_chan *ch)
 {
-	uint32_t w = shmkit__guard_enter();
-	return (int)guard_end(ch, w, chan_release(ch));
+	shmkit__guard_enter();
+	return (int)guard_end(ch, chan_release(ch));
 }
 
 int shmkit_chan_fd(shmkit_chan *ch)
 {
-	uint32_t w = shmkit__guard_enter();
-	return (int)guard_end(ch, w, chan_fd(ch));
+	shmkit__guard_enter();
+	return (int)guard_end(ch, chan_fd(ch));
 }
 
 int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 {
 	/* Counters read from the zero replacement are never reported. */
-	uint32_t w = shmkit__guard_enter();
-	int r = (int)guard_end(ch, w, chan_stats(ch, st));
+	shmkit__guard_enter();
+	int r = (int)guard_end(ch, chan_stats(ch, st));
 	if (r == -EFAULT && st)
 		memset(st, 0, sizeof *st);
 	return r;

@@ -10,8 +10,10 @@
  *
  * Marker. A thread is "inside a shmkit call" while its thread-local word (internal.h)
  * has a nonzero depth; the guarded entry points raise it around their work, and the
- * handler adds SHMKIT__GUARD_FAULT to it for each SIGBUS it turns into an error, so
- * the entry point learns that its call failed. Initial-exec TLS: no allocation on
+ * handler sets SHMKIT__GUARD_FAULT in it when it turns a SIGBUS into an error, so the
+ * entry point learns that its call failed. The channel's send fast path cannot afford
+ * the marker's stores: it lives in a section of its own (SHMKIT__GUARDED_CODE), and a
+ * fault whose instruction lies there counts as inside a call. Initial-exec TLS: no allocation on
  * first touch, so reading it in a signal handler is safe.
  *
  * Handler. A SIGBUS that is a fault (BUS_ADRERR: a page past the end of the file) in
@@ -28,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 #include <shmkit/guard.h>
 #include "internal.h"
@@ -55,6 +58,10 @@ struct shmkit__guard_slot {
 _Thread_local _Atomic uint32_t shmkit__guard_tls __attribute__((tls_model("initial-exec")));
 
 static _Atomic(struct shmkit__guard_slot *) chunks[CHUNKS];
+
+/* SHMKIT__GUARDED_CODE's bounds, from the linker (weak: none on other architectures). */
+extern const char __start_shmkit_guarded[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_shmkit_guarded[] __attribute__((weak, visibility("hidden")));
 
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static int installed;               /* under install_lock */
@@ -225,14 +232,34 @@ static void pass_on(int sig, siginfo_t *si, void *uc)
 		raise(SIGBUS);
 }
 
+/* 1 if the faulting instruction is in SHMKIT__GUARDED_CODE. */
+static int in_guarded_code(const void *uc)
+{
+	uintptr_t pc;
+#if defined(__x86_64__)
+	pc = (uintptr_t)((const ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	pc = (uintptr_t)((const ucontext_t *)uc)->uc_mcontext.pc;
+#else
+	(void)uc;
+	return 0;
+#endif
+	uintptr_t start = (uintptr_t)__start_shmkit_guarded;
+	return start != 0 && pc - start < (uintptr_t)__stop_shmkit_guarded - start;
+}
+
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 	uint32_t w = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed);
-	if (si->si_code == BUS_ADRERR && (w & (SHMKIT__GUARD_FAULT - 1)) != 0 &&
+	int depth = (w & SHMKIT__GUARD_DEPTH) != 0;
+	if (si->si_code == BUS_ADRERR && (depth || in_guarded_code(uc)) &&
 	    convert((uintptr_t)si->si_addr)) {
-		atomic_store_explicit(&shmkit__guard_tls, w + SHMKIT__GUARD_FAULT,
-				      memory_order_relaxed);
+		/* Guarded code learns of it from the replacement's header instead; a mark
+		 * outside a marked call would be taken by the next one. */
+		if (depth)
+			atomic_store_explicit(&shmkit__guard_tls, w | SHMKIT__GUARD_FAULT,
+					      memory_order_relaxed);
 	} else {
 		pass_on(sig, si, uc);
 	}
@@ -269,22 +296,20 @@ out:
 
 void shmkit_guard_enter(void)
 {
-	(void)shmkit__guard_enter();
+	shmkit__guard_enter();
 }
 
 void shmkit_guard_leave(void)
 {
-	uint32_t w = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed);
-	/* Unbalanced leaves must not wrap the depth into the fault count. */
-	if (w & (SHMKIT__GUARD_FAULT - 1)) {
-		atomic_signal_fence(memory_order_seq_cst);
-		atomic_store_explicit(&shmkit__guard_tls, w - 1, memory_order_relaxed);
-	}
+	/* An unbalanced leave must not wrap the depth into the fault mark. The user asks
+	 * the handle whether a truncation was met, not this. */
+	if (atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed) & SHMKIT__GUARD_DEPTH)
+		(void)shmkit__guard_leave();
 }
 
-int64_t shmkit__guard_result(uint32_t w, const shmkit_seg *seg, int64_t r)
+int64_t shmkit__guard_result(const shmkit_seg *seg, int64_t r)
 {
-	if (shmkit__guard_leave(w) || (seg && shmkit__seg_poisoned(seg)))
+	if (shmkit__guard_leave() || (seg && shmkit__seg_poisoned(seg)))
 		return -EFAULT;
 	return r;
 }

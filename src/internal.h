@@ -110,33 +110,54 @@ static inline uint64_t shmkit__ticks(void)
 /* ---- the SIGBUS guard (guard.c) ---- */
 
 /* Per thread, read by the SIGBUS handler: the low 16 bits count how deep the thread is
- * in guarded shmkit calls; the handler adds SHMKIT__GUARD_FAULT for each truncation it
- * turns into an error. Written only by its own thread (calls and handler). */
+ * in guarded shmkit calls; the handler sets SHMKIT__GUARD_FAULT when it turns a
+ * truncation into an error, and the outermost leave clears it. Written only by its
+ * own thread (calls and handler). */
 extern _Thread_local _Atomic uint32_t shmkit__guard_tls __attribute__((tls_model("initial-exec")));
 #define SHMKIT__GUARD_FAULT (UINT32_C(1) << 16)
+#define SHMKIT__GUARD_DEPTH (SHMKIT__GUARD_FAULT - 1)
 
-/* Enter a guarded call; pass the result to shmkit__guard_leave(). Two plain moves: the
- * signal fences only keep the compiler from moving shared-memory accesses outside. */
-static inline uint32_t shmkit__guard_enter(void)
+/* Enter a guarded call. Plain moves (the signal fences only keep the compiler from
+ * moving shared-memory accesses outside), and nothing to carry to the leave: the
+ * channel's fast path has no register to spare. */
+static inline void shmkit__guard_enter(void)
 {
 	uint32_t w = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed);
 	atomic_store_explicit(&shmkit__guard_tls, w + 1, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
-	return w;
 }
 
-/* Leave it: 1 if the guard turned a SIGBUS of this thread into an error meanwhile. */
-static inline int shmkit__guard_leave(uint32_t w)
+/* Leave it: 1 if the guard turned a SIGBUS of this thread into an error since the
+ * outermost enter (so a nested call that met none may answer 1 too: its caller fails
+ * anyway). */
+static inline int shmkit__guard_leave(void)
 {
 	atomic_signal_fence(memory_order_seq_cst);
 	uint32_t n = atomic_load_explicit(&shmkit__guard_tls, memory_order_relaxed) - 1;
-	atomic_store_explicit(&shmkit__guard_tls, n, memory_order_relaxed);
-	return n != w;
+	atomic_store_explicit(&shmkit__guard_tls, (n & SHMKIT__GUARD_DEPTH) ? n : 0,
+			      memory_order_relaxed);
+	return n >= SHMKIT__GUARD_FAULT;
 }
+
+/* A fast path that cannot afford the marker's two stores goes in this section: the
+ * handler takes any fault of an instruction there as a guarded call's (it reads the
+ * instruction's address from the signal context, on the architectures below). Such
+ * code calls nothing while it touches shared memory, and learns of a truncation from
+ * the replacement's header (DELETED). Elsewhere it uses the marker. The section's
+ * bounds are kept out of the shared library's exports by src/shmkit.map. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define SHMKIT__GUARDED_CODE __attribute__((section("shmkit_guarded"), noinline))
+#define SHMKIT__FAST_ENTER() ((void)0)
+#define SHMKIT__FAST_LEAVE() ((void)0)
+#else
+#define SHMKIT__GUARDED_CODE
+#define SHMKIT__FAST_ENTER() shmkit__guard_enter()
+#define SHMKIT__FAST_LEAVE() ((void)shmkit__guard_leave())
+#endif
 
 /* Leave, and the call's result: -EFAULT if it met a truncation or seg (may be NULL)
  * is poisoned, else r. */
-int64_t shmkit__guard_result(uint32_t w, const shmkit_seg *seg, int64_t r);
+int64_t shmkit__guard_result(const shmkit_seg *seg, int64_t r);
 
 /* The registry of mappings the handler may replace; see guard.c. */
 struct shmkit__guard_slot;

@@ -578,9 +578,9 @@ fail:
 int shmkit__seg_open(const char *name, unsigned kind, size_t size, unsigned mode, unsigned flags,
 		     shmkit__init_fn init, void *arg, shmkit_seg **out)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = seg_open(name, kind, size, mode, flags, init, arg, out);
-	if (shmkit__guard_result(w, r == 0 ? *out : NULL, r) == -EFAULT) {
+	if (shmkit__guard_result(r == 0 ? *out : NULL, r) == -EFAULT) {
 		if (r == 0)
 			shmkit_seg_close(*out);
 		*out = NULL;
@@ -634,9 +634,9 @@ int shmkit_seg_delete(shmkit_seg *seg)
 	}
 	/* A poisoned handle's store lands in its private replacement: harmless, and the
 	 * name is gone, which is what deleting a truncated segment is for. */
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	mark_deleted(seg);
-	shmkit__guard_leave(w);
+	shmkit__guard_leave();
 	return 0;
 }
 
@@ -689,10 +689,10 @@ int shmkit_seg_check(const shmkit_seg *seg)
 		return -EINVAL;
 	if (!seg->hdr)
 		return shmkit__seg_poisoned(seg) ? -EFAULT : 0;
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	/* Acquire: once DELETED is seen, nothing the deleter did before is missed. */
 	uint32_t st = atomic_load_explicit(&seg->hdr->state, memory_order_acquire);
-	shmkit__guard_leave(w);
+	shmkit__guard_leave();
 	/* A replaced mapping's header says DELETED, so READY needs no poison check. */
 	if (st == SHMKIT_STATE_READY)
 		return 0;
@@ -747,9 +747,9 @@ static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
  * mapping. */
 int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = seg_stat(seg, info);
-	r = (int)shmkit__guard_result(w, seg, r);
+	r = (int)shmkit__guard_result(seg, r);
 	if (r == -EFAULT && info)
 		memset(info, 0, sizeof *info);
 	return r;
@@ -810,9 +810,9 @@ static int seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info 
 
 int shmkit_seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info *info)
 {
-	uint32_t w = shmkit__guard_enter();
+	shmkit__guard_enter();
 	int r = seg_inspect(name, flags, info);
-	r = (int)shmkit__guard_result(w, NULL, r);
+	r = (int)shmkit__guard_result(NULL, r);
 	if (r == -EFAULT && info)
 		memset(info, 0, sizeof *info);
 	return r;
