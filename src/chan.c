@@ -478,6 +478,8 @@ static inline void publish_head(shmkit_chan *ch)
 static void publish(shmkit_chan *ch)
 {
 	struct chan_ctl *c = ch->ctl;
+	/* A guarded call of its own: SHMKIT__GUARDED_CODE (release) may call it. */
+	shmkit__guard_enter();
 	publish_head(ch);
 	/* The handshake with wait_space(), which stores p_state = SLEEPING then reloads
 	 * head, both seq_cst: with this fence between our head store (here or in an
@@ -485,13 +487,14 @@ static void publish(shmkit_chan *ch)
 	 * SLEEPING. */
 	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t s = atomic_load_explicit(&c->p_state, memory_order_seq_cst);
-	if (s != ST_SLEEPING)
-		return;
-	if (!atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
-						     memory_order_seq_cst, memory_order_relaxed))
-		return;
-	shmkit__futex_wake(&c->p_state, 1);
-	atomic_store_explicit(&c->c_wakes, ++ch->n_cwakes, memory_order_relaxed);
+	if (s == ST_SLEEPING &&
+	    atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
+						    memory_order_seq_cst, memory_order_relaxed)) {
+		shmkit__futex_wake(&c->p_state, 1);
+		atomic_store_explicit(&c->c_wakes, ++ch->n_cwakes, memory_order_relaxed);
+	}
+	/* A truncation met here shows in the replacement's header: the caller sees it. */
+	(void)shmkit__guard_leave();
 }
 
 /* ---- consumer side ---- */
@@ -1361,10 +1364,10 @@ __attribute__((noinline)) static int send_slow_guarded(shmkit_chan *ch, const vo
 	return (int)guard_end(ch, send_slow(ch, buf, len, timeout_ns));
 }
 
-/* The fast path met a DELETED header: -EFAULT if a truncation put it there. */
-__attribute__((noinline)) static int send_gone(const shmkit_chan *ch)
+/* Guarded code met a DELETED header: -EFAULT if a truncation put it there, else r. */
+__attribute__((noinline)) static int gone_result(const shmkit_chan *ch, int r)
 {
-	return shmkit__seg_poisoned(ch->seg) ? -EFAULT : 0;
+	return shmkit__seg_poisoned(ch->seg) ? -EFAULT : r;
 }
 
 SHMKIT__GUARDED_CODE int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len,
@@ -1390,7 +1393,7 @@ SHMKIT__GUARDED_CODE int shmkit_chan_send(shmkit_chan *ch, const void *buf, size
 			int gone = deleted(ch);
 			SHMKIT__FAST_LEAVE();
 			if (__builtin_expect(gone, 0))
-				return send_gone(ch);
+				return gone_result(ch, 0);
 			/* wake_check(), with its rare call made a tail call. */
 			if (__builtin_expect(s == ST_AWAKE, 1))
 				return 0;
@@ -1846,7 +1849,8 @@ int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t 
 	return (int)guard_end(ch, chan_sendv(ch, msgs, n, timeout_ns));
 }
 
-int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **buf)
+__attribute__((noinline)) static int reserve_slow(shmkit_chan *ch, size_t len,
+						 int64_t timeout_ns, void **buf)
 {
 	shmkit__guard_enter();
 	int r = (int)guard_end(ch, chan_reserve(ch, len, timeout_ns, buf));
@@ -1855,20 +1859,22 @@ int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns, void **
 	return r;
 }
 
-int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+__attribute__((noinline)) static int commit_slow(shmkit_chan *ch, size_t len)
 {
 	shmkit__guard_enter();
 	return (int)guard_end(ch, chan_commit(ch, len));
 }
 
-ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
+__attribute__((noinline)) static ssize_t recv_slow(shmkit_chan *ch, void *buf, size_t cap,
+						   int64_t timeout_ns)
 {
 	/* A message copied, even in part, from the zero replacement is never returned. */
 	shmkit__guard_enter();
 	return (ssize_t)guard_end(ch, chan_recv(ch, buf, cap, timeout_ns));
 }
 
-ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t timeout_ns)
+__attribute__((noinline)) static ssize_t peek_slow(shmkit_chan *ch, const void **buf,
+						   size_t *len, int64_t timeout_ns)
 {
 	shmkit__guard_enter();
 	ssize_t r = (ssize_t)guard_end(ch, chan_peek(ch, buf, len, timeout_ns));
@@ -1879,7 +1885,7 @@ ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len, int64_t
 	return r;
 }
 
-int shmkit_chan_release(shmkit_chan *ch)
+__attribute__((noinline)) static int release_slow(shmkit_chan *ch)
 {
 	shmkit__guard_enter();
 	return (int)guard_end(ch, chan_release(ch));
@@ -1899,4 +1905,115 @@ int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 	if (r == -EFAULT && st)
 		memset(st, 0, sizeof *st);
 	return r;
+}
+
+/* The zero-copy calls' fast paths, known to the guard by their code's address as
+ * shmkit_chan_send()'s is (no marker stores; a truncation shows as the replacement's
+ * DELETED header). Anything else goes to the guarded calls above, unchanged. */
+
+SHMKIT__GUARDED_CODE int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns,
+					     void **buf)
+{
+	if (__builtin_expect(ch != NULL && ch->role == SHMKIT_CHAN_PRODUCER && buf != NULL &&
+				     len - 1 < ch->max_msg,
+			     1)) {
+		ch->resv_len = 0; /* discards a pending reservation */
+		/* room_fast() reads the header: a replaced mapping's says DELETED. */
+		unsigned char *p = room_fast(ch, len);
+		if (__builtin_expect(p != NULL, 1)) {
+			ch->resv_pos = ch->tail;
+			ch->resv_len = len;
+			*buf = p;
+			return 0;
+		}
+	}
+	return reserve_slow(ch, len, timeout_ns, buf);
+}
+
+SHMKIT__GUARDED_CODE int shmkit_chan_commit(shmkit_chan *ch, size_t len)
+{
+	if (__builtin_expect(!check_producer(ch) || ch->resv_len == 0 || len == 0 ||
+				     len > ch->resv_len || ch->resv_pos != ch->tail,
+			     0))
+		return commit_slow(ch, len); /* -EINVAL, or -EFAULT when poisoned */
+	ch->resv_len = 0;
+	commit_msg(ch, (uint32_t)len);
+	uint32_t s = atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed);
+	if (__builtin_expect(deleted(ch), 0))
+		return gone_result(ch, 0);
+	/* wake_check(), with its rare call made a (guarded) tail call. */
+	if (__builtin_expect(s == ST_AWAKE, 1))
+		return 0;
+	return wake_consumer_ret(ch);
+}
+
+/* A peeked message whose mapping was replaced meanwhile is not returned. */
+__attribute__((noinline)) static ssize_t peek_gone(shmkit_chan *ch, const void **buf,
+						   size_t *len, uint32_t n)
+{
+	if (gone_result(ch, 0) == 0)
+		return n;
+	*buf = NULL;
+	*len = 0;
+	return -EFAULT;
+}
+
+SHMKIT__GUARDED_CODE ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len,
+					      int64_t timeout_ns)
+{
+	uint32_t n;
+	/* consumer_next()'s first steps; waiting, errors and the rest: peek_slow(). */
+	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned &&
+				     !deleted(ch) && next_msg(ch, &n) == 1,
+			     1)) {
+		*buf = ch->ring + (ch->pos & ch->mask) + HDR;
+		*len = n;
+		ch->peek_len = n;
+		if (__builtin_expect(deleted(ch), 0))
+			return peek_gone(ch, buf, len, n);
+		return n;
+	}
+	return peek_slow(ch, buf, len, timeout_ns);
+}
+
+SHMKIT__GUARDED_CODE int shmkit_chan_release(shmkit_chan *ch)
+{
+	if (__builtin_expect(!check_consumer(ch) || ch->peek_len == 0, 0))
+		return release_slow(ch); /* -EINVAL, or -EFAULT when poisoned */
+	/* consume() calls nothing unguarded: publish() guards itself. */
+	consume(ch, (uint32_t)ch->peek_len);
+	if (__builtin_expect(deleted(ch), 0))
+		return gone_result(ch, 0);
+	return 0;
+}
+
+/* recv's copy of a message beyond copy_small(): memcpy is not guarded code. */
+__attribute__((noinline)) static void copy_out_guarded(void *dst, const void *src, size_t n)
+{
+	shmkit__guard_enter();
+	memcpy(dst, src, n);
+	(void)shmkit__guard_leave(); /* the caller sees a truncation in the header */
+}
+
+SHMKIT__GUARDED_CODE ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
+					      int64_t timeout_ns)
+{
+	uint32_t n;
+	/* consumer_next()'s first steps; waiting, errors and the rest: recv_slow(). */
+	if (__builtin_expect(check_consumer(ch) && buf != NULL && !ch->poisoned && !deleted(ch) &&
+				     next_msg(ch, &n) == 1 && n <= cap,
+			     1)) {
+		const unsigned char *src = ch->ring + (ch->pos & ch->mask) + HDR;
+		if (n <= 64)
+			copy_small(buf, src, n);
+		else
+			copy_out_guarded(buf, src, n);
+		consume(ch, n);
+		/* A message copied, even in part, from the zero replacement is never
+		 * returned. */
+		if (__builtin_expect(deleted(ch), 0))
+			return gone_result(ch, (int)n);
+		return n;
+	}
+	return recv_slow(ch, buf, cap, timeout_ns);
 }

@@ -31,38 +31,48 @@ enum op {
 	OP_CHAN_SEND,
 	OP_CHAN_SENDV,
 	OP_CHAN_RESERVE,
+	OP_CHAN_COMMIT,
 	OP_CHAN_RECV,
+	OP_CHAN_RECV_LARGE,
 	OP_CHAN_PEEK,
+	OP_CHAN_RELEASE,
 	OP_CHAN_STATS,
 	N_OPS
 };
 
 enum { DATA, BLOB, CHAN };
 
+/* Truncating to KEEP_CONTROL keeps the segment header and the blob's or channel's
+ * control block (both in the first data page), so the fault comes in the middle of a
+ * call, after every check it makes up front; KEEP_RING_PAGE also keeps the ring's first
+ * page, and with it the header of a message whose payload runs past it. */
+#define KEEP_CONTROL 8192
+#define KEEP_RING_PAGE 12288
+
 static const struct {
 	const char *name;
 	int kind;
-	int mid_call; /* also meets the truncation in mid-call when only the data area goes */
+	off_t mid; /* 0, or a truncation that the call meets in its middle */
+	int only_mid; /* not tried with a truncation to 0 */
 } ops[N_OPS] = {
-	[OP_SEG_CHECK] = {"seg_check", DATA, 0},
-	[OP_SEG_STAT] = {"seg_stat", DATA, 0},
-	[OP_BLOB_READ] = {"blob_read", BLOB, 1},
-	[OP_BLOB_WRITE] = {"blob_write", BLOB, 1},
-	[OP_BLOB_VERSION] = {"blob_version", BLOB, 0},
-	[OP_CHAN_SEND] = {"chan_send", CHAN, 1},
-	[OP_CHAN_SENDV] = {"chan_sendv", CHAN, 1},
-	[OP_CHAN_RESERVE] = {"chan_reserve", CHAN, 1},
-	[OP_CHAN_RECV] = {"chan_recv", CHAN, 1},
-	[OP_CHAN_PEEK] = {"chan_peek", CHAN, 1},
-	[OP_CHAN_STATS] = {"chan_stats", CHAN, 0},
+	[OP_SEG_CHECK] = {"seg_check", DATA, 0, 0},
+	[OP_SEG_STAT] = {"seg_stat", DATA, 0, 0},
+	[OP_BLOB_READ] = {"blob_read", BLOB, KEEP_CONTROL, 0},
+	[OP_BLOB_WRITE] = {"blob_write", BLOB, KEEP_CONTROL, 0},
+	[OP_BLOB_VERSION] = {"blob_version", BLOB, 0, 0},
+	[OP_CHAN_SEND] = {"chan_send", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_SENDV] = {"chan_sendv", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_RESERVE] = {"chan_reserve", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_COMMIT] = {"chan_commit", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_RECV] = {"chan_recv", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_RECV_LARGE] = {"chan_recv_large", CHAN, KEEP_RING_PAGE, 1},
+	[OP_CHAN_PEEK] = {"chan_peek", CHAN, KEEP_CONTROL, 0},
+	[OP_CHAN_RELEASE] = {"chan_release", CHAN, 0, 0},
+	[OP_CHAN_STATS] = {"chan_stats", CHAN, 0, 0},
 };
 
 #define BLOB_SIZE (64u << 10)
 #define CHAN_CAP (64u << 10)
-/* Truncating to this keeps the segment header and the blob's or channel's control
- * block (both in the first data page), so the fault comes in the middle of a call,
- * after every check a call makes up front. */
-#define KEEP_CONTROL 8192
 
 struct handles {
 	shmkit_seg *s1, *s2;
@@ -139,8 +149,15 @@ static long long do_op(enum op op, struct handles *h)
 		else
 			CHECK(room == NULL);
 		break;
+	case OP_CHAN_COMMIT: /* reserved by prepare() */
+		r = shmkit_chan_commit(h->p, 1000);
+		break;
 	case OP_CHAN_RECV:
+	case OP_CHAN_RECV_LARGE:
 		r = shmkit_chan_recv(h->c, buf, sizeof buf, 0);
+		break;
+	case OP_CHAN_RELEASE: /* peeked by prepare() */
+		r = shmkit_chan_release(h->c);
 		break;
 	case OP_CHAN_PEEK:
 		r = shmkit_chan_peek(h->c, &msg, &len, 0);
@@ -156,6 +173,30 @@ static long long do_op(enum op op, struct handles *h)
 		break;
 	}
 	return r;
+}
+
+/* What op needs before the truncation. */
+static void prepare(enum op op, struct handles *h)
+{
+	char big[3000];
+	const void *msg;
+	size_t len;
+	void *room;
+	memset(big, 0x33, sizeof big);
+	if (op == OP_CHAN_COMMIT) {
+		CHECK_OK(shmkit_chan_reserve(h->p, 1000, 0, &room));
+		memset(room, 0x44, 1000);
+	} else if (op == OP_CHAN_RELEASE) {
+		CHECK_EQ(shmkit_chan_peek(h->c, &msg, &len, 0), 32);
+	} else if (op == OP_CHAN_RECV_LARGE) {
+		/* Records of 40 bytes each, then two of 3008: the second starts at ring
+		 * offset 3128 and ends at 6136, across the end of the ring's first page. */
+		for (int i = 0; i < 3; i++)
+			CHECK_EQ(shmkit_chan_recv(h->c, big, sizeof big, 0), 32);
+		CHECK_OK(shmkit_chan_send(h->p, big, sizeof big, 0));
+		CHECK_OK(shmkit_chan_send(h->p, big, sizeof big, 0));
+		CHECK_EQ(shmkit_chan_recv(h->c, big, sizeof big, 0), 3000);
+	}
 }
 
 /* Every call a handle of kind offers, after the truncation: all -EFAULT. */
@@ -222,6 +263,7 @@ static int run_case(enum op op, int guard, off_t size)
 			CHECK_OK(shmkit_guard_sigbus()); /* idempotent */
 		}
 		open_all(ops[op].kind, name, &h);
+		prepare(op, &h);
 		CHECK(write(up[1], "r", 1) == 1);
 		CHECK(read(down[0], &b, 1) == 1);
 		long long r = do_op(op, &h);
@@ -251,8 +293,8 @@ static void test_calls(void)
 {
 	int cases = 0;
 	for (int op = 0; op < N_OPS; op++) {
-		for (int mid = 0; mid <= ops[op].mid_call; mid++) {
-			off_t size = mid ? KEEP_CONTROL : 0;
+		for (int mid = ops[op].only_mid; mid <= (ops[op].mid != 0); mid++) {
+			off_t size = mid ? ops[op].mid : 0;
 			int st = run_case((enum op)op, 1, size);
 			if (st != 0)
 				fprintf(stderr, "guarded %s, truncated to %lld: status %d\n",
