@@ -1865,8 +1865,7 @@ __attribute__((noinline)) static int commit_slow(shmkit_chan *ch, size_t len)
 	return (int)guard_end(ch, chan_commit(ch, len));
 }
 
-__attribute__((noinline)) static ssize_t recv_slow(shmkit_chan *ch, void *buf, size_t cap,
-						   int64_t timeout_ns)
+ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	/* A message copied, even in part, from the zero replacement is never returned. */
 	shmkit__guard_enter();
@@ -1985,35 +1984,4 @@ SHMKIT__GUARDED_CODE int shmkit_chan_release(shmkit_chan *ch)
 	if (__builtin_expect(deleted(ch), 0))
 		return gone_result(ch, 0);
 	return 0;
-}
-
-/* recv's copy of a message beyond copy_small(): memcpy is not guarded code. */
-__attribute__((noinline)) static void copy_out_guarded(void *dst, const void *src, size_t n)
-{
-	shmkit__guard_enter();
-	memcpy(dst, src, n);
-	(void)shmkit__guard_leave(); /* the caller sees a truncation in the header */
-}
-
-SHMKIT__GUARDED_CODE ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap,
-					      int64_t timeout_ns)
-{
-	uint32_t n;
-	/* consumer_next()'s first steps; waiting, errors and the rest: recv_slow(). */
-	if (__builtin_expect(check_consumer(ch) && buf != NULL && !ch->poisoned && !deleted(ch) &&
-				     next_msg(ch, &n) == 1 && n <= cap,
-			     1)) {
-		const unsigned char *src = ch->ring + (ch->pos & ch->mask) + HDR;
-		if (n <= 64)
-			copy_small(buf, src, n);
-		else
-			copy_out_guarded(buf, src, n);
-		consume(ch, n);
-		/* A message copied, even in part, from the zero replacement is never
-		 * returned. */
-		if (__builtin_expect(deleted(ch), 0))
-			return gone_result(ch, (int)n);
-		return n;
-	}
-	return recv_slow(ch, buf, cap, timeout_ns);
 }
