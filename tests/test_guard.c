@@ -4,6 +4,7 @@
  * a shmkit call's still goes where it went before the guard. Every case runs in a
  * child process, and a separate process (the test itself) truncates, as a peer would. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -336,6 +337,80 @@ static void test_delete(void)
 	CHECK_EQ(t_wait(t_fork(child_delete, (void *)t_name("delete"))), 0);
 }
 
+/* Threads sharing one blob handle read in a loop while a peer truncates it: the
+ * first to fault replaces the mapping while the others wait for it; every read gives
+ * the whole pattern or -EFAULT, never a snapshot with zeros from the replacement. */
+#define READERS 3
+
+struct reader {
+	shmkit_blob *b;
+	pthread_barrier_t *go;
+	_Atomic long reads;
+	int result;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	static _Thread_local unsigned char buf[BLOB_SIZE];
+	pthread_barrier_wait(rd->go);
+	for (;;) {
+		ssize_t n = shmkit_blob_read(rd->b, buf, sizeof buf, NULL);
+		if (n == -EFAULT) {
+			rd->result = 0;
+			return NULL;
+		}
+		if (n != BLOB_SIZE || buf[0] != 0x5a || buf[BLOB_SIZE - 1] != 0x5a ||
+		    memchr(buf, 0, sizeof buf) != NULL) {
+			fprintf(stderr, "reader: %zd bytes, not the snapshot\n", n);
+			rd->result = 1;
+			return NULL;
+		}
+		rd->reads++;
+	}
+}
+
+static int child_threads(void *arg)
+{
+	const char *name = arg;
+	shmkit_blob *b;
+	static unsigned char buf[BLOB_SIZE];
+	pthread_barrier_t go;
+	pthread_t t[READERS];
+	struct reader rd[READERS];
+	default_sigbus();
+	CHECK_OK(shmkit_guard_sigbus());
+	CHECK_OK(shmkit_blob_open(name, BLOB_SIZE, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &b));
+	memset(buf, 0x5a, sizeof buf);
+	CHECK_OK(shmkit_blob_write(b, buf, sizeof buf));
+	CHECK(pthread_barrier_init(&go, NULL, READERS + 1) == 0);
+	for (int i = 0; i < READERS; i++) {
+		rd[i] = (struct reader){.b = b, .go = &go, .result = -1};
+		CHECK(pthread_create(&t[i], NULL, reader_main, &rd[i]) == 0);
+	}
+	pthread_barrier_wait(&go);
+	/* Let them copy a while, so the truncation cuts into copies. */
+	while (rd[0].reads + rd[READERS - 1].reads < 200)
+		sched_yield();
+	peer_truncate(name, KEEP_CONTROL);
+	for (int i = 0; i < READERS; i++) {
+		CHECK(pthread_join(t[i], NULL) == 0);
+		CHECK_EQ(rd[i].result, 0);
+	}
+	CHECK_EQ(shmkit_blob_version(b), -EFAULT);
+	CHECK_OK(shmkit_blob_close(b));
+	return 0;
+}
+
+static void test_threads(void)
+{
+	const char *name = t_name("threads");
+	for (int i = 0; i < (SANITIZED ? 3 : 20); i++) {
+		CHECK_EQ(t_wait(t_fork(child_threads, (void *)name)), 0);
+		unlink_truncated(name);
+	}
+}
+
 /* A truncated file mapped by hand, not through shmkit: touching it is a SIGBUS the
  * guard must leave alone. Returns the mapping. */
 static volatile char *foreign_truncated(const char *name)
@@ -503,6 +578,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered is copied into the children */
 	T_RUN(test_calls());
 	T_RUN(test_delete());
+	T_RUN(test_threads());
 	T_RUN(test_other_sigbus_kills());
 	T_RUN(test_user_handler());
 	printf("test_guard: all passed\n");
