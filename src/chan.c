@@ -1907,8 +1907,9 @@ int shmkit_chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 }
 
 /* The zero-copy calls' fast paths, known to the guard by their code's address as
- * shmkit_chan_send()'s is (no marker stores; a truncation shows as the replacement's
- * DELETED header). Anything else goes to the guarded calls above, unchanged. */
+ * shmkit_chan_send()'s is (no marker stores, except where SHMKIT__FAST_ENTER() is one;
+ * a truncation shows as the replacement's DELETED header). Anything else goes to the
+ * guarded calls above, unchanged. */
 
 SHMKIT__GUARDED_CODE int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_t timeout_ns,
 					     void **buf)
@@ -1918,7 +1919,9 @@ SHMKIT__GUARDED_CODE int shmkit_chan_reserve(shmkit_chan *ch, size_t len, int64_
 			     1)) {
 		ch->resv_len = 0; /* discards a pending reservation */
 		/* room_fast() reads the header: a replaced mapping's says DELETED. */
+		SHMKIT__FAST_ENTER();
 		unsigned char *p = room_fast(ch, len);
+		SHMKIT__FAST_LEAVE();
 		if (__builtin_expect(p != NULL, 1)) {
 			ch->resv_pos = ch->tail;
 			ch->resv_len = len;
@@ -1936,9 +1939,12 @@ SHMKIT__GUARDED_CODE int shmkit_chan_commit(shmkit_chan *ch, size_t len)
 			     0))
 		return commit_slow(ch, len); /* -EINVAL, or -EFAULT when poisoned */
 	ch->resv_len = 0;
+	SHMKIT__FAST_ENTER();
 	commit_msg(ch, (uint32_t)len);
 	uint32_t s = atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed);
-	if (__builtin_expect(deleted(ch), 0))
+	int gone = deleted(ch);
+	SHMKIT__FAST_LEAVE();
+	if (__builtin_expect(gone, 0))
 		return gone_result(ch, 0);
 	/* wake_check(), with its rare call made a (guarded) tail call. */
 	if (__builtin_expect(s == ST_AWAKE, 1))
@@ -1962,15 +1968,20 @@ SHMKIT__GUARDED_CODE ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
 {
 	uint32_t n;
 	/* consumer_next()'s first steps; waiting, errors and the rest: peek_slow(). */
-	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned &&
-				     !deleted(ch) && next_msg(ch, &n) == 1,
+	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned,
 			     1)) {
-		*buf = ch->ring + (ch->pos & ch->mask) + HDR;
-		*len = n;
-		ch->peek_len = n;
-		if (__builtin_expect(deleted(ch), 0))
-			return peek_gone(ch, buf, len, n);
-		return n;
+		SHMKIT__FAST_ENTER();
+		int found = !deleted(ch) && next_msg(ch, &n) == 1;
+		int gone = found && deleted(ch);
+		SHMKIT__FAST_LEAVE();
+		if (__builtin_expect(found, 1)) {
+			*buf = ch->ring + (ch->pos & ch->mask) + HDR;
+			*len = n;
+			ch->peek_len = n;
+			if (__builtin_expect(gone, 0))
+				return peek_gone(ch, buf, len, n);
+			return n;
+		}
 	}
 	return peek_slow(ch, buf, len, timeout_ns);
 }
@@ -1980,8 +1991,11 @@ SHMKIT__GUARDED_CODE int shmkit_chan_release(shmkit_chan *ch)
 	if (__builtin_expect(!check_consumer(ch) || ch->peek_len == 0, 0))
 		return release_slow(ch); /* -EINVAL, or -EFAULT when poisoned */
 	/* consume() calls nothing unguarded: publish() guards itself. */
+	SHMKIT__FAST_ENTER();
 	consume(ch, (uint32_t)ch->peek_len);
-	if (__builtin_expect(deleted(ch), 0))
+	int gone = deleted(ch);
+	SHMKIT__FAST_LEAVE();
+	if (__builtin_expect(gone, 0))
 		return gone_result(ch, 0);
 	return 0;
 }

@@ -143,9 +143,17 @@ static inline int shmkit__guard_leave(void)
  * handler takes any fault of an instruction there as a guarded call's (it reads the
  * instruction's address from the signal context, on the architectures below). Such
  * code calls nothing while it touches shared memory, and learns of a truncation from
- * the replacement's header (DELETED). Elsewhere it uses the marker. The section's
+ * the replacement's header (DELETED). Elsewhere, and under ThreadSanitizer (whose
+ * runtime makes the accesses), it uses the marker. The section's
  * bounds are kept out of the shared library's exports by src/shmkit.map. */
-#if defined(__x86_64__) || defined(__aarch64__)
+#if defined(__SANITIZE_THREAD__)
+#define SHMKIT__GUARD_BY_MARKER 1 /* TSan makes every atomic access a runtime call */
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMKIT__GUARD_BY_MARKER 1
+#endif
+#endif
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(SHMKIT__GUARD_BY_MARKER)
 #define SHMKIT__GUARDED_CODE __attribute__((section("shmkit_guarded"), noinline))
 #define SHMKIT__FAST_ENTER() ((void)0)
 #define SHMKIT__FAST_LEAVE() ((void)0)
