@@ -155,7 +155,9 @@ SHMKIT_API void *shmkit_seg_data(const shmkit_seg *seg);
 SHMKIT_API size_t shmkit_seg_size(const shmkit_seg *seg);
 
 /** shmkit_seg_check() - 0 while the segment is usable, -EIDRM once it was deleted
- * (by any process). One atomic load; thread-safe. Since 0.1. */
+ * (by any process), -EFAULT once the handle met a truncation of the segment (only
+ * with shmkit_guard_sigbus(); without it that truncation raises SIGBUS). One atomic
+ * load; thread-safe. Since 0.1. */
 SHMKIT_API int shmkit_seg_check(const shmkit_seg *seg);
 
 /** shmkit_seg_created() - 1 if this handle created the segment, 0 if it opened it. */
@@ -166,7 +168,8 @@ SHMKIT_API int shmkit_seg_created(const shmkit_seg *seg);
 SHMKIT_API int shmkit_seg_fd(const shmkit_seg *seg);
 
 /** shmkit_seg_stat() - describe the segment behind a handle.
- * Returns 0, or -EINVAL (NULL argument), or an -errno of fstat/shmctl. Since 0.1. */
+ * Returns 0, or -EINVAL (NULL argument), -EFAULT (poisoned by a truncation: see
+ * shmkit_guard_sigbus()), or an -errno of fstat/shmctl. Since 0.1. */
 SHMKIT_API int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
 
 /** shmkit_live_sweep() - remove the liveness tokens of processes that died.
