@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 
 #include <shmkit/guard.h>
@@ -64,8 +65,10 @@ extern const char __start_shmkit_guarded[] __attribute__((weak, visibility("hidd
 extern const char __stop_shmkit_guarded[] __attribute__((weak, visibility("hidden")));
 
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
-static int installed;               /* under install_lock */
-static struct sigaction prev;       /* written before the handler can run, then read-only */
+static pid_t installed_pid;         /* under install_lock: the process that installed it
+                                     * (a forked child decides afresh) */
+static struct sigaction prev;       /* written (under install_lock) before the handler
+                                     * is installed, read by it */
 
 static struct shmkit__guard_slot *chunk(unsigned i, int create)
 {
@@ -269,10 +272,22 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 int shmkit_guard_sigbus(void)
 {
 	int r = 0;
+	struct sigaction sa, old, cur;
 	pthread_mutex_lock(&install_lock);
-	if (installed)
+	if (sigaction(SIGBUS, NULL, &cur) < 0) {
+		r = -errno;
 		goto out;
-	struct sigaction sa, old;
+	}
+	/* Done if ours is in place, or if this process installed it and a handler of the
+	 * program's replaced it since: that one now decides (it may chain to ours, and
+	 * chaining back to it would loop). Reset to the default or ignored since, or never
+	 * installed by this process (a forked child inherits the parent's bookkeeping but
+	 * decides its own disposition): install. */
+	int ours = (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus;
+	int reset = !(cur.sa_flags & SA_SIGINFO) &&
+		    (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN);
+	if (ours || (installed_pid == getpid() && !reset))
+		goto out;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = on_sigbus;
 	/* SA_ONSTACK: a program that set an alternate stack for its own fault handlers
@@ -282,13 +297,14 @@ int shmkit_guard_sigbus(void)
 	sigemptyset(&sa.sa_mask);
 	/* prev must be complete before the handler can run: read it first, install, and
 	 * take the kernel's answer if someone changed it in between. */
-	if (sigaction(SIGBUS, NULL, &prev) < 0 || sigaction(SIGBUS, &sa, &old) < 0) {
+	prev = cur;
+	if (sigaction(SIGBUS, &sa, &old) < 0) {
 		r = -errno;
 		goto out;
 	}
 	if (old.sa_handler != prev.sa_handler || old.sa_flags != prev.sa_flags)
 		prev = old;
-	installed = 1;
+	installed_pid = getpid();
 out:
 	pthread_mutex_unlock(&install_lock);
 	return r;

@@ -411,6 +411,64 @@ static void test_threads(void)
 	}
 }
 
+/* A side asleep in a blocking call (no timeout) when the peer truncates: its next
+ * check of the segment ends the wait with -EFAULT, within a sleep slice. */
+static int child_asleep(void *arg)
+{
+	const char *name = arg;
+	int consumer = name[strlen(name) - 1] == 'c';
+	shmkit_chan *ch;
+	static char buf[1024];
+	default_sigbus();
+	CHECK_OK(shmkit_guard_sigbus());
+	alarm(10); /* a wait that never ends fails the test instead of hanging it */
+	CHECK_OK(shmkit_chan_open(name, consumer ? SHMKIT_CHAN_CONSUMER : SHMKIT_CHAN_PRODUCER, 0, 0,
+				  0, &ch));
+	CHECK_OK(shmkit_chan_set_spin(ch, 0));
+	long long r;
+	if (consumer) {
+		r = shmkit_chan_recv(ch, buf, sizeof buf, SHMKIT_FOREVER);
+	} else {
+		do
+			r = shmkit_chan_send(ch, buf, sizeof buf, SHMKIT_FOREVER);
+		while (r == 0);
+	}
+	CHECK_EQ(r, -EFAULT);
+	CHECK_OK(shmkit_chan_close(ch));
+	return 0;
+}
+
+static void test_asleep(void)
+{
+	for (int consumer = 0; consumer <= 1; consumer++) {
+		const char *name = t_name(consumer ? "asleep-c" : "asleep-p");
+		shmkit_chan *other, *obs;
+		struct shmkit_chan_stats st;
+		/* The other side holds its role, so the sleeper never sees it gone. */
+		CHECK_OK(shmkit_chan_open(name,
+					  consumer ? SHMKIT_CHAN_PRODUCER : SHMKIT_CHAN_CONSUMER,
+					  4096, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &other));
+		CHECK_OK(shmkit_chan_open(name, SHMKIT_CHAN_OBSERVER, 0, 0, 0, &obs));
+		pid_t pid = t_fork(child_asleep, (void *)name);
+		CHECK(pid > 0);
+		int64_t t0 = t_now_ns();
+		do {
+			CHECK(t_now_ns() - t0 < 10 * SHMKIT_SEC);
+			sched_yield();
+			CHECK_OK(shmkit_chan_stats(obs, &st));
+		} while ((consumer ? st.consumer_sleeps : st.producer_sleeps) == 0);
+		peer_truncate(name, 0);
+		CHECK_EQ(t_wait(pid), 0);
+		CHECK(t_now_ns() - t0 < 5 * SHMKIT_SEC);
+		/* Our own handles were not touched since: closing them touches the
+		 * truncated memory, which the guard turns into nothing worse. */
+		CHECK_OK(shmkit_guard_sigbus());
+		CHECK_OK(shmkit_chan_close(obs));
+		CHECK_OK(shmkit_chan_close(other));
+		unlink_truncated(name);
+	}
+}
+
 /* A truncated file mapped by hand, not through shmkit: touching it is a SIGBUS the
  * guard must leave alone. Returns the mapping. */
 static volatile char *foreign_truncated(const char *name)
@@ -565,8 +623,38 @@ static int child_plain_handler(void *arg)
 	return 0;
 }
 
+/* A handler installed after the guard stays in charge when the guard is asked again;
+ * SIGBUS reset to the default gets the guard back. */
+static int child_later_handler(void *arg)
+{
+	const char *name = arg;
+	struct sigaction sa, cur;
+	shmkit_seg *s;
+	default_sigbus();
+	CHECK_OK(shmkit_guard_sigbus());
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = user_plain;
+	CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
+	CHECK_OK(shmkit_guard_sigbus());
+	CHECK(sigaction(SIGBUS, NULL, &cur) == 0);
+	CHECK(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == user_plain);
+	CHECK(kill(getpid(), SIGBUS) == 0);
+	CHECK_EQ(user_calls, 1);
+	default_sigbus();
+	CHECK_OK(shmkit_guard_sigbus());
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 4096, 0, SHMKIT_SEG_CREATE, &s));
+	peer_truncate(name, 0);
+	CHECK_EQ(shmkit_seg_check(s), -EFAULT);
+	CHECK_EQ(user_calls, 1);
+	CHECK_OK(shmkit_seg_close(s));
+	return 0;
+}
+
 static void test_user_handler(void)
 {
+	const char *later = t_name("later");
+	CHECK_EQ(t_wait(t_fork(child_later_handler, (void *)later)), 0);
+	unlink_truncated(later);
 	const char *user = t_name("user");
 	CHECK_EQ(t_wait(t_fork(child_user_handler, (void *)user)), 0);
 	unlink_truncated(user);
@@ -579,6 +667,7 @@ int main(void)
 	T_RUN(test_calls());
 	T_RUN(test_delete());
 	T_RUN(test_threads());
+	T_RUN(test_asleep());
 	T_RUN(test_other_sigbus_kills());
 	T_RUN(test_user_handler());
 	printf("test_guard: all passed\n");

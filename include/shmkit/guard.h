@@ -33,8 +33,11 @@ extern "C" {
  * kill(2). It goes to the handler that was installed before the guard, if any (called
  * as it asked: with or without siginfo), else the default action (the process dies
  * with SIGBUS, as without the guard; an ignored SIGBUS stays ignored only when sent).
- * A SIGBUS handler installed after this call replaces the guard; the guard does not
- * chain to handlers installed later.
+ * A SIGBUS handler installed later replaces the guard, and calling this again leaves
+ * that handler in charge (it may chain to the guard; the guard never chains to a
+ * handler installed after it) unless SIGBUS was reset to SIG_DFL or SIG_IGN since:
+ * then the guard is installed again. In a child after fork(2) the call installs the
+ * guard over whatever handler the child has, unless it is already the guard.
  * Returns 0 (also when already installed), or -errno of sigaction(2). Thread-safe.
  * Since 0.2. */
 SHMKIT_API int shmkit_guard_sigbus(void);
