@@ -244,6 +244,15 @@ static void unlink_truncated(const char *name)
 	shm_unlink(name);
 }
 
+/* The same at exit, for a test that failed before its own unlink. */
+static void unlink_all_truncated(void)
+{
+	if (getpid() != t_names_pid)
+		return;
+	for (int i = 0; i < t_nnames; i++)
+		shm_unlink(t_names[i]);
+}
+
 /* Fork a child that opens handles of op's kind, lets us truncate the segment, then
  * calls op; returns its t_wait() status. */
 static int run_case(enum op op, int guard, off_t size)
@@ -664,6 +673,7 @@ static void test_user_handler(void)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered is copied into the children */
+	atexit(unlink_all_truncated);
 	T_RUN(test_calls());
 	T_RUN(test_delete());
 	T_RUN(test_threads());
