@@ -11,10 +11,12 @@
  * Marker. A thread is "inside a shmkit call" while its thread-local word (internal.h)
  * has a nonzero depth; the guarded entry points raise it around their work, and the
  * handler sets SHMKIT__GUARD_FAULT in it when it turns a SIGBUS into an error, so the
- * entry point learns that its call failed. The channel's send fast path cannot afford
- * the marker's stores: it lives in a section of its own (SHMKIT__GUARDED_CODE), and a
- * fault whose instruction lies there counts as inside a call. Initial-exec TLS: no allocation on
- * first touch, so reading it in a signal handler is safe.
+ * entry point learns that its call failed. Initial-exec TLS: no allocation on first
+ * touch, so reading it in a signal handler is safe. The channel's fast paths (send,
+ * reserve, commit, peek, release) cannot afford the marker's stores: they live in a
+ * section of their own (SHMKIT__GUARDED_CODE), and a fault whose instruction lies
+ * there counts as inside a call (x86-64 and AArch64; elsewhere, and under TSan, they
+ * take the marker too).
  *
  * Handler. A SIGBUS that is a fault (BUS_ADRERR: a page past the end of the file) in
  * a registered mapping, taken inside a shmkit call, is answered by replacing the whole
