@@ -643,34 +643,30 @@ int shmkit_seg_delete(shmkit_seg *seg)
 int shmkit_seg_unlink(const char *name, unsigned flags)
 {
 	shmkit_seg *seg;
+	struct shmkit_seg tmp = {.flags = flags, .literal_id = -1};
 	if (!name || (flags & ~(SHMKIT_SEG_SYSV | SHMKIT_SEG_RAW)))
 		return -EINVAL;
-	int r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, flags, &seg);
+	int r = (flags & SHMKIT_SEG_SYSV) ? sysv_name(&tmp, name) : posix_name(name, tmp.name);
+	if (r < 0)
+		return r;
+	r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, flags, &seg);
 	if (r == 0) {
 		r = shmkit_seg_delete(seg);
 		shmkit_seg_close(seg);
 		return r;
 	}
-	/* Absent, badly named, or a System V key that belongs to another name: nothing of
-	 * ours to remove. */
-	if (r == -ENOENT || r == -EINVAL || r == -ENAMETOOLONG || r == -EADDRINUSE)
+	/* A System V key that belongs to another name: not ours to remove. */
+	if (r == -EADDRINUSE)
 		return r;
-	/* A foreign, corrupt or abandoned object: remove it without touching it. */
+	/* Anything else that still has the name — foreign, corrupt, empty, or a creation
+	 * its creator abandoned (which opens as absent) — is removed by name, untouched. */
 	if (flags & SHMKIT_SEG_SYSV) {
-		struct shmkit_seg tmp = {.flags = flags, .literal_id = -1};
-		r = sysv_name(&tmp, name);
-		if (r < 0)
-			return r;
 		int id = tmp.literal_id >= 0 ? tmp.literal_id : shmget(tmp.key, 0, 0);
 		if (id < 0 || shmctl(id, IPC_RMID, NULL) < 0)
-			return -errno;
+			return (errno == EINVAL || errno == EIDRM) ? -ENOENT : -errno;
 		return 0;
 	}
-	char obj[SHMKIT_NAME_MAX + 1];
-	r = posix_name(name, obj);
-	if (r < 0)
-		return r;
-	return shm_unlink(obj) < 0 ? -errno : 0;
+	return shm_unlink(tmp.name) < 0 ? -errno : 0;
 }
 
 void *shmkit_seg_data(const shmkit_seg *seg)

@@ -301,11 +301,31 @@ static void test_abandoned(unsigned b)
 	shmkit_seg_close(s);
 	int64_t t0 = t_now_ns();
 	CHECK_EQ(shmkit_seg_open(name, SHMKIT_KIND_DATA, 0, 0, b, &o), -ENOENT);
+	/* Absent to open, but its name is still taken: unlink removes it. */
+	CHECK_OK(shmkit_seg_unlink(name, b));
+	CHECK_EQ(shmkit_seg_unlink(name, b | SHMKIT_SEG_RAW), -ENOENT);
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, b | SHMKIT_SEG_CREATE, &s));
+	atomic_store(&shmkit__seg_hdr(s)->state, SHMKIT_STATE_INIT);
+	shmkit__seg_hdr(s)->creator_token = UINT64_C(0x0123456789abcdef);
+	shmkit_seg_close(s);
 	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, b | SHMKIT_SEG_CREATE, &o));
 	CHECK(t_now_ns() - t0 < SHMKIT_SEC); /* told by the kernel, not by waiting */
 	CHECK_EQ(shmkit_seg_created(o), 1);
 	shmkit_seg_delete(o);
 	shmkit_seg_close(o);
+}
+
+/* An empty POSIX object (made by shm_open and never sized) can be removed by name. */
+static void test_unlink_empty(void)
+{
+	const char *name = t_name("empty");
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	shmkit_seg *o;
+	CHECK_EQ(shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0, 0, &o), -EPROTO);
+	CHECK_OK(shmkit_seg_unlink(name, SHMKIT_SEG_RAW));
+	CHECK_EQ(shmkit_seg_unlink(name, 0), -ENOENT);
 }
 
 /* Issue 8, item 5: creators SIGKILLed at random instants of creation (a large segment,
@@ -614,6 +634,7 @@ static void test_open_init(void)
 int main(void)
 {
 	test_open_init();
+	test_unlink_empty();
 	test_inspect();
 	test_bad_arguments();
 	test_foreign_posix();

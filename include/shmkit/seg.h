@@ -143,7 +143,8 @@ SHMKIT_API int shmkit_seg_delete(shmkit_seg *seg);
  * @flags: SHMKIT_SEG_SYSV to name a System V segment; others get -EINVAL except RAW.
  * A shmkit segment is deleted as by shmkit_seg_delete(); an object that cannot be
  * opened as one (foreign, corrupt, abandoned mid-creation, or unreadable to us) is
- * just removed by name. A System V name whose key belongs to a segment of another
+ * just removed by name (as is an empty object, or a creation its creator abandoned). A
+ * System V name whose key belongs to a segment of another
  * name is refused (-EADDRINUSE), never removed. May wait up to 2 s for a creator.
  * Returns 0, -ENOENT, -EACCES, -EPERM, -EINVAL, -EADDRINUSE, or another -errno. */
 SHMKIT_API int shmkit_seg_unlink(const char *name, unsigned flags);
