@@ -146,10 +146,13 @@ static inline int shmkit__guard_leave(void)
  * the replacement's header (DELETED). Elsewhere, and under ThreadSanitizer (whose
  * runtime makes the accesses), it uses the marker. The section's
  * bounds are kept out of the shared library's exports by src/shmkit.map. */
-#if defined(__SANITIZE_THREAD__)
-#define SHMKIT__GUARD_BY_MARKER 1 /* TSan makes every atomic access a runtime call */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+/* TSan makes every atomic access a runtime call and ASan every memcpy; without
+ * optimization the fast path's inline helpers are calls of their own: in each case
+ * the faulting instruction lies outside the section. */
+#define SHMKIT__GUARD_BY_MARKER 1
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
 #define SHMKIT__GUARD_BY_MARKER 1
 #endif
 #endif
