@@ -426,6 +426,55 @@ static void test_takeover_across_ns(void)
 	munmap(s, sizeof *s);
 }
 
+/* ---- a segment's creator ---- */
+
+struct sctx {
+	const char *name;
+	struct shared *s;
+	unsigned backend;
+};
+
+/* Creates a segment and lives on, holding it. */
+static int ns_creator(void *arg)
+{
+	struct sctx *x = arg;
+	shmkit_seg *g = NULL;
+	NS_CHECK(x->s, shmkit_seg_open(x->name, SHMKIT_KIND_DATA, 4096, 0,
+				       x->backend | SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &g) == 0);
+	atomic_store(&x->s->stage, 1);
+	for (;;)
+		pause();
+}
+
+/* Issue 8, item 10: `stat` showed a live creator in a container as "pid 1 (dead)",
+ * so gc would have removed its segment. Its liveness is the kernel's word now: alive
+ * while it lives, dead once killed, from our namespace as from its own. */
+static void test_creator_in_ns(unsigned backend)
+{
+	const char *name = t_name(backend ? "creator-sysv" : "creator");
+	struct shared *s = shared_new();
+	struct sctx x = {name, s, backend};
+	struct shmkit_seg_info in;
+	shmkit_seg *g;
+
+	pid_t inner, mid = ns_spawn(ns_creator, &x, &inner);
+	wait_stage(s, 1);
+	for (int i = 0; i < 5; i++) {
+		CHECK_OK(shmkit_seg_inspect(name, backend, &in));
+		CHECK_EQ(in.creator_alive, 1);
+		CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 0, 0, backend, &g));
+		CHECK_OK(shmkit_seg_stat(g, &in));
+		CHECK_EQ(in.creator_alive, 1);
+		shmkit_seg_close(g);
+		nap_ms(20);
+	}
+	ns_kill(mid, inner);
+	CHECK_OK(shmkit_seg_inspect(name, backend, &in));
+	CHECK_EQ(in.creator_alive, 0);
+	CHECK_OK(shmkit_seg_unlink(name, backend));
+	munmap(s, sizeof *s);
+}
+
 /* ---- the tool, as the issue reported it ---- */
 
 /* `unshare -p -f --mount-proc shmkit send NAME` fed lines (with pauses, so that the
@@ -498,5 +547,7 @@ int main(int argc, char **argv)
 	RUN(want, "producer_poll", test_producer_in_ns(1));
 	RUN(want, "consumer", test_consumer_in_ns());
 	RUN(want, "tool", test_tool_send_in_ns());
+	RUN(want, "creator", test_creator_in_ns(0));
+	RUN(want, "creator_sysv", test_creator_in_ns(SHMKIT_SEG_SYSV));
 	return T_PASS;
 }
