@@ -361,4 +361,38 @@ static inline void t_guard(unsigned seconds, const char *what)
 	alarm(seconds);
 }
 
+
+static inline void t_nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* A channel end that must open. */
+static inline shmkit_chan *t_chan_open_ok(const char *name, unsigned role, size_t cap,
+					  unsigned flags)
+{
+	shmkit_chan *ch = NULL;
+	CHECK_OK(shmkit_chan_open(name, role, cap, 0, flags, &ch));
+	CHECK(ch != NULL);
+	return ch;
+}
+
+/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
+ * one). */
+static inline int t_count_pidfds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++) {
+		char path[64], link[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k <= 0)
+			continue;
+		link[k] = 0;
+		n += strstr(link, "pidfd") != NULL;
+	}
+	return n;
+}
+
 #endif

@@ -49,20 +49,6 @@ static void cleanup(void)
 		shmkit_seg_unlink(names[i], sysv_of[i]);
 }
 
-static void nap_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static shmkit_chan *open_ok(const char *name, unsigned role, size_t cap, unsigned flags)
-{
-	shmkit_chan *ch = NULL;
-	CHECK_OK(shmkit_chan_open(name, role, cap, 0, flags, &ch));
-	CHECK(ch != NULL);
-	return ch;
-}
-
 static struct shmkit_chan_stats stats_of(const shmkit_chan *ch)
 {
 	struct shmkit_chan_stats st;
@@ -209,7 +195,7 @@ static uint64_t produce(shmkit_chan *p, uint64_t first, uint64_t n, uint64_t see
 		if (r == stop_err && stop_err != 0)
 			break;
 		if (r == -EPIPE && retry_epipe) {
-			nap_ms(1);
+			t_nap_ms(1);
 			continue;
 		}
 		CHECK_OK(r);
@@ -317,7 +303,7 @@ static void test_bad_arguments(void)
 	shmkit_seg_close(seg);
 
 	/* Capacities round up to a power of two, at least 4096; max_msg is half. */
-	shmkit_chan *p = open_ok(name, P, 5000, C_CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 5000, C_CREATE);
 	struct shmkit_chan_stats st = stats_of(p);
 	CHECK_EQ(st.capacity, 8192);
 	CHECK_EQ(st.max_msg, 4096);
@@ -325,8 +311,8 @@ static void test_bad_arguments(void)
 	CHECK_EQ(st.consumer_pid, 0);
 	CHECK_EQ(shmkit_chan_open(name, C, 4096, 0, 0, &ch), -EINVAL); /* another capacity */
 	CHECK_EQ(shmkit_chan_open(name, C, 8192, 0, C_CREATE, &ch), -EEXIST);
-	shmkit_chan *c = open_ok(name, C, 8000, 0);
-	shmkit_chan *o = open_ok(name, O, 0, 0);
+	shmkit_chan *c = t_chan_open_ok(name, C, 8000, 0);
+	shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
 	CHECK(shmkit_chan_seg(c) != NULL);
 	CHECK(shmkit_chan_seg(NULL) == NULL);
 
@@ -411,9 +397,9 @@ static void test_bad_arguments(void)
 
 	/* Capacity 0: creating picks the default, opening accepts any. */
 	const char *def = track("default", 0);
-	p = open_ok(def, P, 0, SHMKIT_SEG_CREATE);
+	p = t_chan_open_ok(def, P, 0, SHMKIT_SEG_CREATE);
 	CHECK_EQ(stats_of(p).capacity, 256 << 10);
-	c = open_ok(def, C, 0, SHMKIT_SEG_CREATE);
+	c = t_chan_open_ok(def, C, 0, SHMKIT_SEG_CREATE);
 	CHECK_EQ(stats_of(c).capacity, 256 << 10);
 	shmkit_chan_close(c);
 	shmkit_chan_close(p);
@@ -425,8 +411,8 @@ static void test_bad_arguments(void)
 static void test_basic(unsigned sysv)
 {
 	const char *name = track(sysv ? "basic-sysv" : "basic", sysv);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE | sysv);
-	shmkit_chan *c = open_ok(name, C, 0, sysv);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE | sysv);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, sysv);
 	unsigned char buf[4096];
 	/* Many laps of the small ring, with pads. */
 	for (uint64_t i = 0; i < 20000; i++) {
@@ -463,7 +449,7 @@ static void test_basic(unsigned sysv)
 	CHECK_EQ(shmkit_chan_peek(c, &pb, &pl, 0), 0);
 	CHECK(pb == NULL && pl == 0);
 	/* A new producer continues the stream. */
-	p = open_ok(name, P, 0, sysv);
+	p = t_chan_open_ok(name, P, 0, sysv);
 	CHECK_EQ(stats_of(c).producer_closed, 0);
 	CHECK_OK(shmkit_chan_send(p, "again", 5, 0));
 	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), 5);
@@ -479,8 +465,8 @@ static void test_basic(unsigned sysv)
 static void test_timeouts(void)
 {
 	const char *name = track("timeouts", 0);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	unsigned char buf[2048] = {0};
 	const void *pb;
 	size_t pl;
@@ -539,14 +525,14 @@ static void test_timeouts(void)
 static void test_stream_processes(uint64_t n, size_t cap, unsigned sysv, uint64_t seed)
 {
 	const char *name = track(sysv ? "stream-sysv" : "stream", sysv);
-	shmkit_chan *c = open_ok(name, C, cap, C_CREATE | sysv);
+	shmkit_chan *c = t_chan_open_ok(name, C, cap, C_CREATE | sysv);
 	size_t max = stats_of(c).max_msg;
 	int64_t t = t_now_ns();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		shmkit_chan_close(c);
-		shmkit_chan *p = open_ok(name, P, 0, sysv);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, sysv);
 		produce(p, 0, n, seed, max, NULL, 0);
 		shmkit_chan_close(p);
 		_exit(0);
@@ -578,13 +564,13 @@ static void test_stream_processes(uint64_t n, size_t cap, unsigned sysv, uint64_
 static void test_sleep_mode(int rounds)
 {
 	const char *ping = track("sleep-ping", 0), *pong = track("sleep-pong", 0);
-	shmkit_chan *o1 = open_ok(ping, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
-	shmkit_chan *o2 = open_ok(pong, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
+	shmkit_chan *o1 = t_chan_open_ok(ping, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
+	shmkit_chan *o2 = t_chan_open_ok(pong, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
 	int64_t t = t_now_ns();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		shmkit_chan *c = open_ok(ping, C, 0, 0), *p = open_ok(pong, P, 0, 0);
+		shmkit_chan *c = t_chan_open_ok(ping, C, 0, 0), *p = t_chan_open_ok(pong, P, 0, 0);
 		CHECK_EQ(shmkit_chan_set_spin(c, 0), 0);
 		CHECK_EQ(shmkit_chan_set_spin(p, 0), 0);
 		uint64_t v;
@@ -596,7 +582,7 @@ static void test_sleep_mode(int rounds)
 		shmkit_chan_close(c);
 		_exit(0);
 	}
-	shmkit_chan *p = open_ok(ping, P, 0, 0), *c = open_ok(pong, C, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(ping, P, 0, 0), *c = t_chan_open_ok(pong, C, 0, 0);
 	CHECK_EQ(shmkit_chan_set_spin(c, 0), 0);
 	CHECK_EQ(shmkit_chan_set_spin(p, 0), 0);
 	for (uint64_t i = 1; i <= (uint64_t)rounds; i++) {
@@ -637,7 +623,7 @@ struct thread_arg {
 static void *producer_thread(void *a)
 {
 	struct thread_arg *ta = a;
-	shmkit_chan *p = open_ok(ta->name, P, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(ta->name, P, 0, 0);
 	shmkit_chan_set_spin(p, ta->spin);
 	produce(p, 0, ta->n, ta->seed, ta->max, NULL, 0);
 	shmkit_chan_close(p);
@@ -647,7 +633,7 @@ static void *producer_thread(void *a)
 static void test_stream_threads(uint64_t n, size_t cap, int64_t spin)
 {
 	const char *name = track("threads", 0);
-	shmkit_chan *c = open_ok(name, C, cap, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, cap, C_CREATE);
 	shmkit_chan_set_spin(c, spin);
 	struct thread_arg ta = {name, n, 99, stats_of(c).max_msg, spin};
 	pthread_t th;
@@ -667,17 +653,17 @@ static void test_stream_threads(uint64_t n, size_t cap, int64_t spin)
 static void test_end_of_stream(void)
 {
 	const char *name = track("eos", 0);
-	shmkit_chan *c = open_ok(name, C, 8192, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 8192, C_CREATE);
 	size_t max = stats_of(c).max_msg;
 	struct shared *sh = shared_new();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		shmkit_chan_close(c);
-		shmkit_chan *p = open_ok(name, P, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 		produce(p, 0, 1000, 5, max, NULL, 0);
 		/* Wait until the consumer has everything and sleeps, then close. */
-		shmkit_chan *o = open_ok(name, O, 0, 0);
+		shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
 		uint64_t s0 = 0;
 		for (;;) {
 			struct shmkit_chan_stats st = stats_of(o);
@@ -685,7 +671,7 @@ static void test_end_of_stream(void)
 				s0 = st.consumer_sleeps + 1;
 			if (s0 && st.consumer_sleeps >= s0)
 				break;
-			nap_ms(1);
+			t_nap_ms(1);
 		}
 		atomic_store(&sh->t0, t_now_ns());
 		shmkit_chan_close(p);
@@ -708,7 +694,7 @@ static void test_end_of_stream(void)
 
 static void producer_child(const char *name, struct shared *sh, uint64_t n, size_t max, int hold)
 {
-	shmkit_chan *p = open_ok(name, P, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 	produce(p, 0, n, 11, max, &sh->committed, 0);
 	atomic_store(&sh->flag, 1);
 	while (hold)
@@ -722,7 +708,7 @@ static void producer_child(const char *name, struct shared *sh, uint64_t n, size
 static void test_producer_killed_sleeping(void)
 {
 	const char *name = track("pkill", 0);
-	shmkit_chan *c = open_ok(name, C, 1 << 16, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 1 << 16, C_CREATE);
 	size_t max = stats_of(c).max_msg;
 	struct shared *sh = shared_new();
 	pid_t prod = fork();
@@ -735,7 +721,7 @@ static void test_producer_killed_sleeping(void)
 	CHECK(killer >= 0);
 	if (killer == 0) {
 		shmkit_chan_close(c);
-		shmkit_chan *o = open_ok(name, O, 0, 0);
+		shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
 		uint64_t s0 = 0;
 		for (;;) {
 			struct shmkit_chan_stats st = stats_of(o);
@@ -743,11 +729,11 @@ static void test_producer_killed_sleeping(void)
 				s0 = st.consumer_sleeps + 1;
 			if (s0 && st.consumer_sleeps >= s0)
 				break;
-			nap_ms(1);
+			t_nap_ms(1);
 		}
 		/* Not synchronization: lets the consumer's short first slice pass, so the
 		 * death is found from inside a long (200 ms) sleep, the case to bound. */
-		nap_ms(10);
+		t_nap_ms(10);
 		atomic_store(&sh->t0, t_now_ns());
 		kill(prod, SIGKILL);
 		shmkit_chan_close(o);
@@ -755,7 +741,7 @@ static void test_producer_killed_sleeping(void)
 	}
 	/* Another producer cannot open while the first lives. */
 	while (stats_of(c).producer_pid != prod)
-		nap_ms(1);
+		t_nap_ms(1);
 	shmkit_chan *p2;
 	CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &p2), -EBUSY);
 	uint64_t seq = 0;
@@ -771,7 +757,7 @@ static void test_producer_killed_sleeping(void)
 	/* -EPIPE lasts until a new producer takes over; then the stream goes on. */
 	unsigned char buf[16];
 	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EPIPE);
-	shmkit_chan *p = open_ok(name, P, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 	produce(p, 500, 600, 13, max, NULL, 0);
 	CHECK_EQ(consume(c, &seq, 600, 4, max), 1);
 	CHECK_EQ(seq, 600);
@@ -788,7 +774,7 @@ static void test_producer_killed_sleeping(void)
 static void test_producer_killed_random(int rounds)
 {
 	const char *name = track("pkill-rand", 0);
-	shmkit_chan *c = open_ok(name, C, 1 << 14, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 1 << 14, C_CREATE);
 	size_t max = stats_of(c).max_msg;
 	struct shared *sh = shared_new();
 	uint64_t rng = 77, seq = 0;
@@ -799,12 +785,12 @@ static void test_producer_killed_random(int rounds)
 		CHECK(prod >= 0);
 		if (prod == 0) {
 			shmkit_chan_close(c);
-			shmkit_chan *p = open_ok(name, P, 0, 0);
+			shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 			produce(p, start, UINT64_MAX, 1000 + (uint64_t)round, max, &sh->committed, 0);
 			_exit(0);
 		}
 		while (stats_of(c).producer_pid != prod)
-			nap_ms(1);
+			t_nap_ms(1);
 		uint64_t stop = seq + 1 + t_rand(&rng) % 5000;
 		CHECK_EQ(consume(c, &seq, stop, 2000 + (uint64_t)round, max), 1);
 		if (t_rand(&rng) % 2) {
@@ -832,13 +818,13 @@ static void test_producer_killed_random(int rounds)
 	pid_t prod = fork();
 	CHECK(prod >= 0);
 	if (prod == 0) {
-		shmkit_chan *p = open_ok(name, P, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 		produce(p, from, from + 1000, 5, max, NULL, 0);
 		shmkit_chan_close(p);
 		_exit(0);
 	}
 	while (stats_of(c).producer_pid != prod && !stats_of(c).producer_closed)
-		nap_ms(1);
+		t_nap_ms(1);
 	CHECK_EQ(consume(c, &seq, UINT64_MAX, 6, max), 0);
 	CHECK_EQ(seq, from + 1000);
 	CHECK_EQ(t_wait(prod), 0);
@@ -852,7 +838,7 @@ static void test_producer_killed_random(int rounds)
 static void test_consumer_gone(void)
 {
 	const char *name = track("ckill", 0);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
 	size_t max = stats_of(p).max_msg;
 	int pfd[2];
 	CHECK(pipe(pfd) == 0);
@@ -860,7 +846,7 @@ static void test_consumer_gone(void)
 	CHECK(cons >= 0);
 	if (cons == 0) {
 		shmkit_chan_close(p);
-		shmkit_chan *held = open_ok(name, C, 0, 0);
+		shmkit_chan *held = t_chan_open_ok(name, C, 0, 0);
 		char b = 1;
 		CHECK(write(pfd[1], &b, 1) == 1);
 		for (;;)
@@ -882,7 +868,7 @@ static void test_consumer_gone(void)
 	CHECK(t_now_ns() - t < 3 * SHMKIT_SEC / 2);
 	CHECK_EQ(t_wait(cons), 128 + SIGKILL);
 	/* Takeover: the queued messages are still there. */
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	for (int i = 0; i < 5; i++) /* capacity/8 bytes: the room is published */
 		CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), sizeof buf);
 	CHECK_OK(shmkit_chan_send(p, buf, sizeof buf, 0));
@@ -904,11 +890,11 @@ static void test_consumer_gone(void)
 	pid_t closer = fork();
 	CHECK(closer >= 0);
 	if (closer == 0) {
-		c = open_ok(name, C, 0, 0);
+		c = t_chan_open_ok(name, C, 0, 0);
 		uint64_t s0 = stats_of(c).producer_sleeps;
 		CHECK(write(rfd[1], &b, 1) == 1);
 		while (stats_of(c).producer_sleeps == s0)
-			nap_ms(1);
+			t_nap_ms(1);
 		shmkit_chan_close(c);
 		_exit(0);
 	}
@@ -935,7 +921,7 @@ static void test_consumer_killed_stream(int rounds)
 {
 	const char *name = track("ckill-stream", 0);
 	const size_t cap = 1 << 14;
-	shmkit_chan *o = open_ok(name, O, cap, C_CREATE);
+	shmkit_chan *o = t_chan_open_ok(name, O, cap, C_CREATE);
 	size_t max = stats_of(o).max_msg;
 	struct shared *sh = shared_new();
 	const uint64_t total = SANITIZED ? 200000 : 2000000;
@@ -944,7 +930,7 @@ static void test_consumer_killed_stream(int rounds)
 	pid_t prod = fork();
 	CHECK(prod >= 0);
 	if (prod == 0) {
-		shmkit_chan *p = open_ok(name, P, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 		produce(p, 0, total, 21, max, NULL, 0);
 		shmkit_chan_close(p);
 		_exit(0);
@@ -958,7 +944,7 @@ static void test_consumer_killed_stream(int rounds)
 		pid_t cons = fork();
 		CHECK(cons >= 0);
 		if (cons == 0) {
-			shmkit_chan *c = open_ok(name, C, 0, 0);
+			shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 			unsigned char *buf = malloc(max);
 			CHECK(buf != NULL);
 			/* The first message may be one the previous consumer received already;
@@ -985,7 +971,7 @@ static void test_consumer_killed_stream(int rounds)
 			CHECK(w == 0 || w == cons);
 			if (w == cons)
 				break;
-			nap_ms(1);
+			t_nap_ms(1);
 		}
 		if (st != -1) {
 			CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* end-of-stream at once */
@@ -1019,7 +1005,7 @@ static void test_consumer_killed_stream(int rounds)
 		next = seen;
 	}
 	/* The last consumer drains to the end. */
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	unsigned char *buf = malloc(max);
 	CHECK(buf != NULL);
 	ssize_t r;
@@ -1053,13 +1039,13 @@ static void test_consumer_killed_stream(int rounds)
 static void test_roles(void)
 {
 	const char *name = track("roles", 0);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	shmkit_chan *x = (shmkit_chan *)1;
 	CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &x), -EBUSY);
 	CHECK(x == NULL);
 	CHECK_EQ(shmkit_chan_open(name, C, 0, 0, 0, &x), -EBUSY);
-	shmkit_chan *o1 = open_ok(name, O, 0, 0), *o2 = open_ok(name, O, 0, 0);
+	shmkit_chan *o1 = t_chan_open_ok(name, O, 0, 0), *o2 = t_chan_open_ok(name, O, 0, 0);
 	shmkit_chan_close(o1);
 	shmkit_chan_close(o2);
 	shmkit_chan_close(p);
@@ -1072,7 +1058,7 @@ static void test_roles(void)
 		pid_t pid = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
-			shmkit_chan *h = open_ok(name, role, 0, 0);
+			shmkit_chan *h = t_chan_open_ok(name, role, 0, 0);
 			char b = 1;
 			CHECK(write(pfd[1], &b, 1) == 1);
 			for (;;)
@@ -1086,7 +1072,7 @@ static void test_roles(void)
 		/* Killed, maybe not yet a zombie: retry briefly. */
 		int r;
 		for (int i = 0; (r = shmkit_chan_open(name, role, 0, 0, 0, &x)) == -EBUSY && i < 1000; i++)
-			nap_ms(1);
+			t_nap_ms(1);
 		CHECK_OK(r);
 		CHECK_EQ(role == P ? stats_of(x).producer_pid : stats_of(x).consumer_pid, getpid());
 		shmkit_chan_close(x);
@@ -1098,12 +1084,12 @@ static void test_roles(void)
 	 * the old layout) is free: a pid is never proof of life. One naming the live
 	 * token of another process is not. */
 	uint64_t *owner = (uint64_t *)((unsigned char *)shmkit_seg_data(shmkit_chan_seg(
-					       p = open_ok(name, O, 0, 0))) + FZ_OFF_P_OWNER);
+					       p = t_chan_open_ok(name, O, 0, 0))) + FZ_OFF_P_OWNER);
 	__atomic_store_n(owner, (uint64_t)(uint32_t)getpid() << 32 | 12345u, __ATOMIC_SEQ_CST);
-	x = open_ok(name, P, 0, 0);
+	x = t_chan_open_ok(name, P, 0, 0);
 	shmkit_chan_close(x);
 	__atomic_store_n(owner, UINT64_C(0xfffffff0) << 32, __ATOMIC_SEQ_CST);
-	x = open_ok(name, P, 0, 0);
+	x = t_chan_open_ok(name, P, 0, 0);
 	shmkit_chan_close(x);
 	{
 		int pfd[2];
@@ -1124,7 +1110,7 @@ static void test_roles(void)
 		CHECK_EQ(stats_of(p).producer_pid, 0); /* it never said who it is */
 		kill(pid, SIGKILL);
 		CHECK_EQ(t_wait(pid), 128 + SIGKILL);
-		x = open_ok(name, P, 0, 0);
+		x = t_chan_open_ok(name, P, 0, 0);
 		CHECK_EQ(stats_of(x).producer_pid, getpid());
 		shmkit_chan_close(x);
 		close(pfd[0]);
@@ -1140,7 +1126,7 @@ static void test_roles(void)
 static void test_fork_inherited(void)
 {
 	const char *name = track("inherit", 0);
-	shmkit_chan *c = open_ok(name, C, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, C_CREATE);
 	int go[2], done[2], life[2];
 	CHECK(pipe(go) == 0 && pipe(done) == 0 && pipe(life) == 0);
 	/* Orphans come to us, so that the child outliving its parent can be reaped. */
@@ -1149,7 +1135,7 @@ static void test_fork_inherited(void)
 	CHECK(parent >= 0);
 	if (parent == 0) {
 		close(life[1]);
-		shmkit_chan *p = open_ok(name, P, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 		CHECK_OK(shmkit_chan_send(p, "a", 1, 0));
 		/* Not t_fork_raw(): this child must outlive its parent. It lives until
 		 * the test closes its end of life[] (or exits). */
@@ -1215,8 +1201,8 @@ static void test_corruption(void)
 	size_t pl;
 	for (int kind = 0; kind < 12; kind++) {
 		shmkit_seg_unlink(name, 0);
-		shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
-		shmkit_chan *o = open_ok(name, O, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
+		shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
 		memset(buf, 1, sizeof buf);
 		for (int i = 0; i < 5; i++)
 			CHECK_OK(shmkit_chan_send(p, buf, 100, 0));
@@ -1282,7 +1268,7 @@ static void test_corruption(void)
 			CHECK_EQ(shmkit_chan_open(name, C, 0, 0, 0, &c), -EPROTO);
 			CHECK(c == NULL);
 		} else {
-			shmkit_chan *c = open_ok(name, C, 0, 0);
+			shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 			ssize_t r = kind % 2 ? shmkit_chan_peek(c, &pb, &pl, 0)
 					     : shmkit_chan_recv(c, buf, sizeof buf, 0);
 			if (r != -EPROTO) {
@@ -1297,8 +1283,8 @@ static void test_corruption(void)
 	}
 	/* A corrupt header seen by a consumer that sleeps: reported, not slept on. */
 	shmkit_seg_unlink(name, 0);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	CHECK_OK(shmkit_chan_send(p, buf, 10, 0));
 	CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), 10);
 	__atomic_store_n(word_at(c, FZ_OFF_TAIL), 16 + 64, __ATOMIC_RELAXED);
@@ -1310,8 +1296,8 @@ static void test_corruption(void)
 	uint64_t rng = 2024;
 	for (int round = 0; round < (SANITIZED ? 300 : 2000); round++) {
 		shmkit_seg_unlink(name, 0);
-		p = open_ok(name, P, 4096, C_CREATE);
-		c = open_ok(name, C, 0, 0);
+		p = t_chan_open_ok(name, P, 4096, C_CREATE);
+		c = t_chan_open_ok(name, C, 0, 0);
 		for (int i = 0; i < 30; i++) {
 			size_t len = 1 + t_rand(&rng) % 300;
 			int r;
@@ -1362,12 +1348,12 @@ static void test_corruption(void)
 static void test_idle_cpu(void)
 {
 	const char *name = track("idle", 0);
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
 	struct shared *sh = shared_new();
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		shmkit_chan *c = open_ok(name, C, 0, 0);
+		shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 		unsigned char buf[16];
 		struct rusage a, b;
 		getrusage(RUSAGE_SELF, &a);
@@ -1383,9 +1369,9 @@ static void test_idle_cpu(void)
 		_exit(r == 1 ? 0 : 1);
 	}
 	while (!atomic_load(&sh->flag) || stats_of(p).consumer_sleeps == 0)
-		nap_ms(1);
+		t_nap_ms(1);
 	int64_t t = t_now_ns();
-	nap_ms(1000);
+	t_nap_ms(1000);
 	CHECK_OK(shmkit_chan_send(p, "x", 1, 0));
 	CHECK_EQ(t_wait(pid), 0);
 	int64_t cpu = atomic_load(&sh->cpu_ns);
@@ -1406,28 +1392,11 @@ static int poll_in(int fd, int ms)
 
 /* The pollable descriptor: readable when a message arrives from another process, at
  * end-of-stream, and when the producer dies. */
-/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
- * one). */
-static int count_pidfds(void)
-{
-	int n = 0;
-	for (int fd = 0; fd < 4096; fd++) {
-		char path[64], link[64];
-		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-		ssize_t k = readlink(path, link, sizeof link - 1);
-		if (k <= 0)
-			continue;
-		link[k] = 0;
-		n += strstr(link, "pidfd") != NULL;
-	}
-	return n;
-}
-
 static void test_poll_fd(void)
 {
 	const char *name = track("pollfd", 0);
 	int fds0 = t_count_fds();
-	shmkit_chan *c = open_ok(name, C, 1 << 16, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 1 << 16, C_CREATE);
 	int fd = shmkit_chan_fd(c);
 	CHECK(fd >= 0);
 	CHECK_EQ(shmkit_chan_fd(c), fd);
@@ -1438,7 +1407,7 @@ static void test_poll_fd(void)
 		pid_t pid = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
-			shmkit_chan *p = open_ok(name, P, 0, 0);
+			shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 			char b = 'r';
 			CHECK(write(from_child[1], &b, 1) == 1);
 			for (int i = 0; i < rounds; i++) {
@@ -1462,7 +1431,7 @@ static void test_poll_fd(void)
 			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
 			/* The producer shares our pid namespace: watched through a pidfd. */
 			if (i == 0)
-				CHECK_EQ(count_pidfds(), 1);
+				CHECK_EQ(t_count_pidfds(), 1);
 			if (i % 50 == 0)
 				CHECK(!poll_in(fd, 0)); /* nothing to do: not readable */
 			CHECK(write(to_child[1], "g", 1) == 1);
@@ -1520,7 +1489,7 @@ static void test_poll_fd(void)
 static void test_hostile_who(void)
 {
 	const char *name = track("who", 0);
-	shmkit_chan *o = open_ok(name, O, 4096, C_CREATE);
+	shmkit_chan *o = t_chan_open_ok(name, O, 4096, C_CREATE);
 	struct stat st;
 	CHECK(stat("/proc/self/ns/pid", &st) == 0);
 	/* Live processes of our namespace (pidfd_open succeeds), no process, and nonsense. */
@@ -1535,13 +1504,13 @@ static void test_hostile_who(void)
 		*word_at(o, FZ_OFF_P_WHO + 8) = cases[i].our_ns ? (uint64_t)st.st_ino : 12345; /* ns */
 		memcpy(word_at(o, FZ_OFF_P_WHO + 16), &cases[i].pid, sizeof cases[i].pid);
 		int fds0 = t_count_fds();
-		shmkit_chan *c = open_ok(name, C, 0, 0);
+		shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 		CHECK(shmkit_chan_fd(c) >= 0);
-		CHECK_EQ(count_pidfds(), 0);
+		CHECK_EQ(t_count_pidfds(), 0);
 		CHECK(poll_in(shmkit_chan_fd(c), 1000)); /* dead at once: readable */
 		char b[8];
 		CHECK_EQ(shmkit_chan_recv(c, b, sizeof b, 0), -EPIPE);
-		CHECK_EQ(count_pidfds(), 0);
+		CHECK_EQ(t_count_pidfds(), 0);
 		shmkit_chan_close(c);
 		CHECK_EQ(t_count_fds(), fds0);
 	}
@@ -1554,15 +1523,15 @@ static void test_leaks(void)
 {
 	const char *name = track("leaks", 0);
 	const char *sv = track("leaks-sysv", SHMKIT_SEG_SYSV);
-	shmkit_chan *keep = open_ok(name, O, 4096, SHMKIT_SEG_CREATE);
-	shmkit_chan *keep2 = open_ok(sv, O, 4096, SHMKIT_SEG_CREATE | SHMKIT_SEG_SYSV);
+	shmkit_chan *keep = t_chan_open_ok(name, O, 4096, SHMKIT_SEG_CREATE);
+	shmkit_chan *keep2 = t_chan_open_ok(sv, O, 4096, SHMKIT_SEG_CREATE | SHMKIT_SEG_SYSV);
 	int fds = t_count_fds(), maps = t_count_maps();
 	unsigned char buf[64] = {0};
 	for (int i = 0; i < 2000; i++) {
 		unsigned sysv = i % 4 == 3 ? SHMKIT_SEG_SYSV : 0;
 		const char *n = sysv ? sv : name;
-		shmkit_chan *p = open_ok(n, P, 0, sysv);
-		shmkit_chan *c = open_ok(n, C, 0, sysv);
+		shmkit_chan *p = t_chan_open_ok(n, P, 0, sysv);
+		shmkit_chan *c = t_chan_open_ok(n, C, 0, sysv);
 		if (i % 8 == 0)
 			CHECK(shmkit_chan_fd(c) >= 0);
 		CHECK_OK(shmkit_chan_send(p, buf, 1 + i % 64, 0));
@@ -1584,13 +1553,13 @@ static void test_leaks(void)
 static void test_max_messages(void)
 {
 	const char *name = track("max", 0);
-	shmkit_chan *c = open_ok(name, C, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, C_CREATE);
 	shmkit_chan_set_spin(c, 0);
 	const uint64_t n = SANITIZED ? 2000 : 20000;
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		shmkit_chan *p = open_ok(name, P, 0, 0);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 		shmkit_chan_set_spin(p, 0);
 		unsigned char buf[2048];
 		for (uint64_t i = 0; i < n; i++) {

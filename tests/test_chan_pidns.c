@@ -25,20 +25,6 @@
  * for non-blocking calls, every expired sleep slice for blocking ones). */
 #define PAUSE_MS 350
 
-static void nap_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static shmkit_chan *open_ok(const char *name, unsigned role, size_t cap, unsigned flags)
-{
-	shmkit_chan *ch = NULL;
-	CHECK_OK(shmkit_chan_open(name, role, cap, 0, flags, &ch));
-	CHECK(ch != NULL);
-	return ch;
-}
-
 /* Flags between the processes of one test. */
 struct shared {
 	_Atomic int stage;   /* advanced by whichever side the test says */
@@ -63,7 +49,7 @@ static void wait_stage(struct shared *s, int stage)
 	while (atomic_load(&s->stage) < stage) {
 		CHECK(t_now_ns() < end);
 		CHECK(atomic_load(&s->verdict) >= 0);
-		nap_ms(1);
+		t_nap_ms(1);
 	}
 }
 
@@ -73,7 +59,7 @@ static void wait_verdict(struct shared *s)
 	int64_t end = t_now_ns() + 10 * SHMKIT_SEC;
 	while (atomic_load(&s->verdict) == 0) {
 		CHECK(t_now_ns() < end);
-		nap_ms(1);
+		t_nap_ms(1);
 	}
 	CHECK_EQ(atomic_load(&s->verdict), 1);
 }
@@ -158,23 +144,6 @@ static int poll_in(int fd, int ms)
 	return r == 1 && (p.revents & POLLIN);
 }
 
-/* Pidfds this process holds (poll mode watches a producer in our pid namespace with
- * one). */
-static int count_pidfds(void)
-{
-	int n = 0;
-	for (int fd = 0; fd < 4096; fd++) {
-		char path[64], link[64];
-		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-		ssize_t k = readlink(path, link, sizeof link - 1);
-		if (k <= 0)
-			continue;
-		link[k] = 0;
-		n += strstr(link, "pidfd") != NULL;
-	}
-	return n;
-}
-
 /* ---- producer in the new namespace, consumer here ---- */
 
 #define NMSG 60
@@ -194,7 +163,7 @@ static int ns_producer(void *arg)
 	NS_CHECK(x->s, shmkit_chan_open(x->name, P, 0, 0, 0, &p) == 0);
 	for (uint32_t i = 0; i < NMSG; i++) {
 		if (i % 10 == 0 && i > 0)
-			nap_ms(PAUSE_MS);
+			t_nap_ms(PAUSE_MS);
 		NS_CHECK(x->s, shmkit_chan_send(p, &i, sizeof i, 5 * SHMKIT_SEC) == 0);
 	}
 	atomic_store(&x->s->verdict, 1);
@@ -214,7 +183,7 @@ static void recv_one(shmkit_chan *c, int how, int fd, uint32_t i)
 		while ((r = shmkit_chan_recv(c, &v, sizeof v, 0)) == -EAGAIN) {
 			CHECK(t_now_ns() < end);
 			if (how == 1)
-				nap_ms(1);
+				t_nap_ms(1);
 			else
 				(void)poll_in(fd, 1000);
 		}
@@ -232,7 +201,7 @@ static void test_producer_in_ns(int poll_mode)
 {
 	const char *name = t_name(poll_mode ? "pns-poll" : "pns");
 	struct shared *s = shared_new();
-	shmkit_chan *c = open_ok(name, C, 4096, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, C_CREATE);
 	int fd = -1;
 	if (poll_mode) {
 		fd = shmkit_chan_fd(c);
@@ -244,7 +213,7 @@ static void test_producer_in_ns(int poll_mode)
 		recv_one(c, poll_mode ? 2 : (int)(i / 10) % 2, fd, i);
 	/* Its pid names another process here (or none): no pidfd may be opened of it. */
 	if (poll_mode)
-		CHECK_EQ(count_pidfds(), 0);
+		CHECK_EQ(t_count_pidfds(), 0);
 	wait_verdict(s);
 	/* Idle, with the producer alive: nothing, for longer than several checks. */
 	uint32_t v;
@@ -254,7 +223,7 @@ static void test_producer_in_ns(int poll_mode)
 		if (poll_mode)
 			(void)poll_in(fd, 50);
 		else
-			nap_ms(5);
+			t_nap_ms(5);
 		CHECK_EQ(shmkit_chan_recv(c, &v, sizeof v, 0), -EAGAIN);
 	}
 
@@ -275,7 +244,7 @@ static void test_producer_in_ns(int poll_mode)
 	if (poll_mode)
 		CHECK(poll_in(fd, 0)); /* the condition lasts, and so does readability */
 	/* Its role is free now. */
-	shmkit_chan *p = open_ok(name, P, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
 	shmkit_chan_close(p);
 	shmkit_chan_close(c);
 	CHECK_OK(shmkit_seg_unlink(name, 0));
@@ -298,7 +267,7 @@ static int ns_consumer(void *arg)
 	unsigned char b[CLEN];
 	for (uint32_t i = 0; i < CMSG; i++) {
 		if (i % 100 == 0 && i > 0)
-			nap_ms(PAUSE_MS);
+			t_nap_ms(PAUSE_MS);
 		ssize_t r = shmkit_chan_recv(c, b, sizeof b, 5 * SHMKIT_SEC);
 		NS_CHECK(x->s, r == CLEN);
 		uint32_t v;
@@ -323,7 +292,7 @@ static void test_consumer_in_ns(void)
 {
 	const char *name = t_name("cns");
 	struct shared *s = shared_new();
-	shmkit_chan *p = open_ok(name, P, 4096, C_CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
 	struct pctx x = {name, s};
 	pid_t inner, mid = ns_spawn(ns_consumer, &x, &inner);
 	wait_stage(s, 1);
@@ -334,7 +303,7 @@ static void test_consumer_in_ns(void)
 		} else {
 			int64_t end = t_now_ns() + 5 * SHMKIT_SEC;
 			while ((r = send_num(p, i, 0)) == -EAGAIN && t_now_ns() < end)
-				nap_ms(1);
+				t_nap_ms(1);
 		}
 		if (r < 0)
 			fprintf(stderr, "message %u: %s\n", i, shmkit_strerror(r));
@@ -350,7 +319,7 @@ static void test_consumer_in_ns(void)
 	int64_t end = t_now_ns() + PAUSE_MS * SHMKIT_MSEC;
 	while (t_now_ns() < end) {
 		CHECK_EQ(send_num(p, i, 0), -EAGAIN);
-		nap_ms(5);
+		t_nap_ms(5);
 	}
 
 	ns_kill(mid, inner);
@@ -358,7 +327,7 @@ static void test_consumer_in_ns(void)
 	CHECK_EQ(send_num(p, i, 5 * SHMKIT_SEC), -EPIPE);
 	CHECK(t_now_ns() - t0 < DEATH_BOUND_NS);
 	/* Its role is free now. */
-	shmkit_chan *c = open_ok(name, C, 0, 0);
+	shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 	shmkit_chan_close(c);
 	shmkit_chan_close(p);
 	CHECK_OK(shmkit_seg_unlink(name, 0));
@@ -387,7 +356,7 @@ static int ns_taker(void *arg)
 		shmkit_chan *h = (shmkit_chan *)1;
 		NS_CHECK(x->s, shmkit_chan_open(x->name, P, 0, 0, 0, &h) == -EBUSY && h == NULL);
 		NS_CHECK(x->s, shmkit_chan_open(x->name, C, 0, 0, 0, &h) == -EBUSY);
-		nap_ms(10);
+		t_nap_ms(10);
 	}
 	atomic_store(&x->s->verdict, 1);
 	return T_PASS;
@@ -399,7 +368,7 @@ static void test_takeover_across_ns(void)
 {
 	const char *name = t_name("roles");
 	struct shared *s = shared_new();
-	shmkit_chan *mine = open_ok(name, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
+	shmkit_chan *mine = t_chan_open_ok(name, SHMKIT_CHAN_OBSERVER, 4096, C_CREATE);
 	struct pctx x = {name, s};
 
 	pid_t inner, mid = ns_spawn(ns_holder, &x, &inner);
@@ -409,10 +378,10 @@ static void test_takeover_across_ns(void)
 		CHECK_EQ(shmkit_chan_open(name, P, 0, 0, 0, &h), -EBUSY);
 		CHECK(h == NULL);
 		CHECK_EQ(shmkit_chan_open(name, C, 0, 0, 0, &h), -EBUSY);
-		nap_ms(10);
+		t_nap_ms(10);
 	}
 	ns_kill(mid, inner);
-	shmkit_chan *p = open_ok(name, P, 0, 0), *c = open_ok(name, C, 0, 0);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0), *c = t_chan_open_ok(name, C, 0, 0);
 
 	/* Held here, wanted from there. */
 	atomic_store(&s->stage, 0);
@@ -466,7 +435,7 @@ static void test_creator_in_ns(unsigned backend)
 		CHECK_OK(shmkit_seg_stat(g, &in));
 		CHECK_EQ(in.creator_alive, 1);
 		shmkit_seg_close(g);
-		nap_ms(20);
+		t_nap_ms(20);
 	}
 	ns_kill(mid, inner);
 	CHECK_OK(shmkit_seg_inspect(name, backend, &in));
@@ -486,7 +455,7 @@ static void test_tool_send_in_ns(void)
 		return;
 	}
 	const char *name = t_name("tool");
-	shmkit_chan *c = open_ok(name, C, 1 << 16, C_CREATE);
+	shmkit_chan *c = t_chan_open_ok(name, C, 1 << 16, C_CREATE);
 	int in[2];
 	CHECK(pipe(in) == 0);
 	pid_t pid = t_fork_raw();
