@@ -18,8 +18,7 @@
  * lives. A dead (or garbage) owner is taken over by CAS(owner, dead, me) and the taker
  * gets -EOWNERDEAD. So a holder's death is noticed at most SLICE_MAX_NS after it, plus
  * one liveness check (about three system calls). A thread that exits while holding
- * the lock, its process living on, is not noticed: the lock stays held by a live
- * process (glibc's robust mutex noticed thread exits; ours proves death per process).
+ * the lock, its process living on, is noticed the same way, by its thread id.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -228,10 +227,28 @@ static int take(shmkit_mutex *m, uint64_t o, const struct self *me)
 						       memory_order_acquire, memory_order_relaxed);
 }
 
-/* Is owner o dead? Never for our own process. Unknowable counts as alive: we wait. */
-static int owner_dead(uint64_t o, const struct self *me)
+/* Take m over from owner o if o is dead; 1 if we took it. Another process is dead when
+ * the kernel shows its token dead (unknowable counts as alive: we wait). A holder of
+ * our own process shares our token, so it is judged by its thread id: a thread that
+ * exited holding the lock is gone for good, and since the owner word stays our token,
+ * a CAS of the tid word decides which sibling takes over. */
+static int take_dead(shmkit_mutex *m, uint64_t o, const struct self *me)
 {
-	return o != me->tok && shmkit__live_check(o) == 0;
+	if (o != me->tok)
+		return shmkit__live_check(o) == 0 && take(m, o, me);
+	uint32_t t = atomic_load_explicit(word(&m->tid), memory_order_relaxed);
+	/* 0: a sibling between its CAS and its tid store. Our own tid while we hold no
+	 * lock at all: a word no holder of ours wrote, so nobody holds it. */
+	if (t == 0)
+		return 0;
+	if (t == me->tid)
+		return held == 0;
+	if (syscall(SYS_tgkill, me->pid, (pid_t)t, 0) == 0 || errno != ESRCH)
+		return 0;
+	/* Acquire: what the exited holder wrote before it exited. */
+	return atomic_compare_exchange_strong_explicit(word(&m->tid), &t, me->tid,
+						       memory_order_acquire, memory_order_relaxed) &&
+	       atomic_load_explicit(owner_of(m), memory_order_relaxed) == me->tok;
 }
 
 int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
@@ -263,7 +280,7 @@ int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 			return -EDEADLK;
 		if (deadline == 0) {
 			/* A try: a held lock is busy unless its owner is dead. */
-			if (owner_dead(o, &me) && take(m, o, &me))
+			if (take_dead(m, o, &me))
 				return acquired(m, &me, 1);
 			if (++looks < TRY_LOOKS &&
 			    atomic_load_explicit(owner_of(m), memory_order_relaxed) != o)
@@ -285,7 +302,7 @@ int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 		} else if (now >= check_at) {
 			/* A whole slice went by, however we were woken in it (a peer bumping
 			 * seq must not keep us from looking): is the owner still there? */
-			if (owner_dead(o, &me) && take(m, o, &me))
+			if (take_dead(m, o, &me))
 				return acquired(m, &me, 1);
 			slice = slice * 2 < SLICE_MAX_NS ? slice * 2 : SLICE_MAX_NS;
 			check_at = now + slice;
@@ -293,7 +310,7 @@ int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns)
 		}
 		if (deadline > 0 && now >= deadline) {
 			/* Before giving up, one last look at the owner, as a try does. */
-			if (owner_dead(o, &me) && take(m, o, &me))
+			if (take_dead(m, o, &me))
 				return acquired(m, &me, 1);
 			return -ETIMEDOUT;
 		}

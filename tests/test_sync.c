@@ -482,13 +482,14 @@ static void test_mutex_hostile_words(void)
 	CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
 
 	/* Held by us, our tid overwritten: not provably ours, so no unlock and no
-	 * -EDEADLK; a lock waits out its timeout (our process lives). */
+	 * -EDEADLK. The word now names a thread of our process that does not exist, as a
+	 * thread that exited holding the lock would: a lock takes it over at once. */
 	reset();
 	CHECK_EQ(shmkit_mutex_lock(&sh->m, -1), 0);
 	sh->m.tid ^= 0x5a5a;
 	CHECK_EQ(shmkit_mutex_unlock(&sh->m), -EPERM);
-	CHECK_EQ(shmkit_mutex_lock(&sh->m, 5 * SHMKIT_MSEC), -ETIMEDOUT);
-	sh->m.tid ^= 0x5a5a;
+	CHECK_EQ(shmkit_mutex_lock(&sh->m, 5 * SHMKIT_MSEC), -EOWNERDEAD);
+	CHECK_EQ(shmkit_mutex_consistent(&sh->m), 0);
 	CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
 
 	/* The words only waiting and people use: garbage costs nothing. */
@@ -784,6 +785,34 @@ static void test_mutex_threads_of_one_process(void)
 	CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
 	CHECK_EQ(pthread_join(t, &ret), 0);
 	CHECK_EQ((intptr_t)ret, 0);
+}
+
+static void *thread_exits_holding(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)shmkit_mutex_lock(&sh->m, -1);
+}
+
+/* A thread that exits holding the mutex, its process living on, is dead to the
+ * mutex: a sibling waiting for it (and a try after it) takes it over with
+ * -EOWNERDEAD, as after a process's death. */
+static void test_mutex_thread_exit(void)
+{
+	for (int round = 0; round < 2; round++) {
+		reset();
+		pthread_t t;
+		void *ret;
+		CHECK_EQ(pthread_create(&t, NULL, thread_exits_holding, NULL), 0);
+		CHECK_EQ(pthread_join(t, &ret), 0);
+		CHECK_EQ((intptr_t)ret, 0);
+		int64_t t0 = t_now_ns();
+		CHECK_EQ(shmkit_mutex_lock(&sh->m, round ? 0 : 5 * SHMKIT_SEC), -EOWNERDEAD);
+		CHECK(t_now_ns() - t0 < SHMKIT_SEC);
+		CHECK_OK(shmkit_mutex_consistent(&sh->m));
+		CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
+		CHECK_EQ(shmkit_mutex_lock(&sh->m, 0), 0);
+		CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
+	}
 }
 
 /* A forked child does not own its parent's lock. */
@@ -1323,6 +1352,7 @@ int main(void)
 	/* Threads last: every fork above happens while the process is single-threaded. */
 	T_RUN(test_mutex_count_threads());
 	T_RUN(test_mutex_threads_of_one_process());
+	T_RUN(test_mutex_thread_exit());
 	T_RUN(test_mutex_count_mixed()); /* forks, then threads */
 	T_RUN(test_event_pingpong_threads());
 	return T_PASS;

@@ -53,7 +53,7 @@ SHMKIT_API int shmkit_mutex_init(shmkit_mutex *m);
  * -errno of making this process's liveness token (first lock after start or fork).
  * A holder's death is noticed by a waiter at most 100 ms after it (the longest sleep
  * slice) plus a liveness check; a try (timeout 0) checks at once. A thread that exits
- * holding the mutex while its process lives is not noticed. Blocks. Thread- and
+ * holding the mutex while its process lives is dead to it the same way. Blocks. Thread- and
  * process-safe; a fork child does not own its parent's locks. Since 0.1. */
 SHMKIT_API int shmkit_mutex_lock(shmkit_mutex *m, int64_t timeout_ns);
 
