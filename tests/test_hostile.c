@@ -55,7 +55,8 @@ struct target {
 	unsigned kind;     /* SHMKIT_KIND_BLOB or SHMKIT_KIND_CHAN */
 	unsigned sysv;     /* 0 or SHMKIT_SEG_SYSV */
 	const char *name;
-	unsigned char *mem; /* the parent's raw view of the whole object */
+	shmkit_seg *raw;    /* the parent's raw handle, open for the whole run */
+	unsigned char *mem; /* its view of the whole object: children write through it */
 	unsigned char *snap; /* the pristine object */
 	size_t size;
 };
@@ -798,15 +799,13 @@ static int make_target(void *arg)
 
 static void setup_target(struct target *t)
 {
-	shmkit_seg *raw;
 	CHECK_EQ(t_wait(t_fork(make_target, t)), T_PASS);
-	CHECK_OK(shmkit_seg_open(t->name, SHMKIT_KIND_ANY, 0, 0, t->sysv | SHMKIT_SEG_RAW, &raw));
-	t->mem = shmkit_seg_data(raw);
-	t->size = shmkit_seg_size(raw);
+	CHECK_OK(shmkit_seg_open(t->name, SHMKIT_KIND_ANY, 0, 0, t->sysv | SHMKIT_SEG_RAW, &t->raw));
+	t->mem = shmkit_seg_data(t->raw);
+	t->size = shmkit_seg_size(t->raw);
 	t->snap = malloc(t->size);
 	CHECK(t->snap != NULL);
 	memcpy(t->snap, t->mem, t->size);
-	/* The raw handle stays open for the whole run: children write through it. */
 }
 
 static void report(const char *what, const struct region_state *rs, int64_t t0)
@@ -844,10 +843,10 @@ int main(int argc, char **argv)
 		pat_b[i] = (unsigned char)(0xb0 + i * 7);
 	}
 	struct target targets[] = {
-		{"blob/posix", SHMKIT_KIND_BLOB, 0, t_name("blob"), NULL, NULL, 0},
-		{"blob/sysv", SHMKIT_KIND_BLOB, SHMKIT_SEG_SYSV, t_name("blob-sysv"), NULL, NULL, 0},
-		{"chan/posix", SHMKIT_KIND_CHAN, 0, t_name("chan"), NULL, NULL, 0},
-		{"chan/sysv", SHMKIT_KIND_CHAN, SHMKIT_SEG_SYSV, t_name("chan-sysv"), NULL, NULL, 0},
+		{"blob/posix", SHMKIT_KIND_BLOB, 0, t_name("blob"), NULL, NULL, NULL, 0},
+		{"blob/sysv", SHMKIT_KIND_BLOB, SHMKIT_SEG_SYSV, t_name("blob-sysv"), NULL, NULL, NULL, 0},
+		{"chan/posix", SHMKIT_KIND_CHAN, 0, t_name("chan"), NULL, NULL, NULL, 0},
+		{"chan/sysv", SHMKIT_KIND_CHAN, SHMKIT_SEG_SYSV, t_name("chan-sysv"), NULL, NULL, NULL, 0},
 	};
 	const size_t ntargets = sizeof targets / sizeof targets[0];
 	for (size_t i = 0; i < ntargets; i++)
@@ -891,5 +890,9 @@ int main(int argc, char **argv)
 	}
 	printf("test_hostile: %d trials, %d failed, in %d regions\n", total_trials, total_fails,
 	       failed_regions);
+	for (size_t i = 0; i < ntargets; i++) {
+		shmkit_seg_close(targets[i].raw);
+		free(targets[i].snap);
+	}
 	return total_fails ? T_FAIL : T_PASS;
 }
