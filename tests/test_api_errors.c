@@ -20,6 +20,24 @@ static char shmem_path[128];
 static shmkit_seg *data_seg, *sysv_seg;
 static char long_name[400];
 
+/* Handles a row's helpers opened, closed by the child before it exits (so that
+ * memcheck, following children, finds no leak). */
+static shmkit_chan *row_chans[8];
+static shmkit_blob *row_blobs[8];
+static shmem_t *row_shmems[4];
+static int n_row_chans, n_row_blobs, n_row_shmems;
+
+static void close_row_handles(void)
+{
+	/* Producers first: a consumer's close may wake them, harmless either way. */
+	while (n_row_chans > 0)
+		shmkit_chan_close(row_chans[--n_row_chans]);
+	while (n_row_blobs > 0)
+		shmkit_blob_close(row_blobs[--n_row_blobs]);
+	while (n_row_shmems > 0)
+		shmem_close(&row_shmems[--n_row_shmems]);
+}
+
 #define NOCRASH LLONG_MIN /* expectation: the call returns (whatever it returns) */
 
 struct row {
@@ -219,7 +237,7 @@ static shmkit_blob *blob(unsigned flags)
 	shmkit_blob *b;
 	if (shmkit_blob_open(n_blob, 0, 0, flags, &b) != 0)
 		exit(T_FAIL);
-	return b;
+	return row_blobs[n_row_blobs++] = b;
 }
 
 static long long blob_null_out(void) { return shmkit_blob_open(n_blob, 0, 0, 0, NULL); }
@@ -257,7 +275,8 @@ static shmkit_blob *deleted_blob(void)
 	if (shmkit_blob_open(n, 16, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &a) != 0 ||
 	    shmkit_blob_open(n, 16, 0, 0, &b) != 0 || shmkit_blob_delete(a) != 0)
 		exit(T_FAIL);
-	return b;
+	row_blobs[n_row_blobs++] = a;
+	return row_blobs[n_row_blobs++] = b;
 }
 static long long blob_read_deleted(void)
 {
@@ -285,7 +304,7 @@ static shmkit_chan *chan(unsigned role)
 	shmkit_chan *c;
 	if (shmkit_chan_open(t_name("c"), role, 4096, 0, SHMKIT_SEG_CREATE, &c) != 0)
 		exit(T_FAIL);
-	return c;
+	return row_chans[n_row_chans++] = c;
 }
 
 static long long chan_null_out(void) { return shmkit_chan_open(n_chan, SHMKIT_CHAN_CONSUMER, 0, 0, 0, NULL); }
@@ -418,8 +437,13 @@ static long long chan_recv_deleted(void)
 	char buf[8];
 	shmkit_chan *c, *p;
 	const char *n = t_name("cdel");
-	if (shmkit_chan_open(n, SHMKIT_CHAN_PRODUCER, 4096, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &p) ||
-	    shmkit_chan_open(n, SHMKIT_CHAN_CONSUMER, 0, 0, 0, &c) || shmkit_seg_delete(shmkit_chan_seg(p)))
+	if (shmkit_chan_open(n, SHMKIT_CHAN_PRODUCER, 4096, 0, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, &p))
+		return 1000;
+	row_chans[n_row_chans++] = p;
+	if (shmkit_chan_open(n, SHMKIT_CHAN_CONSUMER, 0, 0, 0, &c))
+		return 1000;
+	row_chans[n_row_chans++] = c;
+	if (shmkit_seg_delete(shmkit_chan_seg(p)))
 		return 1000;
 	return shmkit_chan_recv(c, buf, sizeof buf, 0);
 }
@@ -481,7 +505,7 @@ static shmem_t *shmem(void)
 	shmem_t *h = shmem_open(shmem_path, 64);
 	if (!h)
 		exit(T_FAIL);
-	return h;
+	return row_shmems[n_row_shmems++] = h;
 }
 
 static long long shmem_open_null(void) { return shmem_try(NULL, 64); }
@@ -743,6 +767,7 @@ static int run_row(const struct row *r, struct result *res)
 		res->done = 1;
 		/* Remove the names this child made; _exit: the handles a row leaves open
 		 * (and the parent's, inherited) are not leaks to report. */
+		close_row_handles();
 		t_cleanup();
 		_exit(T_PASS);
 	}

@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	printf("test_fuzz_blob: %d corpus inputs; seed %#llx, %d random inputs\n", n,
 	       (unsigned long long)seed, runs);
 	fflush(stdout);
-	replay_random(seed, runs, 96, 5, shape);
+	replay_random(seed, runs, 1, 96, 5, shape);
 	printf("test_fuzz_blob: ok\n");
 	return T_PASS;
 }

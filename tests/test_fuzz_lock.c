@@ -23,7 +23,7 @@ int main(int argc, char **argv)
 	printf("test_fuzz_lock: %d corpus inputs; seed %#llx, %d random inputs\n", n,
 	       (unsigned long long)seed, runs);
 	fflush(stdout);
-	replay_random(seed, runs, 1 + 64 + 16, 5, shape);
+	replay_random(seed, runs, 1 + 64 + 1, 1 + 64 + 16, 5, shape);
 	printf("test_fuzz_lock: ok\n");
 	return T_PASS;
 }

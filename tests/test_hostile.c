@@ -26,6 +26,14 @@
 
 #include <sys/mman.h>
 #include <sys/uio.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #define BLOB_SIZE 200u
 #define CHAN_CAP 4096u
@@ -582,7 +590,12 @@ static int word_values(uint64_t o, uint64_t *v)
 		o + 1, o + 3, o - 8, o + 8, o + CHAN_CAP, o - CHAN_CAP,
 	};
 	int n = 0;
+	/* Under memcheck every trial is about 100 times slower: a flip, both extremes
+	 * and a misalignment per word keep make valgrind to minutes. */
+	int few = RUNNING_ON_VALGRIND != 0;
 	for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+		if (few && i != 0 && i != 4 && i != 6 && i != 14)
+			continue;
 		int dup = cand[i] == o;
 		for (int j = 0; j < n && !dup; j++)
 			dup = v[j] == cand[i];
@@ -796,7 +809,7 @@ static void ring_probes(const struct target *t, const enum phase *phases, int np
 		vals[nv++] = len;                                /* no tag */
 		vals[nv++] = UINT64_MAX;
 		for (int k = 0; k < nv; k++) {
-			if (vals[k] == o)
+			if (vals[k] == o || (RUNNING_ON_VALGRIND && k % 4 != 0))
 				continue;
 			struct corruption c = {.t = t, .off = at, .value = vals[k], .ring = 1};
 			snprintf(c.what, sizeof c.what, "ring record header at position %llu%s",

@@ -94,19 +94,21 @@ static inline uint64_t replay_rand(uint64_t *s)
 	return *s * UINT64_C(2685821657736338717);
 }
 
-/* @runs random inputs of up to @max bytes; @shape may bend each towards the target's
+/* @runs random inputs of @min to @max bytes; @shape may bend each towards the target's
  * format. */
-static inline void replay_random(uint64_t seed, int runs, size_t max, unsigned bound_s,
+static inline void replay_random(uint64_t seed, int runs, size_t min, size_t max, unsigned bound_s,
 			  void (*shape)(uint8_t *in, size_t n, uint64_t *s))
 {
 	static uint8_t in[1 << 12];
 	if (max > sizeof in)
 		max = sizeof in;
+	if (min < 1 || min > max)
+		min = 1;
 	replay_signals();
 	for (int i = 0; i < runs; i++) {
 		snprintf(replay_what, sizeof replay_what, "random input %d (seed %#llx before it)", i,
 			 (unsigned long long)seed);
-		size_t n = 1 + replay_rand(&seed) % max;
+		size_t n = min + replay_rand(&seed) % (max - min + 1);
 		for (size_t j = 0; j < n; j++)
 			in[j] = (uint8_t)replay_rand(&seed);
 		if (shape)
