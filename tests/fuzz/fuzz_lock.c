@@ -29,11 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static unsigned char *fl_pages; /* guard, page, guard */
 static long fl_page;
 
-static void fl_check(int cond)
-{
-	if (!cond)
-		abort();
-}
+/* A violated promise: say which, then abort (libFuzzer keeps the input). */
+#define fl_check(cond)                                                                           \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);           \
+			abort();                                                           \
+		}                                                                          \
+	} while (0)
 
 static int fl_setup(void)
 {
