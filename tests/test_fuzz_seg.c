@@ -1,6 +1,7 @@
 /* Replays the header fuzz target with seeded random inputs, so every build runs it. */
 #include "common.h"
 #include "fuzz/fuzz_seg.c"
+#include "fuzz/replay.h"
 
 int main(int argc, char **argv)
 {
@@ -11,6 +12,9 @@ int main(int argc, char **argv)
 #endif
 	uint8_t in[96];
 	atexit(fuzz_seg_cleanup);
+	int corpus = replay_corpus(SHMKIT_FUZZ_CORPUS "/seg", 5);
+	CHECK(corpus > 0);
+	printf("test_fuzz_seg: %d corpus inputs\n", corpus);
 	printf("test_fuzz_seg: seed %#llx, %d inputs\n", (unsigned long long)seed, runs);
 	for (int i = 0; i < runs; i++) {
 		size_t n = 3 * (1 + t_rand(&seed) % 32);
