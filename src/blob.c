@@ -15,6 +15,7 @@
  * spinning until some writer comes. */
 #include <errno.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,7 +287,10 @@ static int64_t blob_version(const shmkit_blob *b)
 	int r = shmkit_seg_check(b->seg);
 	if (r < 0)
 		return r;
-	return (int64_t)atomic_load_explicit(&b->ctl->version, memory_order_acquire);
+	uint64_t v = atomic_load_explicit(&b->ctl->version, memory_order_acquire);
+	/* 2^63 writes take centuries: a larger count is a peer's store, and would read
+	 * as an error code if returned. */
+	return v > INT64_MAX ? -EPROTO : (int64_t)v;
 }
 
 /* ---- the SIGBUS guard: every call that touches the segment, as one guarded call ---- */

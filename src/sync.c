@@ -79,6 +79,8 @@ enum { ST_CONSISTENT = 0, ST_OWNER_DIED = 1, ST_NOT_RECOVERABLE = 2 };
 /* A zero timeout looks at most this many times: a peer flipping the owner word must
  * not turn a try into a loop. */
 #define TRY_LOOKS 4
+/* PID_MAX_LIMIT on 64-bit Linux: no thread id is larger. */
+#define TID_LIMIT 4194304u
 
 static _Atomic uint64_t *owner_of(shmkit_mutex *m)
 {
@@ -243,7 +245,8 @@ static int take_dead(shmkit_mutex *m, uint64_t o, const struct self *me)
 		return 0;
 	if (t == me->tid)
 		return held == 0;
-	if (syscall(SYS_tgkill, me->pid, (pid_t)t, 0) == 0 || errno != ESRCH)
+	/* A tid no thread can have (above PID_MAX_LIMIT) names nobody, like a dead one. */
+	if (t <= TID_LIMIT && (syscall(SYS_tgkill, me->pid, (pid_t)t, 0) == 0 || errno != ESRCH))
 		return 0;
 	/* Acquire: what the exited holder wrote before it exited. */
 	return atomic_compare_exchange_strong_explicit(word(&m->tid), &t, me->tid,

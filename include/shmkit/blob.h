@@ -60,7 +60,9 @@ SHMKIT_API int shmkit_blob_write(shmkit_blob *b, const void *buf, size_t len);
 SHMKIT_API ssize_t shmkit_blob_read(const shmkit_blob *b, void *buf, size_t cap,
 				    uint64_t *version);
 
-/** shmkit_blob_version() - number of completed writes so far; -EIDRM if deleted. */
+/** shmkit_blob_version() - number of completed writes so far; -EIDRM if deleted,
+ * -EPROTO if the version word holds 2^63 or more (a peer wrote it), -EFAULT (see
+ * shmkit_guard_sigbus()), -EINVAL (NULL). Lock-free. Since 0.1. */
 SHMKIT_API int64_t shmkit_blob_version(const shmkit_blob *b);
 
 /** shmkit_blob_seg() - the blob's segment, for shmkit_seg_stat() and the like. */
