@@ -56,6 +56,8 @@ int shmkit__futex_wake(_Atomic uint32_t *word, int count)
 
 const char *shmkit_strerror(int err)
 {
+	if (err == INT_MIN)
+		return "Unknown error"; /* -INT_MIN is not an int */
 	if (err < 0)
 		err = -err;
 	if (err == 0)
