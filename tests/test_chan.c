@@ -1404,7 +1404,7 @@ static void test_poll_fd(void)
 	CHECK(pipe(to_child) == 0 && pipe(from_child) == 0);
 	const int rounds = 300;
 	for (int variant = 0; variant < 2; variant++) {
-		pid_t pid = fork();
+		pid_t pid = t_fork_raw(); /* dies with us: a failed check never leaves it blocked */
 		CHECK(pid >= 0);
 		if (pid == 0) {
 			shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
@@ -1429,9 +1429,10 @@ static void test_poll_fd(void)
 		CHECK(read(from_child[0], &ready, 1) == 1);
 		for (int i = 0; i < rounds; i++) {
 			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), -EAGAIN);
-			/* The producer shares our pid namespace: watched through a pidfd. */
+			/* The producer shares our pid namespace: watched through a pidfd (where
+			 * the kernel, or valgrind, has pidfd_open; else through the timer). */
 			if (i == 0)
-				CHECK_EQ(t_count_pidfds(), 1);
+				CHECK_EQ(t_count_pidfds(), t_have_pidfd());
 			if (i % 50 == 0)
 				CHECK(!poll_in(fd, 0)); /* nothing to do: not readable */
 			CHECK(write(to_child[1], "g", 1) == 1);

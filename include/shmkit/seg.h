@@ -149,14 +149,15 @@ SHMKIT_API int shmkit_seg_delete(shmkit_seg *seg);
  * Returns 0, -ENOENT, -EACCES, -EPERM, -EINVAL, -EADDRINUSE, or another -errno. */
 SHMKIT_API int shmkit_seg_unlink(const char *name, unsigned flags);
 
-/** shmkit_seg_data() - the mapped data area (after the header). Never NULL. */
+/** shmkit_seg_data() - the mapped data area (after the header); NULL only for a NULL
+ * handle. Since 0.1. */
 SHMKIT_API void *shmkit_seg_data(const shmkit_seg *seg);
 
-/** shmkit_seg_size() - bytes in the data area. */
+/** shmkit_seg_size() - bytes in the data area; 0 for a NULL handle. Since 0.1. */
 SHMKIT_API size_t shmkit_seg_size(const shmkit_seg *seg);
 
-/** shmkit_seg_check() - 0 while the segment is usable, -EIDRM once it was deleted
- * (by any process), -EFAULT once the handle met a truncation of the segment (only
+/** shmkit_seg_check() - 0 while the segment is usable, -EINVAL for a NULL handle,
+ * -EIDRM once it was deleted (by any process), -EFAULT once the handle met a truncation of the segment (only
  * with shmkit_guard_sigbus(); without it that truncation raises SIGBUS). One atomic
  * load; thread-safe. Since 0.1. */
 SHMKIT_API int shmkit_seg_check(const shmkit_seg *seg);
@@ -164,8 +165,8 @@ SHMKIT_API int shmkit_seg_check(const shmkit_seg *seg);
 /** shmkit_seg_created() - 1 if this handle created the segment, 0 if it opened it. */
 SHMKIT_API int shmkit_seg_created(const shmkit_seg *seg);
 
-/** shmkit_seg_fd() - the POSIX descriptor (owned by the handle), or -ENOTSUP for
- * System V. Since 0.1. */
+/** shmkit_seg_fd() - the POSIX descriptor (owned by the handle), -ENOTSUP for
+ * System V, -EINVAL for a NULL handle. Since 0.1. */
 SHMKIT_API int shmkit_seg_fd(const shmkit_seg *seg);
 
 /** shmkit_seg_stat() - describe the segment behind a handle.

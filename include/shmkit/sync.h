@@ -89,13 +89,14 @@ SHMKIT_API uint32_t shmkit_event_prepare(const shmkit_event *ev);
  * @seen: value from shmkit_event_prepare(); returns at once if the counter moved.
  * @timeout_ns: 0 never sleeps (-EAGAIN if unchanged), <0 forever, >0 nanoseconds.
  * Returns 0 (signalled, or spuriously woken: recheck your condition), -EAGAIN,
- * -ETIMEDOUT, -EINTR (a signal handler ran; with SA_RESTART, a wait without timeout
+ * -ETIMEDOUT, -EINVAL (NULL @ev), -EINTR (a signal handler ran; with SA_RESTART, a wait without timeout
  * resumes instead, but a timed one still returns -EINTR). Blocks. Thread- and process-safe. Since 0.1. */
 SHMKIT_API int shmkit_event_wait(shmkit_event *ev, uint32_t seen, int64_t timeout_ns);
 
 /** shmkit_event_signal() - bump the counter and wake one (@all = 0) or all sleepers.
  * A single atomic increment and load when nobody sleeps. Returns the number of
- * processes woken (>= 0), or -errno from the futex. Never blocks. Since 0.1. */
+ * processes woken (>= 0), -EINVAL (NULL @ev), or -errno from the futex. Never
+ * blocks. Since 0.1. */
 SHMKIT_API int shmkit_event_signal(shmkit_event *ev, int all);
 
 #ifdef __cplusplus
