@@ -379,6 +379,13 @@ static inline shmkit_chan *t_chan_open_ok(const char *name, unsigned role, size_
 	return ch;
 }
 
+/* 1 under valgrind, which preloads its own libraries into the program it runs. */
+static inline int t_under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+	return p && strstr(p, "vgpreload") != NULL;
+}
+
 /* 1 if pidfd_open(2) works here (valgrind 3.19 does not know it: ENOSYS). */
 static inline int t_have_pidfd(void)
 {

@@ -1542,7 +1542,9 @@ static void test_leaks(void)
 		shmkit_chan_close(p);
 	}
 	CHECK_EQ(t_count_fds(), fds);
-	CHECK_EQ(t_count_maps(), maps);
+	/* Valgrind maps memory of its own into the program as it goes. */
+	if (!t_under_valgrind())
+		CHECK_EQ(t_count_maps(), maps);
 	shmkit_chan_close(keep);
 	shmkit_chan_close(keep2);
 	CHECK_OK(shmkit_seg_unlink(name, 0));
