@@ -1433,8 +1433,10 @@ static void test_poll_fd(void)
 			 * the kernel, or valgrind, has pidfd_open; else through the timer). */
 			if (i == 0)
 				CHECK_EQ(t_count_pidfds(), t_have_pidfd());
-			if (i % 50 == 0)
-				CHECK(!poll_in(fd, 0)); /* nothing to do: not readable */
+			/* Nothing to do: not readable (the timer that stands in for a pidfd
+			 * makes it readable every tick, by design). */
+			if (i % 50 == 0 && t_have_pidfd())
+				CHECK(!poll_in(fd, 0));
 			CHECK(write(to_child[1], "g", 1) == 1);
 			int k = 0;
 			while (k < 1 + i % 3) {
