@@ -45,7 +45,7 @@
  * seq_cst store and then checks p_state, at the latest just before it sleeps.
  *
  * Liveness. A role word holds its holder's liveness token (src/live.c): a random
- * id naming a file in /dev/shm on which the holder keeps an OFD lock that the kernel
+ * id naming a file in /dev/shm on which the holder keeps a record lock that the kernel
  * drops when it dies. The word is claimed with CAS; whether its holder lives is only
  * ever asked of shmkit__live_check(), which means the same in every pid namespace
  * (two containers sharing /dev/shm see each other's pids in the wrong namespace, so a

@@ -3,18 +3,24 @@
  * A pid says nothing across containers: two processes that share /dev/shm but not a
  * pid namespace see each other's pids in the wrong namespace (a live producer was
  * reported dead). So every process that needs to be seen alive owns a token: a random
- * nonzero 64-bit id and a file /dev/shm/.shmkit-live-<16 hex> on which it holds an
- * open-file-description write lock. The kernel drops that lock when the last
- * descriptor of the description goes, which is at death at the latest; the answer is
- * the same from every pid namespace that shares the file. Whoever wants to know asks
- * F_OFD_GETLK: a held lock is a live process, an unlocked or missing file a dead one.
+ * nonzero 64-bit id and a file /dev/shm/.shmkit-live-<16 hex> on which it holds a
+ * write lock. The kernel drops that lock when the process dies, whatever kills it; the
+ * answer is the same from every pid namespace that shares the file. Whoever wants to
+ * know asks F_OFD_GETLK: a held lock is a live process, an unlocked or missing file a
+ * dead one.
+ *
+ * The lock is a classic POSIX record lock (F_SETLK), not an open-file-description
+ * one: it belongs to the process, so no child inherits it, however made (a child of a
+ * raw clone() or syscall(SYS_fork) runs no atfork handler, and with an OFD lock would
+ * keep its dead parent looking alive). Its one trap, that closing any descriptor of
+ * the file drops it, is avoided by never opening our own token's file again (checks
+ * and sweeps skip it).
  *
  * The file appears under its name only once it is locked (an O_TMPFILE linked into
- * place), so "exists but unlocked" always means "its owner died". A token is only
- * ever proof of life for the process that made it: a forked child drops the inherited
- * descriptor (otherwise the parent would look alive as long as the child lives) and
- * makes its own token on first use. Words read from shared memory are hostile: a token
- * is only ever formatted into a file name, never trusted beyond that.
+ * place), so "exists but unlocked" always means "its owner died". A forked child
+ * closes the inherited descriptor and makes its own token on first use. Words read
+ * from shared memory are hostile: a token is only ever formatted into a file name,
+ * never trusted beyond that.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,9 +60,9 @@ static void token_path(uint64_t tok, char *buf, size_t n)
 	snprintf(buf, n, LIVE_DIR "/" LIVE_PREFIX "%016llx", (unsigned long long)tok);
 }
 
-/* In a forked child: the inherited descriptor shares the parent's lock. Closing it
- * here drops nothing (the parent still holds its own descriptor), and keeps the child
- * from making a dead parent look alive. The child makes its own token if it needs one. */
+/* In a forked child: the parent's lock was not inherited, and closing the inherited
+ * descriptor drops none of the parent's (a lock is the process's own). The child makes
+ * its own token if it needs one. */
 static void live_atfork_child(void)
 {
 	if (live_fd >= 0)
@@ -115,7 +121,7 @@ static int token_make(uint64_t *tok, int *fdp)
 		}
 		/* Readable by everyone, so any user can ask whether we live; fchmod because
 		 * open's mode is reduced by the umask. */
-		int r = fchmod(fd, 0644) < 0 ? -errno : lock_fd(fd, F_WRLCK, F_OFD_SETLK, &fl);
+		int r = fchmod(fd, 0644) < 0 ? -errno : lock_fd(fd, F_WRLCK, F_SETLK, &fl);
 		if (r < 0) {
 			if (named)
 				unlink(path);

@@ -283,6 +283,42 @@ static void die_holding(int how, int64_t timeout)
 	CHECK_EQ(shmkit_mutex_lock(&sh->m, -1), -EDEADLK);
 }
 
+/* Locks the mutex, then makes a child with the raw fork system call (no atfork
+ * handler runs in it) that outlives us, and waits to be killed. */
+static int hold_with_raw_child(void *arg)
+{
+	(void)arg;
+	if (shmkit_mutex_lock(&sh->m, -1) != 0)
+		return 1;
+	pid_t c = (pid_t)syscall(SYS_fork);
+	if (c == 0) {
+		struct timespec ts = {3, 0};
+		nanosleep(&ts, NULL);
+		_exit(0);
+	}
+	atomic_store(&sh->state, 1);
+	for (;;)
+		pause();
+}
+
+/* A holder killed while a child it made without fork(3) lives on is dead all the
+ * same: the child does not inherit what proves its parent alive. */
+static void test_mutex_owner_death_raw_child(void)
+{
+	reset();
+	atomic_store(&sh->state, 0);
+	pid_t pid = t_fork(hold_with_raw_child, NULL);
+	CHECK(pid > 0);
+	await_int(&sh->state, 1);
+	kill(pid, SIGKILL);
+	t_wait(pid);
+	int64_t t0 = t_now_ns();
+	CHECK_EQ(shmkit_mutex_lock(&sh->m, 2 * SHMKIT_SEC), -EOWNERDEAD);
+	CHECK(t_now_ns() - t0 < SHMKIT_SEC);
+	CHECK_EQ(shmkit_mutex_consistent(&sh->m), 0);
+	CHECK_EQ(shmkit_mutex_unlock(&sh->m), 0);
+}
+
 static void test_mutex_owner_death(void)
 {
 	const int64_t timeouts[] = {0, -1, 5 * SHMKIT_SEC};
@@ -1338,6 +1374,7 @@ int main(void)
 	T_RUN(test_mutex_basic());
 	T_RUN(test_mutex_other_process());
 	T_RUN(test_mutex_owner_death());
+	T_RUN(test_mutex_owner_death_raw_child());
 	T_RUN(test_mutex_count_processes());
 	T_RUN(test_mutex_hostile_words());
 	T_RUN(test_mutex_hostile_bytes());

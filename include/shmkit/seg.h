@@ -176,7 +176,7 @@ SHMKIT_API int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *in
 
 /** shmkit_live_sweep() - remove the liveness tokens of processes that died.
  * Every process that creates segments or takes a role owns a token: an empty file
- * /dev/shm/.shmkit-live-<16 hex digits> on which it holds an open-file-description lock
+ * /dev/shm/.shmkit-live-<16 hex digits> on which it holds a record lock
  * that the kernel releases when it dies; peers ask the lock whether it lives, which is
  * right in every pid namespace that shares /dev/shm. A process removes its own token at
  * exit; a killed one leaves it (unlocked), which this removes. Only tokens this caller
