@@ -239,8 +239,12 @@ static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsi
 	if (fd < 0)
 		return -errno;
 	seg->fd = fd;
-	/* shm_open's mode is reduced by the umask; fchmod applies the caller's exactly. */
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)total) < 0) {
+	/* open's mode is reduced by the umask; fchmod applies the caller's exactly. A
+	 * persistent segment also gets the sticky bit (meaningless on a file otherwise):
+	 * only its owner can change a mode, so unlike a header word, no peer that may
+	 * write the segment can take that mark away and expose it to gc. */
+	mode_t m = mode | ((seg->flags & SHMKIT_SEG_PERSIST) ? S_ISVTX : 0);
+	if (fchmod(fd, m) < 0 || ftruncate(fd, (off_t)total) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -778,6 +782,7 @@ static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 		if (fstat(seg->fd, &st) < 0)
 			return -errno;
 		info->mode = st.st_mode & 0777;
+		info->persistent = (st.st_mode & S_ISVTX) != 0; /* the owner's mark: see create_posix() */
 		info->uid = st.st_uid;
 		info->gid = st.st_gid;
 		info->total_size = (uint64_t)st.st_size;
@@ -793,7 +798,9 @@ static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 	info->kind = __atomic_load_n(&h->kind, __ATOMIC_RELAXED);
 	info->state = atomic_load_explicit(&h->state, memory_order_acquire);
 	info->creator_pid = __atomic_load_n(&h->creator_pid, __ATOMIC_RELAXED);
-	info->persistent = (__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & SHMKIT_HDR_PERSIST) != 0;
+	/* System V has no mode bit to spare: its mark is the header's. */
+	if (seg->flags & SHMKIT_SEG_SYSV)
+		info->persistent = (__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & SHMKIT_HDR_PERSIST) != 0;
 	info->creator_alive = creator_alive(seg, h);
 	info->ctime_ns = __atomic_load_n(&h->ctime_ns, __ATOMIC_RELAXED);
 	info->data_size = __atomic_load_n(&h->data_size, __ATOMIC_RELAXED);

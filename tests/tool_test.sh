@@ -370,6 +370,9 @@ if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
 	setpriv --reuid 65534 --regid 65534 --clear-groups "$tool" send "/$tag-nobody" </dev/null
 	[ -f "/dev/shm/$tag-nobody" ] && other_user=1
 fi
+# A peer that may write the segment clears the header's persistent flag (byte 52): the
+# mark gc trusts is the sticky mode bit, which only the owner can change.
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(52); f.write(bytes(4))' "/dev/shm/$tag-keep"
 "$tool" gc --dry-run >"$tmp/gc"
 check "gc --dry-run would remove the unused one" grep -qF "would remove posix segment /$tag-dead:" "$tmp/gc"
 check "gc --dry-run says the persistent one stays, and why" grep -qF "keep posix segment /$tag-keep: persistent" "$tmp/gc"

@@ -30,9 +30,11 @@ enum shmkit_seg_flags {
 	SHMKIT_SEG_RDONLY = 1u << 2, /**< map read-only (cannot be combined with CREATE) */
 	SHMKIT_SEG_SYSV = 1u << 3,   /**< System V backend (shmget) instead of POSIX */
 	SHMKIT_SEG_RAW = 1u << 4,    /**< no shmkit header: the whole object is data */
-	SHMKIT_SEG_PERSIST = 1u << 5, /**< with CREATE: recorded in the header; shmkit gc
-	                                * never collects the segment (data meant to outlive
-	                                * its creator, such as a configuration blob) */
+	SHMKIT_SEG_PERSIST = 1u << 5, /**< with CREATE: shmkit gc never collects the
+	                                * segment (data meant to outlive its creator, such
+	                                * as a configuration blob). POSIX: the object's
+	                                * sticky mode bit, which only its owner can change;
+	                                * System V: a header flag */
 };
 
 /** What a segment holds; recorded in its header and checked at open. */
