@@ -19,6 +19,10 @@
 /* How long an opener waits for a creator to publish READY. Creation is a handful of
  * system calls, so this only expires when the creator died or was stopped. */
 #define OPEN_WAIT_NS (2 * SHMKIT_SEC)
+/* How long a System V segment still being created may stay without its creator
+ * attached, when the kernel cannot show us the creator (another pid namespace),
+ * before it counts as abandoned. */
+#define UNATTACHED_NS (500 * SHMKIT_MSEC)
 /* Times create-or-open retries when the segment vanishes between its two steps. */
 #define OPEN_RETRIES 16
 /* The largest data area we accept: far beyond any real /dev/shm, small enough that
@@ -317,8 +321,11 @@ fail:
  * else; for System V also the kernel's own accounting, which covers a creator killed
  * before it wrote a word: it attaches right after shmget() and stays attached until
  * it publishes, so a segment nobody else is attached to, whose creator the kernel
- * shows dead (or which has been unattached for seconds), will never be finished. */
-static int creator_gone(const struct shmkit_seg *seg, const struct shmkit__hdr *h)
+ * shows dead (or, when the creator is not visible from our pid namespace, that stays
+ * unattached for UNATTACHED_NS while we wait), will never be finished.
+ * *unattached_since: when we first saw it so, or 0. */
+static int creator_gone(const struct shmkit_seg *seg, const struct shmkit__hdr *h,
+			int64_t *unattached_since)
 {
 	uint64_t tok = __atomic_load_n(&h->creator_token, __ATOMIC_RELAXED);
 	int alive = tok ? shmkit__live_check(tok) : -1;
@@ -327,12 +334,18 @@ static int creator_gone(const struct shmkit_seg *seg, const struct shmkit__hdr *
 	if (!(seg->flags & SHMKIT_SEG_SYSV))
 		return 0;
 	struct shmid_ds ds;
-	if (shmctl(seg->shmid, IPC_STAT, &ds) < 0 || ds.shm_nattch > 1) /* 1: ourselves */
+	if (shmctl(seg->shmid, IPC_STAT, &ds) < 0 || ds.shm_nattch > 1) { /* 1: ourselves */
+		*unattached_since = 0;
 		return 0;
+	}
 	/* shm_cpid is translated into our pid namespace: 0 when not visible from it. */
 	if (ds.shm_cpid > 0 && kill(ds.shm_cpid, 0) < 0 && errno == ESRCH)
 		return 1;
-	return time(NULL) - ds.shm_ctime > 2;
+	/* A live creator is attached within microseconds of shmget(). */
+	int64_t now = shmkit__now_ns();
+	if (*unattached_since == 0)
+		*unattached_since = now;
+	return now - *unattached_since >= UNATTACHED_NS;
 }
 
 /* Wait, bounded, for the creator to publish READY; then the header may be read.
@@ -341,6 +354,7 @@ static int creator_gone(const struct shmkit_seg *seg, const struct shmkit__hdr *
 static int wait_ready(const struct shmkit_seg *seg, int64_t deadline)
 {
 	const struct shmkit__hdr *h = seg->hdr;
+	int64_t unattached_since = 0;
 	for (unsigned spins = 0;; spins++) {
 		/* Pairs with the release store in publish(). */
 		uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -357,11 +371,13 @@ static int wait_ready(const struct shmkit_seg *seg, int64_t deadline)
 			return -EPROTO;
 		/* The creator may have published and exited since we loaded state: only a
 		 * state read after its death is final, since the dead write nothing more. */
-		if (spins >= 16 && creator_gone(seg, h) &&
+		if (spins >= 16 && creator_gone(seg, h, &unattached_since) &&
 		    atomic_load_explicit(&h->state, memory_order_acquire) == SHMKIT_STATE_INIT)
 			return -EOWNERDEAD;
+		/* Still INIT: a System V creation that has not finished (POSIX never gets
+		 * here with a zero magic). */
 		if (shmkit__now_ns() > deadline)
-			return magic == SHMKIT_MAGIC ? -ETIMEDOUT : -EPROTO;
+			return -ETIMEDOUT;
 		if (spins < 64) {
 			shmkit__cpu_relax();
 		} else {

@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 
 #include "common.h"
+#include "internal.h"
 
 #define P SHMKIT_CHAN_PRODUCER
 #define C SHMKIT_CHAN_CONSUMER
@@ -444,6 +445,43 @@ static void test_creator_in_ns(unsigned backend)
 	munmap(s, sizeof *s);
 }
 
+/* Create-or-open of an abandoned System V creation (a header never written: the
+ * creator died right after shmget) from a pid namespace that cannot see its creator:
+ * the kernel's attach count alone proves it abandoned, within a second. */
+static int ns_reopen_abandoned(void *arg)
+{
+	struct sctx *x = arg;
+	shmkit_seg *g = NULL;
+	int64_t t0 = t_now_ns();
+	int r = shmkit_seg_open(x->name, SHMKIT_KIND_DATA, 100, 0, SHMKIT_SEG_SYSV | SHMKIT_SEG_CREATE, &g);
+	if (r < 0)
+		fprintf(stderr, "in the namespace: create-or-open: %s after %.2f s\n", shmkit_strerror(r),
+			(double)(t_now_ns() - t0) / 1e9);
+	NS_CHECK(x->s, r == 0);
+	NS_CHECK(x->s, shmkit_seg_created(g) == 1);
+	NS_CHECK(x->s, t_now_ns() - t0 < 3 * SHMKIT_SEC / 2);
+	shmkit_seg_close(g);
+	atomic_store(&x->s->verdict, 1);
+	return T_PASS;
+}
+
+static void test_abandoned_sysv_from_ns(void)
+{
+	const char *name = t_name("abandoned-sysv");
+	struct shared *s = shared_new();
+	struct sctx x = {name, s, SHMKIT_SEG_SYSV};
+	shmkit_seg *g;
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, SHMKIT_SEG_SYSV | SHMKIT_SEG_CREATE, &g));
+	/* As a creator killed before its first store leaves it: all zero, INIT. */
+	memset(shmkit__seg_hdr(g), 0, sizeof(struct shmkit__hdr));
+	shmkit_seg_close(g);
+	pid_t inner, mid = ns_spawn(ns_reopen_abandoned, &x, &inner);
+	CHECK_EQ(t_wait(mid), T_PASS);
+	CHECK_EQ(atomic_load(&s->verdict), 1);
+	CHECK_OK(shmkit_seg_unlink(name, SHMKIT_SEG_SYSV));
+	munmap(s, sizeof *s);
+}
+
 /* ---- the tool, as the issue reported it ---- */
 
 /* `unshare -p -f --mount-proc shmkit send NAME` fed lines (with pauses, so that the
@@ -518,5 +556,6 @@ int main(int argc, char **argv)
 	RUN(want, "tool", test_tool_send_in_ns());
 	RUN(want, "creator", test_creator_in_ns(0));
 	RUN(want, "creator_sysv", test_creator_in_ns(SHMKIT_SEG_SYSV));
+	RUN(want, "abandoned_sysv", test_abandoned_sysv_from_ns());
 	return T_PASS;
 }
