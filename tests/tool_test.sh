@@ -414,6 +414,12 @@ holders=""
 check "gc removes the liveness token of a dead process" [ ! -e "/dev/shm/$token" ]
 check "once its users are gone, gc removes it" [ ! -e "/dev/shm/$tag (deleted)" ]
 check "gc still leaves the persistent segment" [ -e "/dev/shm/$tag-keep" ]
+# A POSIX name in the System V forms would be taken for another segment by every
+# other command: create refuses it (the /-prefixed name stays possible).
+"$tool" create "id:$$" 4k 2>/dev/null
+check "create refuses a POSIX name of the form id:N" [ $? -eq 2 ] && [ ! -e "/dev/shm/id:$$" ]
+"$tool" create "0x$$" 4k 2>/dev/null
+check "create refuses a POSIX name of the form 0x..." [ $? -eq 2 ] && [ ! -e "/dev/shm/0x$$" ]
 "$tool" create --temporary "/$tag-temp" 100
 "$tool" gc >"$tmp/gc"
 check "create --temporary makes a segment gc removes" [ ! -e "/dev/shm/$tag-temp" ]

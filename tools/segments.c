@@ -1002,6 +1002,14 @@ int shmkit_cmd_create(int argc, char **argv)
 	}
 	if (!name || !size_arg)
 		return usage_error(usage);
+	/* Every other command reads these forms as a System V id or key: a POSIX segment
+	 * so named would be mistaken for another segment there. */
+	if (!(flags & SHMKIT_SEG_SYSV) &&
+	    (!strncmp(name, "id:", 3) || (name[0] == '0' && (name[1] == 'x' || name[1] == 'X')))) {
+		fprintf(stderr, "shmkit create: %s: names of the form id:N and 0x... reach System V "
+				"segments by id or key; give another name (or /%s)\n", name, name);
+		return SHMKIT_EXIT_USAGE;
+	}
 	char *end;
 	errno = 0;
 	unsigned long long size = strtoull(size_arg, &end, 0);

@@ -86,7 +86,8 @@ struct shmkit_seg_info {
  * @size: data bytes. Required (> 0) when creating; when opening, 0 accepts any size and
  *   anything else must equal the segment's data size (RAW: at most its size).
  * @mode: permission bits at creation (0777 at most, else -EINVAL), applied exactly
- *   (not reduced by the umask); 0 means 0600. Not used when opening.
+ *   (not reduced by the umask); 0 means 0600. Otherwise not used when opening (but
+ *   bits outside 0777 still get -EINVAL).
  * @flags: enum shmkit_seg_flags.
  * @out: receives the handle; NULL on failure.
  * Creation is race-free: the creator fills the header and publishes it "ready";
