@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <shmkit/shmkit.h>
+#include "fuzz_common.h"
 
 #define FB_SIZE 200u                   /* snapshot bytes */
 #define FB_AREA (256u + 2u * 256u)     /* src/blob.c: control block, then 2 slots of 256 */
@@ -72,31 +73,10 @@ static int fb_setup(void)
 
 static void fb_patch(const uint8_t *data, size_t size, int phase)
 {
-	unsigned char *area = shmkit_seg_data(fb_seg);
-	size_t i = 1;
-	while (i + 3 <= size) {
-		unsigned off = (unsigned)data[i] | (unsigned)data[i + 1] << 8;
-		size_t n = data[i + 2];
-		i += 3;
-		if (n > size - i)
-			n = size - i;
-		if ((int)(off >> 15) == phase) {
-			size_t at = (off & 0x7fffu) % FB_AREA;
-			size_t m = n < FB_AREA - at ? n : FB_AREA - at;
-			memcpy(area + at, data + i, m);
-		}
-		i += n;
-	}
+	fuzz_patch(shmkit_seg_data(fb_seg), FB_AREA, data, size, phase);
 }
 
-/* A violated promise: say which, then abort (libFuzzer keeps the input). */
-#define fb_check(cond)                                                                           \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);           \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#define fb_check(cond) fuzz_check(cond)
 
 static int fb_is_err(long long r)
 {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <shmkit/shmkit.h>
+#include "fuzz_common.h"
 
 /* The layout of src/chan.c (its _Static_asserts pin these). */
 #define FZ_CAP 4096u
@@ -88,21 +89,7 @@ static int fz_setup(void)
 
 static void fz_patch(const uint8_t *data, size_t size, int phase)
 {
-	unsigned char *area = shmkit_seg_data(fz_seg);
-	size_t i = 1;
-	while (i + 3 <= size) {
-		unsigned off = (unsigned)data[i] | (unsigned)data[i + 1] << 8;
-		size_t n = data[i + 2];
-		i += 3;
-		if (n > size - i)
-			n = size - i;
-		if ((int)(off >> 15) == phase) {
-			size_t at = (off & 0x7fffu) % FZ_AREA;
-			size_t m = n < FZ_AREA - at ? n : FZ_AREA - at;
-			memcpy(area + at, data + i, m);
-		}
-		i += n;
-	}
+	fuzz_patch(shmkit_seg_data(fz_seg), FZ_AREA, data, size, phase);
 }
 
 static void fz_check(int cond)

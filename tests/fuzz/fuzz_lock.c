@@ -23,20 +23,14 @@
 #include <unistd.h>
 
 #include <shmkit/shmkit.h>
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static unsigned char *fl_pages; /* guard, page, guard */
 static long fl_page;
 
-/* A violated promise: say which, then abort (libFuzzer keeps the input). */
-#define fl_check(cond)                                                                           \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);           \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#define fl_check(cond) fuzz_check(cond)
 
 static int fl_setup(void)
 {
