@@ -73,6 +73,15 @@ int shmkit__live_token(uint64_t *tok);
 /* 1 if the process owning tok is alive, 0 if it died or tok names no token (0,
  * garbage), -errno if it cannot be told. About three system calls: slow paths only. */
 int shmkit__live_check(uint64_t tok);
+/* A POSIX creator binds the segment behind seg_fd to its token (a hard link to the
+ * token file named by the segment's inode), so that its liveness can be told without
+ * trusting header words. Best effort. */
+void shmkit__live_bind(int seg_fd);
+/* The bound creator of the POSIX segment with inode seg_ino owned by seg_uid: 1 alive,
+ * 0 dead, -ENOENT no binding, other -errno: cannot tell. */
+int shmkit__live_owner(uint64_t seg_ino, uid_t seg_uid);
+/* Remove the binding of a deleted segment (best effort). */
+void shmkit__live_unbind(uint64_t seg_ino);
 
 
 /* Monotonic clock in nanoseconds. */

@@ -38,6 +38,8 @@
 
 #define LIVE_DIR "/dev/shm"
 #define LIVE_PREFIX ".shmkit-live-"
+/* A creator's hard link to its token, named by the inode of a segment it created. */
+#define OWNER_PREFIX ".shmkit-owner-"
 /* The byte we lock: any offset works (locks may lie past the end of a file). */
 #define LIVE_BYTE 0
 
@@ -54,6 +56,8 @@ static int live_fd = -1;
 static int live_atfork_done;
 
 static int sweep(unsigned max_probes);
+static int sweep_owners(void);
+static int fd_locked(int fd);
 
 static void token_path(uint64_t tok, char *buf, size_t n)
 {
@@ -167,9 +171,11 @@ int shmkit__live_token(uint64_t *tok)
 			r = token_make(&live_tok, &live_fd);
 		if (r == 0) {
 			atomic_store_explicit(&live_pid, me, memory_order_release);
-			/* Killed processes leave their tokens behind; each new token clears a
-			 * few, so that they cannot pile up in /dev/shm. */
+			/* Killed processes leave their tokens behind, and segments removed
+			 * by other means their creators' links; each new token clears a few
+			 * tokens and every orphaned link, so neither piles up in /dev/shm. */
 			sweep(SWEEP_PROBES);
+			sweep_owners();
 		}
 	}
 	if (r == 0)
@@ -221,6 +227,136 @@ int shmkit__live_check(uint64_t tok)
 	return r;
 }
 
+/* ---- who created a POSIX segment, in a way no peer can rewrite ----
+ *
+ * A header word naming the creator can be rewritten by anyone who may write the
+ * segment, and made to name nobody: a live creator would then look dead to gc. So a
+ * POSIX creator also makes a hard link to its token file named by the new segment's
+ * inode. The link is the token's inode, so the creator's lock shows through it (alive
+ * while it lives, unlocked once dead, even after the token's own name is swept); it
+ * belongs to the creator's user, so nobody else can make or change one for a segment
+ * of that user (linking another user's file is refused by protected_hardlinks); and
+ * it names the segment by what the kernel gives (its inode), not by header words. */
+
+static void owner_path(uint64_t ino, char *buf, size_t n)
+{
+	snprintf(buf, n, LIVE_DIR "/" OWNER_PREFIX "%016llx", (unsigned long long)ino);
+}
+
+/* Our token file's inode, or 0. */
+static uint64_t own_token_ino(void)
+{
+	struct stat st;
+	if (atomic_load_explicit(&live_pid, memory_order_acquire) != getpid() || live_fd < 0 ||
+	    fstat(live_fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+void shmkit__live_bind(int seg_fd)
+{
+	uint64_t tok;
+	struct stat st, ln;
+	char tpath[64], opath[64];
+	if (shmkit__live_token(&tok) < 0 || fstat(seg_fd, &st) < 0)
+		return;
+	token_path(tok, tpath, sizeof tpath);
+	owner_path((uint64_t)st.st_ino, opath, sizeof opath);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (link(tpath, opath) == 0 || errno != EEXIST)
+			return; /* best effort: without the link the creator is "unknown" */
+		/* Left by a segment of the same inode number that is gone; its creator's
+		 * link is ours to replace once that creator is dead. */
+		if (lstat(opath, &ln) < 0 || (uint64_t)ln.st_ino == own_token_ino())
+			return;
+		int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		int alive = fd < 0 ? 1 : fd_locked(fd);
+		if (fd >= 0)
+			close(fd);
+		if (alive != 0 || unlink(opath) < 0)
+			return;
+	}
+}
+
+int shmkit__live_owner(uint64_t seg_ino, uid_t seg_uid)
+{
+	char opath[64];
+	struct stat a, b;
+	owner_path(seg_ino, opath, sizeof opath);
+	if (lstat(opath, &a) < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (!S_ISREG(a.st_mode) || a.st_uid != seg_uid)
+		return -EPROTO; /* not a link its creator's user made */
+	/* Our own token: alive, and never opened here (closing a descriptor of it would
+	 * drop our record lock). */
+	if ((uint64_t)a.st_ino == own_token_ino())
+		return 1;
+	int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	int r = fstat(fd, &b) < 0 ? -errno : b.st_ino != a.st_ino ? -EAGAIN : fd_locked(fd);
+	close(fd);
+	return r;
+}
+
+void shmkit__live_unbind(uint64_t seg_ino)
+{
+	char opath[64];
+	owner_path(seg_ino, opath, sizeof opath);
+	unlink(opath); /* best effort: sweep_owners() removes what is left */
+}
+
+/* Remove owner links whose segment is gone (no entry of /dev/shm has that inode). */
+static int sweep_owners(void)
+{
+	DIR *d = opendir(LIVE_DIR);
+	struct dirent *de;
+	uint64_t *inos = NULL;
+	size_t n = 0, cap = 0;
+	int removed = 0;
+	if (!d)
+		return -errno;
+	/* Pass 1: the inodes of everything that may be a segment. */
+	while ((de = readdir(d))) {
+		if (!strncmp(de->d_name, LIVE_PREFIX, sizeof LIVE_PREFIX - 1) ||
+		    !strncmp(de->d_name, OWNER_PREFIX, sizeof OWNER_PREFIX - 1))
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			uint64_t *p = realloc(inos, c * sizeof *p);
+			if (!p) {
+				free(inos);
+				closedir(d);
+				return -ENOMEM;
+			}
+			inos = p;
+			cap = c;
+		}
+		inos[n++] = (uint64_t)de->d_ino;
+	}
+	/* Pass 2: owner links naming none of them. */
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		const char *hex = de->d_name + sizeof OWNER_PREFIX - 1;
+		if (strncmp(de->d_name, OWNER_PREFIX, sizeof OWNER_PREFIX - 1) != 0 ||
+		    strlen(hex) != 16 || strspn(hex, "0123456789abcdef") != 16)
+			continue;
+		uint64_t ino = strtoull(hex, NULL, 16);
+		size_t i = 0;
+		while (i < n && inos[i] != ino)
+			i++;
+		if (i < n)
+			continue;
+		char opath[64];
+		owner_path(ino, opath, sizeof opath);
+		if (unlink(opath) == 0)
+			removed++;
+	}
+	free(inos);
+	closedir(d);
+	return removed;
+}
+
 /* Remove dead tokens, looking at most at max_probes of them. */
 static int sweep(unsigned max_probes)
 {
@@ -257,5 +393,7 @@ static int sweep(unsigned max_probes)
 
 int shmkit_live_sweep(void)
 {
-	return sweep(UINT_MAX);
+	int n = sweep(UINT_MAX);
+	int m = sweep_owners();
+	return n < 0 ? n : m < 0 ? m : n + m;
 }

@@ -278,6 +278,8 @@ static int create_posix(struct shmkit_seg *seg, unsigned kind, size_t size, unsi
 		r = link_name(fd, seg->name);
 	if (r < 0)
 		goto fail;
+	/* Who made it, where no peer that may write the segment can rewrite it. */
+	shmkit__live_bind(fd);
 	seg->created = 1;
 	return 0;
 fail:
@@ -651,6 +653,9 @@ int shmkit_seg_delete(shmkit_seg *seg)
 		int r = posix_unlink_same(seg->name, seg->fd);
 		if (r < 0)
 			return r;
+		struct stat st;
+		if (fstat(seg->fd, &st) == 0)
+			shmkit__live_unbind((uint64_t)st.st_ino);
 	}
 	/* A poisoned handle's store lands in its private replacement: harmless, and the
 	 * name is gone, which is what deleting a truncated segment is for. */
@@ -739,6 +744,15 @@ struct shmkit__hdr *shmkit__seg_hdr(const shmkit_seg *seg)
  * says dead is believed only when the kernel does not show the creator alive. */
 static int creator_alive(const struct shmkit_seg *seg, const struct shmkit__hdr *h)
 {
+	/* POSIX: the creator's binding (live.c), never the header's token, which anyone
+	 * who may write the segment can rewrite to name nobody. No binding: unknown. */
+	if (!(seg->flags & SHMKIT_SEG_SYSV)) {
+		struct stat st;
+		if (fstat(seg->fd, &st) < 0)
+			return -1;
+		int r = shmkit__live_owner((uint64_t)st.st_ino, st.st_uid);
+		return r < 0 ? -1 : r;
+	}
 	uint64_t tok = __atomic_load_n(&h->creator_token, __ATOMIC_RELAXED);
 	int alive = shmkit__live_check(tok);
 	if (alive < 0)

@@ -365,6 +365,53 @@ static void test_killed_creator(unsigned b)
 	CHECK_EQ(left, 0);
 }
 
+/* Issue 8, item 4: a peer that may write a segment rewrites the creator's token in
+ * its header (to name nobody, or a dead process): a creator that lives on, having
+ * closed the segment, must never be reported dead, or gc would remove its data. */
+static void test_forged_creator(unsigned b)
+{
+	const char *name = bname(b, "forged");
+	int pfd[2];
+	CHECK(pipe(pfd) == 0);
+	pid_t pid = t_fork_raw();
+	if (pid == 0) {
+		shmkit_seg *c;
+		char x = 0;
+		if (shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, b | SHMKIT_SEG_CREATE, &c) < 0)
+			_exit(1);
+		shmkit_seg_close(c);
+		(void)!write(pfd[1], &x, 1);
+		for (;;)
+			pause();
+	}
+	char x;
+	CHECK(read(pfd[0], &x, 1) == 1);
+	shmkit_seg *s;
+	struct shmkit_seg_info in;
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 0, 0, b, &s));
+	CHECK_OK(shmkit_seg_inspect(name, b, &in));
+	CHECK_EQ(in.creator_alive, 1);
+	const uint64_t forged[] = {0, 1, UINT64_C(0x0123456789abcdef)};
+	for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+		shmkit__seg_hdr(s)->creator_token = forged[i];
+		CHECK_OK(shmkit_seg_inspect(name, b, &in));
+		CHECK(in.creator_alive != 0);
+	}
+	kill(pid, SIGKILL);
+	CHECK_EQ(t_wait(pid), 128 + SIGKILL);
+	close(pfd[0]);
+	close(pfd[1]);
+	/* Dead now: POSIX says so through the creator's binding, whatever the header
+	 * says; System V from the token (still forged) and the kernel's creator pid. */
+	CHECK_OK(shmkit_seg_inspect(name, b, &in));
+	if (!b)
+		CHECK_EQ(in.creator_alive, 0);
+	else
+		CHECK(in.creator_alive != 1);
+	CHECK_OK(shmkit_seg_delete(s));
+	shmkit_seg_close(s);
+}
+
 /* Issue 8, item 1: a peer that overwrites the name's terminating NUL (and keeps
  * rewriting it) never makes shmkit_seg_stat() or shmkit_seg_inspect() write past
  * struct shmkit_seg_info. */
@@ -647,6 +694,7 @@ int main(void)
 		test_abandoned(b);
 		test_killed_creator(b);
 		test_unterminated_name(b);
+		test_forged_creator(b);
 		test_race(b);
 		test_raw(b);
 		test_leaks(b);

@@ -64,12 +64,18 @@ static struct entry *list_add(struct list *l)
 
 /* The library's liveness tokens: /dev/shm/.shmkit-live-<16 lowercase hex>, exactly.
  * They are not segments, and removing a live one would make its process look dead. */
+static int hex16_after(const char *file, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	const char *hex = file + n;
+	return !strncmp(file, prefix, n) && strlen(hex) == 16 && strspn(hex, "0123456789abcdef") == 16;
+}
+
+/* The library's liveness files: tokens (.shmkit-live-<hex>) and creators' links to
+ * them (.shmkit-owner-<segment inode in hex>). Not segments. */
 static int is_live_token(const char *file)
 {
-	static const char prefix[] = ".shmkit-live-";
-	const char *hex = file + sizeof prefix - 1;
-	return !strncmp(file, prefix, sizeof prefix - 1) && strlen(hex) == 16 &&
-	       strspn(hex, "0123456789abcdef") == 16;
+	return hex16_after(file, ".shmkit-live-") || hex16_after(file, ".shmkit-owner-");
 }
 
 /* ---- who uses a POSIX segment: by the object's identity, never by name text ----
