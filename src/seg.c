@@ -694,6 +694,42 @@ int shmkit_seg_unlink(const char *name, unsigned flags)
 	return shm_unlink(tmp.name) < 0 ? -errno : 0;
 }
 
+int shmkit_seg_unlink_fd(int fd, const char *name)
+{
+	char obj[SHMKIT_NAME_MAX + 1], path[SHMKIT_NAME_MAX + 16];
+	struct stat a, b;
+	if (fd < 0 || !name)
+		return -EINVAL;
+	int r = posix_name(name, obj);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &a) < 0)
+		return -errno;
+	snprintf(path, sizeof path, SHM_DIR "%s", obj);
+	if (lstat(path, &b) < 0)
+		return -errno;
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return -ENOENT; /* the name is another object's now */
+	if (unlink(path) < 0)
+		return -errno;
+	shmkit__live_unbind((uint64_t)a.st_ino);
+	/* Mark it deleted through a mapping of fd, opening nothing: whoever opened the
+	 * name just before (held back by the caller's lease) finds it deleted and treats
+	 * it as absent. Only a shmkit header of this layout is written to. */
+	if ((uint64_t)a.st_size < SHMKIT_DATA_OFF)
+		return 0;
+	void *m = mmap(NULL, SHMKIT_DATA_OFF, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 0; /* read-only descriptor: the name is gone all the same */
+	struct shmkit__hdr *h = m;
+	if (__atomic_load_n(&h->magic, __ATOMIC_RELAXED) == SHMKIT_MAGIC &&
+	    __atomic_load_n(&h->layout, __ATOMIC_RELAXED) == SHMKIT_LAYOUT)
+		/* Release, as mark_deleted(): pairs with the openers' acquire of state. */
+		atomic_store_explicit(&h->state, SHMKIT_STATE_DELETED, memory_order_release);
+	munmap(m, SHMKIT_DATA_OFF);
+	return 0;
+}
+
 void *shmkit_seg_data(const shmkit_seg *seg)
 {
 	return seg ? seg->data : NULL;

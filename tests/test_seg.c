@@ -328,6 +328,51 @@ static void test_unlink_empty(void)
 	CHECK_EQ(shmkit_seg_unlink(name, 0), -ENOENT);
 }
 
+/* shmkit_seg_unlink_fd(): the name goes, the segment is marked deleted through the
+ * descriptor; and under a write lease (as shmkit gc holds one), an opener that races
+ * with the removal waits, then finds the segment gone instead of using it. */
+static void test_unlink_fd(void)
+{
+	const char *name = t_name("unlinkfd");
+	char path[SHMKIT_NAME_MAX + 16];
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	shmkit_seg *s, *o;
+	CHECK_EQ(shmkit_seg_unlink_fd(-1, name), -EINVAL);
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, SHMKIT_SEG_CREATE, &s));
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(shmkit_seg_unlink_fd(fd, "/other-name-never-made"), -ENOENT);
+	CHECK_OK(shmkit_seg_unlink_fd(fd, name));
+	CHECK(access(path, F_OK) < 0);
+	CHECK_EQ(shmkit_seg_check(s), -EIDRM);
+	close(fd);
+	shmkit_seg_close(s);
+
+	/* The race, made certain: the lease is held while the child opens. */
+	CHECK_OK(shmkit_seg_open(name, SHMKIT_KIND_DATA, 100, 0, SHMKIT_SEG_CREATE, &s));
+	shmkit_seg_close(s);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	signal(SIGIO, SIG_IGN); /* the lease-break notice */
+	CHECK(fcntl(fd, F_SETLEASE, F_WRLCK) == 0);
+	pid_t pid = t_fork_raw();
+	if (pid == 0) {
+		int r = shmkit_seg_open(name, SHMKIT_KIND_DATA, 0, 0, 0, &o);
+		_exit(r == -ENOENT ? 0 : 1);
+	}
+	/* The child is held in open() by our lease: the kernel reports the lease being
+	 * broken (downgraded from F_WRLCK) once it tries. */
+	for (int i = 0; fcntl(fd, F_GETLEASE) == F_WRLCK; i++) {
+		CHECK(i < 2000);
+		t_nap_ms(1);
+	}
+	CHECK_OK(shmkit_seg_unlink_fd(fd, name));
+	CHECK(fcntl(fd, F_SETLEASE, F_UNLCK) == 0);
+	close(fd);
+	CHECK_EQ(t_wait(pid), 0);
+	signal(SIGIO, SIG_DFL);
+}
+
 /* Issue 8, item 5: creators SIGKILLed at random instants of creation (a large segment,
  * so that reserving its memory takes a while) never leave a name that later opens
  * cannot use: every create-or-open after the kill succeeds at once. */
@@ -682,6 +727,7 @@ int main(void)
 {
 	test_open_init();
 	test_unlink_empty();
+	test_unlink_fd();
 	test_inspect();
 	test_bad_arguments();
 	test_foreign_posix();

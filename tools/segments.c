@@ -239,14 +239,19 @@ static int scan_users(struct list *l)
  * is dropped at once; an opener arriving meanwhile waits for that (and sends us the
  * lease-break signal, which gc ignores). The object must still be the one listed.
  * Returns 1 unused, 0 in use, or -errno when it cannot be told. */
-static int probe_unused(const struct entry *e)
+static int lease_take(const struct entry *e, int *fdp)
 {
 	struct stat st;
+	*fdp = -1;
 	int dir = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	/* O_NONBLOCK: a FIFO planted under the name must not hang us. */
-	int fd = openat(dir, e->obj + 1, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted under the name must not hang us. Read-write when we
+	 * may, so that the removal can mark the segment deleted through this descriptor. */
+	const int how = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+	int fd = openat(dir, e->obj + 1, O_RDWR | how);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		fd = openat(dir, e->obj + 1, O_RDONLY | how);
 	int r = fd < 0 ? -errno : 0;
 	close(dir);
 	if (r == 0 && fstat(fd, &st) < 0)
@@ -255,14 +260,27 @@ static int probe_unused(const struct entry *e)
 		r = -ESTALE; /* replaced since it was listed: judged again next time */
 	if (r == 0) {
 		if (fcntl(fd, F_SETLEASE, F_WRLCK) == 0) {
-			r = 1;
-			fcntl(fd, F_SETLEASE, F_UNLCK);
-		} else {
-			r = errno == EAGAIN ? 0 : -errno;
+			*fdp = fd;
+			return 1;
 		}
+		r = errno == EAGAIN ? 0 : -errno;
 	}
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+static void lease_drop(int fd)
+{
+	fcntl(fd, F_SETLEASE, F_UNLCK);
+	close(fd);
+}
+
+static int probe_unused(const struct entry *e)
+{
+	int fd, r = lease_take(e, &fd);
+	if (r == 1)
+		lease_drop(fd);
 	return r;
 }
 
@@ -810,7 +828,21 @@ int shmkit_cmd_gc(int argc, char **argv)
 			continue;
 		if (!still_garbage(e))
 			continue; /* changed since we looked: judged again next time */
-		int r = shmkit_seg_unlink(e->obj, e->in.sysv ? SHMKIT_SEG_SYSV : 0);
+		int r;
+		if (e->in.sysv) {
+			r = shmkit_seg_unlink(e->obj, SHMKIT_SEG_SYSV);
+		} else {
+			/* The lease held across the removal: a process that opens the name
+			 * meanwhile waits, then finds the segment deleted (as absent). */
+			int fd;
+			r = lease_take(e, &fd);
+			if (r == 0)
+				continue; /* in use after all */
+			if (r == 1) {
+				r = shmkit_seg_unlink_fd(fd, e->obj);
+				lease_drop(fd);
+			}
+		}
 		if (r < 0 && r != -ENOENT) {
 			fprintf(stderr, "shmkit gc: %s: %s\n", name, shmkit_strerror(r));
 			status = SHMKIT_EXIT_FAIL;

@@ -152,6 +152,17 @@ SHMKIT_API int shmkit_seg_delete(shmkit_seg *seg);
  * Returns 0, -ENOENT, -EACCES, -EPERM, -EINVAL, -EADDRINUSE, or another -errno. */
 SHMKIT_API int shmkit_seg_unlink(const char *name, unsigned flags);
 
+/** shmkit_seg_unlink_fd() - delete the POSIX segment that the caller holds open as
+ * @fd, if @name still names it: remove the name, then mark the segment deleted through
+ * a mapping of @fd (when @fd is writable and the object has a shmkit header). Nothing
+ * is opened, so a caller that holds a write lease on @fd (F_SETLEASE, the kernel's
+ * proof that no other process has the object open or mapped) keeps it until after the
+ * removal: a process whose open raced with it is held back by the lease and then finds
+ * the segment deleted, as if absent. For cleaners such as shmkit gc. Returns 0,
+ * -EINVAL (bad @fd or @name), -ENOENT (no such name, or it names another object now),
+ * -EACCES, or another -errno of lstat/unlink. Since 0.2. */
+SHMKIT_API int shmkit_seg_unlink_fd(int fd, const char *name);
+
 /** shmkit_seg_data() - the mapped data area (after the header); NULL only for a NULL
  * handle. Since 0.1. */
 SHMKIT_API void *shmkit_seg_data(const shmkit_seg *seg);
