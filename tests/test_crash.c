@@ -672,9 +672,13 @@ static void crash_producer(unsigned backend, int n)
 	guard("producer kill, %s: the last producer", bk_name(backend));
 	uint64_t first = atomic_load(&sh->got);
 	atomic_store(&sh->opened, 0);
+	/* The consumer first: a producer that found the role closed (the last trial's
+	 * consumer closed it) would rightly get -EPIPE, as a pipe's writer does. */
+	shmkit_chan *c = chan_open_ok(name, C, 0, backend);
 	pid_t p = t_fork_raw();
 	CHECK(p >= 0);
 	if (p == 0) {
+		shmkit_chan_close(c); /* inherited: the role stays the parent's */
 		shmkit_chan_close(own);
 		shmkit_chan *q = chan_open_ok(name, P, 0, backend);
 		unsigned char *b = malloc(max);
@@ -686,7 +690,6 @@ static void crash_producer(unsigned backend, int n)
 		shmkit_chan_close(q);
 		_exit(0);
 	}
-	shmkit_chan *c = chan_open_ok(name, C, 0, backend);
 	for (uint64_t s = first; s < first + 100;) {
 		ssize_t r = shmkit_chan_recv(c, buf, max, -1);
 		if (r == -EPIPE) { /* the dead one, until the new one has claimed the role */
