@@ -56,7 +56,7 @@ static int live_fd = -1;
 static int live_atfork_done;
 
 static int sweep(unsigned max_probes);
-static int sweep_owners(void);
+static int sweep_owners(int exiting);
 static int fd_locked(int fd);
 
 static void token_path(uint64_t tok, char *buf, size_t n)
@@ -84,6 +84,9 @@ __attribute__((destructor)) static void live_exit(void)
 	if (live_fd < 0 || atomic_load_explicit(&live_pid, memory_order_relaxed) != getpid())
 		return;
 	char path[64];
+	/* Our links to segments already gone go too (those still there stay: they tell
+	 * gc we are dead). */
+	sweep_owners(1);
 	token_path(live_tok, path, sizeof path);
 	unlink(path);
 }
@@ -175,7 +178,7 @@ int shmkit__live_token(uint64_t *tok)
 			 * by other means their creators' links; each new token clears a few
 			 * tokens and every orphaned link, so neither piles up in /dev/shm. */
 			sweep(SWEEP_PROBES);
-			sweep_owners();
+			sweep_owners(0);
 		}
 	}
 	if (r == 0)
@@ -306,8 +309,9 @@ void shmkit__live_unbind(uint64_t seg_ino)
 	unlink(opath); /* best effort: sweep_owners() removes what is left */
 }
 
-/* Remove owner links whose segment is gone (no entry of /dev/shm has that inode). */
-static int sweep_owners(void)
+/* Remove owner links whose segment is gone (no entry of /dev/shm has that inode) and
+ * whose creator is dead; exiting: our own count as dead (we are leaving). */
+static int sweep_owners(int exiting)
 {
 	DIR *d = opendir(LIVE_DIR);
 	struct dirent *de;
@@ -347,9 +351,24 @@ static int sweep_owners(void)
 			i++;
 		if (i < n)
 			continue;
+		/* Not seen: its segment is gone, or was being linked while we read the
+		 * directory. Only a dead creator's link goes: a live one may be binding
+		 * the segment we missed (and its link goes once it dies). */
 		char opath[64];
+		struct stat st;
 		owner_path(ino, opath, sizeof opath);
-		if (unlink(opath) == 0)
+		if (lstat(opath, &st) < 0)
+			continue;
+		int alive;
+		if ((uint64_t)st.st_ino == own_token_ino()) {
+			alive = !exiting; /* never opened: that would drop our lock */
+		} else {
+			int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+			alive = fd < 0 ? 1 : fd_locked(fd);
+			if (fd >= 0)
+				close(fd);
+		}
+		if (alive == 0 && unlink(opath) == 0)
 			removed++;
 	}
 	free(inos);
@@ -394,6 +413,6 @@ static int sweep(unsigned max_probes)
 int shmkit_live_sweep(void)
 {
 	int n = sweep(UINT_MAX);
-	int m = sweep_owners();
+	int m = sweep_owners(0);
 	return n < 0 ? n : m < 0 ? m : n + m;
 }
