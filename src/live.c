@@ -256,6 +256,17 @@ static uint64_t own_token_ino(void)
 	return (uint64_t)st.st_ino;
 }
 
+/* Whether the creator behind an owner link (another process's token) lives: 1 when
+ * it cannot be told, so that callers only ever remove a link proven dead. */
+static int link_alive(const char *opath)
+{
+	int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	int alive = fd < 0 ? 1 : fd_locked(fd);
+	if (fd >= 0)
+		close(fd);
+	return alive != 0;
+}
+
 void shmkit__live_bind(int seg_fd)
 {
 	uint64_t tok;
@@ -272,11 +283,7 @@ void shmkit__live_bind(int seg_fd)
 		 * link is ours to replace once that creator is dead. */
 		if (lstat(opath, &ln) < 0 || (uint64_t)ln.st_ino == own_token_ino())
 			return;
-		int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-		int alive = fd < 0 ? 1 : fd_locked(fd);
-		if (fd >= 0)
-			close(fd);
-		if (alive != 0 || unlink(opath) < 0)
+		if (link_alive(opath) || unlink(opath) < 0)
 			return;
 	}
 }
@@ -363,10 +370,7 @@ static int sweep_owners(int exiting)
 		if ((uint64_t)st.st_ino == own_token_ino()) {
 			alive = !exiting; /* never opened: that would drop our lock */
 		} else {
-			int fd = open(opath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-			alive = fd < 0 ? 1 : fd_locked(fd);
-			if (fd >= 0)
-				close(fd);
+			alive = link_alive(opath);
 		}
 		if (alive == 0 && unlink(opath) == 0)
 			removed++;
