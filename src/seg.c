@@ -400,7 +400,7 @@ static int validate(struct shmkit_seg *seg, unsigned kind, size_t size)
 	    h->data_off % SHMKIT_CACHELINE || h->data_off > h->total_size ||
 	    h->data_size > h->total_size - h->data_off)
 		return -EPROTO;
-	if (h->kind < SHMKIT_KIND_DATA || h->kind > SHMKIT_KIND_CHAN ||
+	if (h->kind < SHMKIT_KIND_DATA || h->kind > SHMKIT_KIND_TOPIC ||
 	    (h->flags & ~SHMKIT_HDR_PERSIST))
 		return -EPROTO;
 	if (!memchr(h->name, '\0', sizeof h->name))
@@ -536,7 +536,7 @@ static int seg_open(const char *name, unsigned kind, size_t size, unsigned mode,
 		return -EINVAL;
 	if ((flags & SHMKIT_SEG_RDONLY) && (flags & SHMKIT_SEG_CREATE))
 		return -EINVAL;
-	if (kind > SHMKIT_KIND_CHAN || ((flags & SHMKIT_SEG_CREATE) && kind == SHMKIT_KIND_ANY))
+	if (kind > SHMKIT_KIND_TOPIC || ((flags & SHMKIT_SEG_CREATE) && kind == SHMKIT_KIND_ANY))
 		return -EINVAL;
 	if ((flags & SHMKIT_SEG_RAW) && kind != SHMKIT_KIND_ANY && kind != SHMKIT_KIND_DATA)
 		return -EINVAL;

@@ -43,6 +43,7 @@ enum shmkit_kind {
 	SHMKIT_KIND_DATA = 1, /**< plain bytes, no structure */
 	SHMKIT_KIND_BLOB = 2, /**< a shmkit_blob snapshot */
 	SHMKIT_KIND_CHAN = 3, /**< a shmkit_chan message channel */
+	SHMKIT_KIND_TOPIC = 4, /**< a shmkit_topic publish-subscribe ring (since 0.2) */
 	SHMKIT_KIND_RAW = 255 /**< reported by shmkit_seg_stat() for SHMKIT_SEG_RAW segments */
 };
 

@@ -8,6 +8,7 @@
 #include <shmkit/sync.h>
 #include <shmkit/blob.h>
 #include <shmkit/chan.h>
+#include <shmkit/topic.h>
 #include <shmkit/guard.h>
 #include <shmkit/stream.h>
 #include <shmkit/shmem.h>

@@ -1,0 +1,123 @@
+/* shmkit — the waiting layer: spin calibration, sliced futex sleeps, and the bell,
+ * a futex word with a sleeper count that any number of processes sleep on and any
+ * number ring. See wait.h. */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "wait.h"
+
+/* Checks spin loops make only every so many iterations. */
+#define SPIN_CLOCK_MASK 63u
+
+void shmkit__pause_counts(unsigned min_ns, unsigned max_ns, unsigned *min, unsigned *max)
+{
+	/* ns per 1024 pauses; 0: not measured yet. The fastest of a few rounds, so a
+	 * preemption does not count; two threads measuring at once store about the same. */
+	static _Atomic uint32_t per_1024;
+	uint32_t t = atomic_load_explicit(&per_1024, memory_order_relaxed);
+	if (t == 0) {
+		int64_t best = INT64_MAX;
+		for (int round = 0; round < 3; round++) {
+			int64_t t0 = shmkit__now_ns();
+			for (int i = 0; i < 1024; i++)
+				shmkit__cpu_relax();
+			int64_t d = shmkit__now_ns() - t0;
+			best = d < best ? d : best;
+		}
+		t = best < 1024 ? 1024 : best > 1024 * 1000 ? 1024 * 1000 : (uint32_t)best;
+		atomic_store_explicit(&per_1024, t, memory_order_relaxed);
+	}
+	uint64_t lo = (uint64_t)min_ns * 1024 / t, hi = (uint64_t)max_ns * 1024 / t;
+	*min = lo < 1 ? 1 : lo > 4096 ? 4096 : (unsigned)lo;
+	*max = hi < *min ? *min : hi > 4096 ? 4096 : (unsigned)hi;
+}
+
+int shmkit__sleep_until(_Atomic uint32_t *word, uint32_t val, int64_t until)
+{
+	int r = shmkit__futex_wait(word, val, until);
+	return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+void shmkit__bell_ring_slow(struct shmkit__bell *b)
+{
+	/* The handshake, ringer side: what we made visible before is ordered before our
+	 * load of sleepers; pairs with the waiter's seq_cst increment followed by its
+	 * recheck. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&b->sleepers, memory_order_seq_cst) == 0)
+		return;
+	/* Relaxed is enough for the counter; the futex word's change is what a waiter
+	 * about to sleep compares against (FUTEX_WAIT fails when it moved). */
+	atomic_fetch_add_explicit(&b->seq, 1, memory_order_seq_cst);
+	shmkit__futex_wake(&b->seq, INT_MAX);
+	atomic_fetch_add_explicit(&b->rings, 1, memory_order_relaxed);
+}
+
+void shmkit__bell_ring_fenced(struct shmkit__bell *b)
+{
+	shmkit__bell_ring_slow(b);
+}
+
+int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg, int64_t spin_ns,
+		      int64_t deadline, int64_t *live_checked, uint64_t *sleeps)
+{
+	int r;
+	int64_t now = shmkit__now_ns(), end = now + spin_ns;
+	/* Spin: look, pause; the clock only every SPIN_CLOCK_MASK rounds. */
+	for (unsigned i = 1; spin_ns > 0; i++) {
+		r = check(arg, 0);
+		if (r != SHMKIT__KEEP_WAITING)
+			return r;
+		shmkit__cpu_relax();
+		if ((i & SPIN_CLOCK_MASK) != 0)
+			continue;
+		now = shmkit__now_ns();
+		if (deadline > 0 && now >= deadline)
+			return -ETIMEDOUT;
+		if (now >= end)
+			break;
+	}
+
+	/* Announce: counted in sleepers from here on (seq_cst: the waiter's half of the
+	 * handshake in shmkit__bell_ring_slow()), then keep looking for the grace, during
+	 * which a ringer that read sleepers == 0 without a fence has its store land. */
+	atomic_fetch_add_explicit(&b->sleepers, 1, memory_order_seq_cst);
+	int64_t grace_end = shmkit__now_ns() + SHMKIT__GRACE_NS;
+	for (unsigned i = 1;; i++) {
+		r = check(arg, 0);
+		if (r != SHMKIT__KEEP_WAITING)
+			goto out;
+		shmkit__cpu_relax();
+		if ((i & SPIN_CLOCK_MASK) == 0 && shmkit__now_ns() >= grace_end)
+			break;
+	}
+
+	int live = 0;
+	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = SHMKIT__SLICE_NS) {
+		/* Acquire: a ring that bumped seq made its news visible before. */
+		uint32_t seq = atomic_load_explicit(&b->seq, memory_order_acquire);
+		/* The recheck after reading seq: a ring after it changes seq, and the futex
+		 * then returns at once. */
+		atomic_thread_fence(memory_order_seq_cst);
+		r = check(arg, live);
+		if (r != SHMKIT__KEEP_WAITING)
+			goto out;
+		now = shmkit__now_ns();
+		if (deadline > 0 && now >= deadline) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (sleeps)
+			(*sleeps)++;
+		int fr = shmkit__sleep_until(&b->seq, seq, shmkit__slice_end(now, slice, deadline));
+		live = 0;
+		if (fr == -ETIMEDOUT && shmkit__now_ns() - *live_checked >= SHMKIT__LIVE_CHECK_NS) {
+			*live_checked = shmkit__now_ns();
+			live = 1;
+		}
+	}
+out:
+	atomic_fetch_sub_explicit(&b->sleepers, 1, memory_order_relaxed);
+	return r;
+}
