@@ -60,7 +60,8 @@ void shmkit__bell_ring_fenced(struct shmkit__bell *b)
 }
 
 int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg, int64_t spin_ns,
-		      int64_t deadline, int64_t *live_checked, uint64_t *sleeps)
+		      int64_t deadline, int64_t slice_ns, int64_t live_every_ns,
+		      int64_t *live_checked, uint64_t *sleeps)
 {
 	int r;
 	int64_t now = shmkit__now_ns(), end = now + spin_ns;
@@ -94,7 +95,7 @@ int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg,
 	}
 
 	int live = 0;
-	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = SHMKIT__SLICE_NS) {
+	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = slice_ns) {
 		/* Acquire: a ring that bumped seq made its news visible before. */
 		uint32_t seq = atomic_load_explicit(&b->seq, memory_order_acquire);
 		/* The recheck after reading seq: a ring after it changes seq, and the futex
@@ -112,7 +113,7 @@ int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg,
 			(*sleeps)++;
 		int fr = shmkit__sleep_until(&b->seq, seq, shmkit__slice_end(now, slice, deadline));
 		live = 0;
-		if (fr == -ETIMEDOUT && shmkit__now_ns() - *live_checked >= SHMKIT__LIVE_CHECK_NS) {
+		if (fr == -ETIMEDOUT && shmkit__now_ns() - *live_checked >= live_every_ns) {
 			*live_checked = shmkit__now_ns();
 			live = 1;
 		}

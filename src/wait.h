@@ -63,8 +63,12 @@ static inline int64_t shmkit__slice_end(int64_t now, int64_t slice, int64_t dead
 struct shmkit__bell {
 	_Atomic uint32_t seq;      /* futex word: bumped by every ring that wakes */
 	_Atomic uint32_t sleepers; /* waiters in their grace or asleep */
+	_Atomic uint32_t armed;    /* pollers armed (waiting through a descriptor): the
+	                            * kind's own ring signals them (see topic.c); counted
+	                            * here so that one line says whether anyone waits */
+	uint32_t reserved0;
 	_Atomic uint64_t rings;    /* wake-ups sent (futex wakes), for statistics */
-	uint64_t reserved[6];
+	uint64_t reserved[5];
 };
 _Static_assert(sizeof(struct shmkit__bell) == 64, "a bell is one cache line");
 
@@ -90,12 +94,14 @@ static inline void shmkit__bell_ring(struct shmkit__bell *b)
 void shmkit__bell_ring_fenced(struct shmkit__bell *b);
 
 /* Waiter: spin @spin_ns calling check(arg, 0), then announce, spin the grace, and
- * sleep in slices until check() returns anything but SHMKIT__KEEP_WAITING, or
- * @deadline (absolute; < 0 none; 0 is not allowed here) passes (-ETIMEDOUT). An
- * expired slice calls check(arg, 1) at most every SHMKIT__LIVE_CHECK_NS after
- * *@live_checked, which it updates. @sleeps, if not NULL, counts the sleeps. */
+ * sleep in slices (the first SHMKIT__SLICE_FIRST_NS, then @slice_ns) until check()
+ * returns anything but SHMKIT__KEEP_WAITING, or @deadline (absolute; < 0 none; 0 is
+ * not allowed here) passes (-ETIMEDOUT). An expired slice calls check(arg, 1) when
+ * @live_every_ns passed since *@live_checked, which it updates. @sleeps, if not NULL,
+ * counts the sleeps. */
 int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg, int64_t spin_ns,
-		      int64_t deadline, int64_t *live_checked, uint64_t *sleeps);
+		      int64_t deadline, int64_t slice_ns, int64_t live_every_ns,
+		      int64_t *live_checked, uint64_t *sleeps);
 
 /* ---- roles: a word holding its holder's liveness token (live.c) ---- */
 
