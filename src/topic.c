@@ -118,7 +118,7 @@ struct topic_ctl {
 	_Atomic uint64_t last;     /* position of the last record claimed (under lock),
 	                            * UINT64_MAX before the first */
 	_Atomic uint64_t next_seq; /* the next message's sequence number (under lock) */
-	_Atomic uint64_t claims;   /* messages claimed (under lock) */
+	uint64_t reserved1a;
 	_Atomic uint64_t sub_gen;  /* bumped (under lock) by every subscriber that places
 	                            * itself: publishers rescan positions then */
 	uint64_t reserved1[2];
@@ -623,8 +623,6 @@ static int claim(shmkit_topic *t, const size_t *lens, int n, int64_t deadline, u
 	atomic_store_explicit(&c->last, last, memory_order_relaxed);
 	atomic_store_explicit(&c->tail, p, memory_order_relaxed);
 	atomic_store_explicit(&c->next_seq, seq, memory_order_relaxed);
-	atomic_store_explicit(&c->claims, atomic_load_explicit(&c->claims, memory_order_relaxed) + (unsigned)n,
-			      memory_order_relaxed);
 	lock_release(t);
 	return 0;
 }
@@ -1257,10 +1255,34 @@ static _Atomic uint64_t *sub_owner(shmkit_topic *t, uint32_t i)
 	return &t->subs[i].owner;
 }
 
+/* Free the slots of publishers that died: they count as closed from now on, so the
+ * last publisher to close still ends the stream. */
+static void pub_reap(shmkit_topic *t)
+{
+	struct topic_ctl *c = t->ctl;
+	uint32_t hwm = atomic_load_explicit(&c->pub_hw, memory_order_acquire);
+	hwm = hwm > t->max_pubs ? t->max_pubs : hwm;
+	for (uint32_t i = 0; i < hwm; i++) {
+		_Atomic uint64_t *o = &t->pubs[i].owner;
+		uint64_t cur = atomic_load_explicit(o, memory_order_acquire);
+		if (cur == 0 || cur == t->me || shmkit__live_check(cur) != 0)
+			continue;
+		if (!atomic_compare_exchange_strong_explicit(o, &cur, 0, memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		uint32_t n = atomic_load_explicit(&c->pubs, memory_order_relaxed);
+		while (n > 0 && !atomic_compare_exchange_weak_explicit(&c->pubs, &n, n - 1,
+								       memory_order_relaxed,
+								       memory_order_relaxed))
+			;
+	}
+}
+
 static int pub_start(shmkit_topic *t)
 {
 	struct topic_ctl *c = t->ctl;
 	int dead = 0;
+	pub_reap(t);
 	int r = slot_take(pub_owner, t, t->max_pubs, &c->pub_hw, t->me, &dead);
 	if (r < 0)
 		return r;
@@ -1416,8 +1438,9 @@ static int topic_close(shmkit_topic *t)
 	uint64_t tok = 0;
 	int mine = t->role != SHMKIT_TOPIC_OBSERVER && t->pid == getpid() &&
 		   shmkit__live_token(&tok) == 0 && tok == t->me;
-	if (mine && t->role == SHMKIT_TOPIC_PUBLISHER && !t->poisoned && !deleted(t)) {
-		withdraw(t);
+	if (mine && t->role == SHMKIT_TOPIC_PUBLISHER && !deleted(t)) {
+		if (!t->poisoned)
+			withdraw(t);
 		struct pub_slot *ps = &t->pubs[t->slot];
 		/* The last one out ends the stream; release pairs with the subscribers'
 		 * acquire of ended: our commits are visible with it. */
@@ -1443,8 +1466,6 @@ static int topic_close(shmkit_topic *t)
 			atomic_thread_fence(memory_order_seq_cst);
 			shmkit__bell_ring(&c->space_bell); /* publishers waiting on us go on */
 		}
-	} else if (mine && t->role == SHMKIT_TOPIC_PUBLISHER) {
-		shmkit__role_release(&t->pubs[t->slot].owner, t->me);
 	}
 	if (t->sock >= 0)
 		close(t->sock);
