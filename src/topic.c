@@ -205,7 +205,6 @@ struct shmkit_topic {
 	uint64_t min_gen;        /* sub_gen when it was scanned */
 	int64_t evict_checked;
 	int sock;                /* for signalling pollers */
-	uint64_t n_msgs, n_bytes;
 
 	/* Subscriber. */
 	uint64_t pos;            /* next record to read: the truth */
@@ -363,23 +362,45 @@ static void lock_release(shmkit_topic *t)
 	shmkit__bell_ring(&t->ctl->lock_bell);
 }
 
-/* A holder died inside the lock: make tail and next_seq agree with the last record
- * it published (it may have died between those stores). */
+/* A holder died inside the lock: make last, tail and next_seq agree with the records
+ * it wrote (it may have died between any two stores). last's record is whole (its
+ * header was written before last); records its successor finds at tail with the
+ * next sequence number are the dead holder's too (the slot at tail read 0 when it
+ * took the lock): they are adopted, so no record a subscriber may have seen is ever
+ * claimed twice. */
 static int lock_repair(shmkit_topic *t)
 {
 	struct topic_ctl *c = t->ctl;
 	uint64_t last = atomic_load_explicit(&c->last, memory_order_relaxed);
 	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-	if (last == UINT64_MAX)
-		return (tail & 31) ? poison(t) : 0;
-	uint64_t w0 = atomic_load_explicit(hw(t, last, 0), memory_order_acquire);
-	uint64_t ext = extent_of(t, last, w0);
-	if (ext == 0)
+	uint64_t seq = atomic_load_explicit(&c->next_seq, memory_order_relaxed);
+	uint64_t rc = atomic_load_explicit(&c->reclaim, memory_order_relaxed);
+	if (last != UINT64_MAX) {
+		uint64_t w0 = atomic_load_explicit(hw(t, last, 0), memory_order_acquire);
+		uint64_t ext = extent_of(t, last, w0);
+		if (ext == 0 || (last & 31))
+			return poison(t);
+		tail = last + ext;
+		seq = atomic_load_explicit(hw(t, last, 1), memory_order_relaxed) + 1;
+	}
+	if ((tail & 31) || tail - rc > t->cap)
 		return poison(t);
-	uint64_t seq = atomic_load_explicit(hw(t, last, 1), memory_order_relaxed);
-	atomic_store_explicit(&c->tail, last + ext, memory_order_relaxed);
-	atomic_store_explicit(&c->next_seq, (unsigned)(w0 >> 30 & 3) == S_PAD ? seq : seq + 1,
-			      memory_order_relaxed);
+	for (int i = 0; i < 1 << 20; i++) {
+		uint64_t w0 = atomic_load_explicit(hw(t, tail, 0), memory_order_acquire);
+		uint64_t ext = extent_of(t, tail, w0);
+		uint64_t s = atomic_load_explicit(hw(t, tail, 1), memory_order_relaxed);
+		if (ext == 0 || s != seq || (tail + ext) - rc > t->cap)
+			break;
+		if ((unsigned)(w0 >> 30 & 3) != S_PAD) {
+			last = tail;
+			seq++;
+		}
+		tail += ext;
+	}
+	atomic_store_explicit(hw(t, tail, 0), 0, memory_order_release);
+	atomic_store_explicit(&c->last, last, memory_order_relaxed);
+	atomic_store_explicit(&c->tail, tail, memory_order_relaxed);
+	atomic_store_explicit(&c->next_seq, seq, memory_order_relaxed);
 	return 0;
 }
 
@@ -568,8 +589,17 @@ corrupt:
 	return poison(t);
 }
 
-/* Claim a record for @len bytes: *pos. Takes and releases the lock. */
-static int claim(shmkit_topic *t, const size_t *lens, int n, int64_t deadline, uint64_t *pos)
+/* Messages up to this size are copied inside the claim lock and committed by one
+ * header store: a subscriber polling the header sees it change once (DONE), not twice
+ * (BUSY, then DONE), which halves the line transfers of a small message. */
+#define DIRECT_MAX 1024u
+
+/* Claim records for @n messages of @lens bytes (consecutive, pads where needed):
+ * *@pos is the first's. With @src, copy the messages in and commit them under the
+ * lock (see DIRECT_MAX); without, leave them BUSY for the caller to fill and commit.
+ * Takes and releases the lock. */
+static int claim(shmkit_topic *t, const size_t *lens, const struct iovec *src, int n,
+		 int64_t deadline, uint64_t *pos)
 {
 	struct topic_ctl *c = t->ctl;
 	int r = lock_take(t, deadline);
@@ -598,6 +628,7 @@ static int claim(shmkit_topic *t, const size_t *lens, int n, int64_t deadline, u
 	uint64_t p = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	uint64_t seq = atomic_load_explicit(&c->next_seq, memory_order_relaxed);
 	uint64_t last = UINT64_MAX;
+	unsigned state = src ? S_DONE : S_BUSY;
 	for (int i = 0; i < n; i++) {
 		uint64_t size = rec_size(lens[i]), off = p & t->mask;
 		if (off + size > t->cap) {
@@ -610,16 +641,23 @@ static int claim(shmkit_topic *t, const size_t *lens, int n, int64_t deadline, u
 		}
 		if (i == 0)
 			*pos = p;
-		atomic_store_explicit(hw(t, p, 3), 0, memory_order_relaxed);
+		atomic_store_explicit(hw(t, p, 3), src ? lens[i] : 0, memory_order_relaxed);
 		atomic_store_explicit(hw(t, p, 2), t->me, memory_order_relaxed);
 		atomic_store_explicit(hw(t, p, 1), seq++, memory_order_relaxed);
-		/* Release: the words above before the header that makes them a claim. */
-		atomic_store_explicit(hw(t, p, 0), hdr_word(p, S_BUSY, lens[i]), memory_order_release);
+		if (src) {
+			memcpy(payload(t, p), src[i].iov_base, lens[i]);
+			if (i + 1 == n)
+				/* The slot after our records reads 0 before the last header
+				 * says DONE (see the top; released by that store). */
+				atomic_store_explicit(hw(t, p + size, 0), 0, memory_order_relaxed);
+		}
+		/* Release: the words above (and the payload) before the header. */
+		atomic_store_explicit(hw(t, p, 0), hdr_word(p, state, lens[i]), memory_order_release);
 		last = p;
 		p += size;
 	}
-	/* The slot after our records reads 0 until the next claim (see the top). */
-	atomic_store_explicit(hw(t, p, 0), 0, memory_order_release);
+	if (!src)
+		atomic_store_explicit(hw(t, p, 0), 0, memory_order_release);
 	atomic_store_explicit(&c->last, last, memory_order_relaxed);
 	atomic_store_explicit(&c->tail, p, memory_order_relaxed);
 	atomic_store_explicit(&c->next_seq, seq, memory_order_relaxed);
@@ -673,6 +711,16 @@ static int check_pub(const shmkit_topic *t)
 	return t && t->role == SHMKIT_TOPIC_PUBLISHER;
 }
 
+/* Our slot's counters: only we write them, so a load and a store each. */
+static void count(shmkit_topic *t, uint64_t msgs, uint64_t bytes)
+{
+	struct pub_slot *ps = &t->pubs[t->slot];
+	atomic_store_explicit(&ps->msgs, atomic_load_explicit(&ps->msgs, memory_order_relaxed) + msgs,
+			      memory_order_relaxed);
+	atomic_store_explicit(&ps->bytes, atomic_load_explicit(&ps->bytes, memory_order_relaxed) + bytes,
+			      memory_order_relaxed);
+}
+
 static void commit_rec(shmkit_topic *t, uint64_t pos, size_t len)
 {
 	atomic_store_explicit(hw(t, pos, 3), len, memory_order_relaxed);
@@ -680,16 +728,7 @@ static void commit_rec(shmkit_topic *t, uint64_t pos, size_t len)
 						     SIZE_MASK);
 	/* Release pairs with the subscriber's acquire of w0: payload and w3 first. */
 	atomic_store_explicit(hw(t, pos, 0), w0, memory_order_release);
-	t->n_msgs++;
-	t->n_bytes += len;
-	if (t->slot >= 0) {
-		struct pub_slot *ps = &t->pubs[t->slot];
-		atomic_store_explicit(&ps->msgs, atomic_load_explicit(&ps->msgs, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
-		atomic_store_explicit(&ps->bytes,
-				      atomic_load_explicit(&ps->bytes, memory_order_relaxed) + len,
-				      memory_order_relaxed);
-	}
+	count(t, 1, len);
 }
 
 /* Withdraw the pending loan: nobody receives it. */
@@ -728,11 +767,17 @@ static int topic_publish(shmkit_topic *t, const void *buf, size_t len, int64_t t
 	if (r < 0)
 		return r;
 	uint64_t pos;
-	r = claim(t, &len, 1, shmkit__deadline(timeout_ns), &pos);
+	struct iovec iov = {(void *)buf, len};
+	int direct = len <= DIRECT_MAX;
+	r = claim(t, &len, direct ? &iov : NULL, 1, shmkit__deadline(timeout_ns), &pos);
 	if (r < 0)
 		return r;
-	memcpy(payload(t, pos), buf, len);
-	commit_rec(t, pos, len);
+	if (direct) {
+		count(t, 1, len);
+	} else {
+		memcpy(payload(t, pos), buf, len);
+		commit_rec(t, pos, len);
+	}
 	wake(t);
 	return 0;
 }
@@ -769,10 +814,22 @@ static int topic_publishv(shmkit_topic *t, const struct iovec *msgs, int n, int6
 	int64_t deadline = shmkit__deadline(timeout_ns);
 	while (r == 0 && sent < n) {
 		int k = n - sent < batch ? n - sent : batch;
-		uint64_t pos;
-		r = claim(t, lens + sent, k, deadline, &pos);
+		uint64_t pos, bytes = 0;
+		int direct = 1;
+		for (int i = 0; i < k; i++) {
+			direct &= lens[sent + i] <= DIRECT_MAX;
+			bytes += lens[sent + i];
+		}
+		direct &= bytes <= 16 * DIRECT_MAX;
+		r = claim(t, lens + sent, direct ? msgs + sent : NULL, k, deadline, &pos);
 		if (r < 0)
 			break;
+		if (direct) {
+			count(t, (uint64_t)k, bytes);
+			sent += k;
+			wake(t);
+			continue;
+		}
 		for (int i = 0; i < k; i++) {
 			uint64_t off = pos & t->mask;
 			if (off + rec_size(lens[sent]) > t->cap)
@@ -801,7 +858,7 @@ static int topic_loan(shmkit_topic *t, size_t len, int64_t timeout_ns, void **bu
 	if (r < 0)
 		return r;
 	uint64_t pos;
-	r = claim(t, &len, 1, shmkit__deadline(timeout_ns), &pos);
+	r = claim(t, &len, NULL, 1, shmkit__deadline(timeout_ns), &pos);
 	if (r < 0)
 		return r;
 	t->loan_pos = pos;
