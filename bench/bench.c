@@ -28,6 +28,8 @@
  */
 #include "bench.h"
 
+int g_pinned, g_onecpu, g_cpu[2] = {-1, -1}, g_allowed, g_nice;
+
 /* Shared by the parent and the child of one trial (MAP_SHARED | MAP_ANONYMOUS), zeroed
  * before each fork. The limits' words each have a cache line of their own. */
 struct ctl {
@@ -1182,7 +1184,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	if (r)
 		return r > 0 ? SHMKIT_EXIT_OK : SHMKIT_EXIT_USAGE;
 	trial_ns = (int64_t)cfg.trial_ms * 1000000;
-	describe_machine(&m);
+	shmkit__bench_describe_machine(&m);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		m.nivcsw = -ru.ru_nivcsw;
 	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
@@ -1259,7 +1261,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	set_handlers(0);
 	if (g_nice != old_nice)
 		setpriority(PRIO_PROCESS, 0, old_nice);
-	m.load_after = loadavg1();
+	m.load_after = shmkit__bench_loadavg();
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		m.nivcsw += ru.ru_nivcsw;
 	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
@@ -1269,9 +1271,9 @@ int shmkit_cmd_bench(int argc, char **argv)
 	for (size_t i = 0; i < NCASES; i++)
 		failed |= res[i].state == ST_FAILED;
 	if (cfg.json)
-		print_json(stdout, &m, &cfg, res);
+		shmkit__bench_print_json(stdout, &m, &cfg, res);
 	else
-		print_table(stdout, &m, &cfg, res);
+		shmkit__bench_print_table(stdout, &m, &cfg, res);
 	fflush(stdout);
 	for (size_t i = 0; i < NCASES; i++)
 		if (res[i].state == ST_FAILED)

@@ -1,5 +1,7 @@
-/* shmkit bench — what bench.c (measuring) and report.c (statistics, output) share.
- * Both are #included into tools/shmkit.c, the one translation unit of the tool. */
+/* shmkit bench — what bench.c (measuring) and report.c (statistics, output) share. Each
+ * is a translation unit of its own, linked into the tool (CMakeLists.txt lists them). The
+ * tables below are static const, so each unit holds the same read-only copy; the state
+ * that both read is defined once, in bench.c. */
 #ifndef SHMKIT_BENCH_H
 #define SHMKIT_BENCH_H
 
@@ -34,7 +36,7 @@
 #include <x86intrin.h>
 #endif
 
-#include "../tools/cmd.h"
+#include "cmd.h"
 #include <shmkit/shmkit.h>
 
 #define KIB ((size_t)1024)
@@ -187,8 +189,10 @@ struct cfg {
 	const char *only; /* run only the cases whose id contains this */
 };
 
-static int g_pinned, g_onecpu, g_cpu[2] = {-1, -1}, g_allowed;
-static int g_nice; /* the nice value the benchmark ran at */
+/* How the run was placed, set by bench.c before the first trial, read by both units:
+ * pinned to two CPUs (g_cpu: parent, child; -1 when not pinned), only one CPU allowed,
+ * how many CPUs were allowed, the nice value the benchmark ran at. */
+extern int g_pinned, g_onecpu, g_cpu[2], g_allowed, g_nice;
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CLOCK_NAME "tsc"
@@ -196,7 +200,7 @@ static int g_nice; /* the nice value the benchmark ran at */
 #define CLOCK_NAME "clock_gettime"
 #endif
 
-static unsigned h_index(uint64_t v)
+static inline unsigned h_index(uint64_t v)
 {
 	unsigned e, i;
 	if (v < H_SUB)
@@ -206,13 +210,14 @@ static unsigned h_index(uint64_t v)
 	return i < H_N ? i : H_N - 1;
 }
 
-/* report.c */
-static double loadavg1(void);
-static void describe_machine(struct machine *m);
-static void print_json(FILE *f, const struct machine *m, const struct cfg *cfg,
-		       const struct result *res);
-static void print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
-			const struct result *res);
+/* report.c: the 1-minute load average; the machine's description (CPU, kernel, load
+ * before); the results of every round as JSON (--json) or as a table. */
+double shmkit__bench_loadavg(void);
+void shmkit__bench_describe_machine(struct machine *m);
+void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg *cfg,
+			      const struct result *res);
+void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
+			       const struct result *res);
 
 static inline void h_add(struct hist *h, uint64_t v)
 {

@@ -102,7 +102,7 @@ static double shmkit_factor(const struct result *res, int i, int ref, int rounds
 	return ratio(res, ref, i, rounds, NULL);
 }
 
-static double loadavg1(void)
+double shmkit__bench_loadavg(void)
 {
 	double v = NAN;
 	FILE *f = fopen("/proc/loadavg", "r");
@@ -128,7 +128,7 @@ static char *cpuinfo_value(char *line, const char *key)
 	return colon;
 }
 
-static void describe_machine(struct machine *m)
+void shmkit__bench_describe_machine(struct machine *m)
 {
 	struct utsname u;
 	char line[512], model[160] = "unknown", family[32] = "", number[32] = "", *v;
@@ -151,27 +151,17 @@ static void describe_machine(struct machine *m)
 	else
 		snprintf(m->cpu, sizeof m->cpu, "%s", model);
 	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	m->load_before = loadavg1();
+	m->load_before = shmkit__bench_loadavg();
 	if (uname(&u) == 0)
 		snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
 	else
 		snprintf(m->kernel, sizeof m->kernel, "unknown");
 }
 
-/* The tool's one JSON string writer (tools/escape.c), so that names and labels are
- * escaped alike everywhere. */
-static void json_str(FILE *f, const char *s)
-{
-	shmkit__json_str(f, s ? s : "");
-}
-
-static void json_num(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.6g", v);
-	else
-		fputs("null", f);
-}
+/* Strings and numbers go through the tool's one JSON writer (tools/json.c), so that
+ * labels and names are escaped alike everywhere and a missing figure is null. */
+#define json_str shmkit__json_str
+#define json_num shmkit__json_num
 
 static void json_array(FILE *f, const char *key, const double *v, int n)
 {
@@ -220,8 +210,8 @@ static int sleep_note(const struct result *res, char *buf, size_t n)
 	return 1;
 }
 
-static void print_json(FILE *f, const struct machine *m, const struct cfg *cfg,
-		       const struct result *res)
+void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg *cfg,
+			      const struct result *res)
 {
 	char note[256];
 
@@ -390,8 +380,8 @@ static const char *fmt_size(size_t n)
 	return n >= MIB ? "1 MiB" : n >= 4 * KIB ? "4 KiB" : "64 B";
 }
 
-static void print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
-			const struct result *res)
+void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
+			       const struct result *res)
 {
 	char b[8][32], note[256];
 	int spin = find_case("rtt.chan_spin"), sleep_ = find_case("rtt.chan_sleep");

@@ -16,7 +16,7 @@
 
 #include "common.h"
 #include "internal.h"
-#include "fuzz/fuzz_chan.c"
+#include "fuzz/fuzz_targets.h"
 
 
 #define C_CREATE (SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL)

@@ -1,6 +1,6 @@
 /* Replays the blob fuzz target: its seed corpus, then seeded random inputs. */
 #include "common.h"
-#include "fuzz/fuzz_blob.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 /* Well-formed patches, half of them on the control block, where the checks are. */

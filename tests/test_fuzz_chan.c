@@ -1,7 +1,7 @@
 /* Replays the channel fuzz target's seed corpus (tests/test_chan.c replays seeded
  * random inputs). */
 #include "common.h"
-#include "fuzz/fuzz_chan.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 int main(void)

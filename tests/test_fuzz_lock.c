@@ -1,6 +1,6 @@
 /* Replays the lock fuzz target: its seed corpus, then seeded random inputs. */
 #include "common.h"
-#include "fuzz/fuzz_lock.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 /* Mostly near real states: XOR into an initialized mutex, few bits set. */

@@ -1,6 +1,6 @@
 /* Replays the header fuzz target with seeded random inputs, so every build runs it. */
 #include "common.h"
-#include "fuzz/fuzz_seg.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 int main(int argc, char **argv)

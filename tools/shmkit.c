@@ -1,6 +1,5 @@
 /* shmkit(1) — command-line tool: a table of subcommands, one function each (cmd.h).
  * Exit codes: 0 success, 1 failure, 2 usage. */
-#define _GNU_SOURCE /* the tool has no compile definitions; bench.c needs CPU_SET & co */
 #include <stdio.h>
 #include <string.h>
 
@@ -81,9 +80,3 @@ int main(int argc, char **argv)
 	}
 	return cmd->run(argc - 1, argv + 1);
 }
-
-/* The benchmark lives in bench/ (DESIGN.md keeps benchmarks apart from tools and
- * tests), but only the .c files of tools/ are compiled into this executable, so it
- * joins this translation unit here; bench/ is on the tool's include path. */
-#include "bench.c"
-#include "report.c"

@@ -24,11 +24,9 @@
 
 #include <shmkit/shmkit.h>
 #include "fuzz_common.h"
+#include "fuzz_targets.h" /* FB_AREA */
 
 #define FB_SIZE 200u                   /* snapshot bytes */
-#define FB_AREA (256u + 2u * 256u)     /* src/blob.c: control block, then 2 slots of 256 */
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char fb_name[64];
 static unsigned char fb_snapshot[FB_AREA];

@@ -5,7 +5,8 @@
  *
  * libFuzzer:  clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibuild/include \
  *                 tests/fuzz/fuzz_chan.c build/libshmkit.a -o fuzz_chan && ./fuzz_chan
- * Under gcc, tests/test_chan.c includes this file and replays seeded random inputs.
+ * Under gcc, tests/test_chan_corrupt.c links this file and replays seeded random
+ * inputs, tests/test_fuzz_chan.c its seed corpus.
  *
  * Input: byte 0 selects operations (an odd length also turns on poll mode); then
  * patches of [u16 offset][u8 n][n bytes], applied to the data area (control block and
@@ -21,28 +22,14 @@
 
 #include <shmkit/shmkit.h>
 #include "fuzz_common.h"
-
-/* The layout of src/chan.c (its _Static_asserts pin these). */
-#define FZ_CAP 4096u
-#define FZ_RING_OFF 4096u
-#define FZ_AREA (FZ_RING_OFF + FZ_CAP)
-#define FZ_OFF_P_OWNER 64u
-#define FZ_OFF_P_WHO 80u   /* token, pid namespace, pid of the producer */
-#define FZ_OFF_C_OWNER 128u
-#define FZ_OFF_C_WHO 152u
-#define FZ_OFF_TAIL 192u
-#define FZ_OFF_HEAD 256u
-#define FZ_OFF_C_STATE 384u
-#define FZ_OFF_P_STATE 448u
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_targets.h"
 
 static char fz_name[64];
-static unsigned char fz_snapshot[FZ_AREA];
+unsigned char fz_snapshot[FZ_AREA];
 static shmkit_seg *fz_seg; /* a plain view of the segment, to patch it */
-static int fz_state;       /* 0: not set up, 1: ready, -1: setup failed */
+int fz_state;              /* 0: not set up, 1: ready, -1: setup failed */
 
-static void fz_cleanup(void)
+void fz_cleanup(void)
 {
 	if (fz_seg) {
 		shmkit_seg_close(fz_seg);

@@ -24,8 +24,7 @@
 
 #include <shmkit/shmkit.h>
 #include "fuzz_common.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_targets.h"
 
 static unsigned char *fl_pages; /* guard, page, guard */
 static long fl_page;

@@ -12,9 +12,8 @@
 #include <unistd.h>
 
 #include <shmkit/shmkit.h>
+#include "fuzz_targets.h"
 #include "internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -68,7 +67,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /* Removes the fuzz segment; the replay calls it at exit. */
-void fuzz_seg_cleanup(void);
 void fuzz_seg_cleanup(void)
 {
 	char n[64];

@@ -1,8 +1,8 @@
-/* shmkit(1) — printing names that anyone may have chosen. A segment name is any bytes
- * but NUL and '/', and a System V name comes from a header that any writer of the
- * segment controls, so a name may hold newlines, terminal escapes or bytes that are not
- * UTF-8. One decoder serves both outputs, so that JSON and text never disagree about
- * which bytes are characters:
+/* shmkit(1) and shmkit bench — the one writer of JSON values, and the text escape of
+ * names, over one UTF-8 decoder. A segment name is any bytes but NUL and '/', and a
+ * System V name comes from a header that any writer of the segment controls, so a name
+ * may hold newlines, terminal escapes or bytes that are not UTF-8. One decoder serves
+ * both outputs, so that JSON and text never disagree about which bytes are characters:
  *   JSON: valid UTF-8 kept, control characters as \uXXXX, every byte that is not part
  *     of valid UTF-8 as \udcXX (XX = the byte; Python's "surrogateescape"), which a
  *     reader turns back into the very byte. Valid UTF-8 never encodes U+DC80..U+DCFF,
@@ -10,10 +10,11 @@
  *   Text: valid UTF-8 kept, backslash as \\, newline, tab and carriage return as \n,
  *     \t, \r, any other control character and every byte that is not valid UTF-8 as
  *     \xXX, so that a name can neither forge a row nor drive the terminal. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
+#include "json.h"
 
 /* Length of the valid UTF-8 sequence at p (1 to 4), or 0 if the byte at p does not
  * start one. Overlong forms, surrogates and code points past U+10FFFF are invalid, as
@@ -54,6 +55,10 @@ static int is_control(unsigned cp)
 void shmkit__json_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
 	fputc('"', f);
 	while (*p) {
 		unsigned cp;
@@ -76,6 +81,15 @@ void shmkit__json_str(FILE *f, const char *s)
 		p += n;
 	}
 	fputc('"', f);
+}
+
+void shmkit__json_num(FILE *f, double v)
+{
+	/* JSON has no NaN or infinity: a figure that is missing is null. */
+	if (isfinite(v))
+		fprintf(f, "%.6g", v);
+	else
+		fputs("null", f);
 }
 
 size_t shmkit__text_str(char *out, size_t cap, const char *s)

@@ -1,0 +1,41 @@
+# cmake -DROOT=<source dir> -DLISTED=<file> -DPATTERNS=<glob,glob,...> -P sources_listed.cmake
+cmake_minimum_required(VERSION 3.16)
+#
+# The build lists its files by name (CMakeLists.txt, tests/CMakeLists.txt), so a new file
+# is built only once someone lists it. This check is the other half: it fails, naming
+# them, when a file matching one of PATTERNS (relative to ROOT) is missing from LISTED
+# (absolute paths, one a line), or when a listed file does not exist. Globbing is right
+# here, and only here: it finds what the lists forgot instead of deciding what is built.
+if(NOT ROOT OR NOT LISTED OR NOT PATTERNS)
+  message(FATAL_ERROR "sources_listed: ROOT, LISTED and PATTERNS are required")
+endif()
+file(STRINGS "${LISTED}" listed)
+string(REPLACE "," ";" patterns "${PATTERNS}")
+set(unlisted "")
+foreach(pat IN LISTS patterns)
+  file(GLOB found "${ROOT}/${pat}")
+  foreach(f IN LISTS found)
+    if(NOT f IN_LIST listed)
+      file(RELATIVE_PATH rel "${ROOT}" "${f}")
+      list(APPEND unlisted "${rel}")
+    endif()
+  endforeach()
+endforeach()
+set(missing "")
+foreach(f IN LISTS listed)
+  if(NOT EXISTS "${f}")
+    list(APPEND missing "${f}")
+  endif()
+endforeach()
+if(unlisted OR missing)
+  set(msg "")
+  if(unlisted)
+    list(JOIN unlisted "\n  " u)
+    string(APPEND msg "files not listed in CMakeLists.txt or tests/CMakeLists.txt (add each to its list):\n  ${u}\n")
+  endif()
+  if(missing)
+    list(JOIN missing "\n  " m)
+    string(APPEND msg "listed files that do not exist:\n  ${m}\n")
+  endif()
+  message(FATAL_ERROR "sources_listed: ${msg}")
+endif()
