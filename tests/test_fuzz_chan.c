@@ -1,4 +1,4 @@
-/* Replays the channel fuzz target's seed corpus (tests/test_chan.c replays seeded
+/* Replays the channel fuzz target's seed corpus (tests/test_chan_corrupt.c replays seeded
  * random inputs). */
 #include "common.h"
 #include "fuzz/fuzz_targets.h"
