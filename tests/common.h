@@ -362,6 +362,14 @@ static inline void t_guard(unsigned seconds, const char *what)
 	alarm(seconds);
 }
 
+/* SHMKIT_TEST_SCALE=N (default 1) multiplies the long loops of a test, for a bigger run
+ * than ctest's, which keeps each program well under a minute on a loaded machine. */
+static inline uint64_t t_scale(void)
+{
+	const char *e = getenv("SHMKIT_TEST_SCALE");
+	unsigned long long n = e ? strtoull(e, NULL, 10) : 1;
+	return n >= 1 ? (uint64_t)n : 1;
+}
 
 static inline void t_nap_ms(int ms)
 {
