@@ -13,6 +13,17 @@
 #define SHMKIT_EXIT_FAIL 1  /* the operation failed */
 #define SHMKIT_EXIT_USAGE 2 /* bad command line, or a name that needs --posix or --sysv */
 
+/* Argument handling shared by the subcommands: tools/shmkit.c. */
+/* Whether the arguments (after argv[0], up to a "--") ask for --help or -h. */
+int shmkit__want_help(int argc, char **argv);
+/* Prints "usage: USAGE" on stderr; returns SHMKIT_EXIT_USAGE. */
+int shmkit__usage_error(const char *usage);
+/* Sends each line of in, without its newline, through send(h, line, len); empty lines
+ * are skipped (a message has at least one byte). Stops at the first error, which it
+ * reports as "shmkit CMD: NAME: reason". Returns the exit code. */
+int shmkit__send_lines(FILE *in, const char *cmd, const char *name,
+		       int (*send)(void *h, const char *msg, size_t len), void *h);
+
 /* shmkit bench [--json] [--quick] [--rounds N] ...: bench/bench.c (measuring) and
  * bench/report.c (statistics, output), two translation units sharing bench/bench.h */
 int shmkit_cmd_bench(int argc, char **argv);
@@ -27,5 +38,13 @@ int shmkit_cmd_cat(int argc, char **argv);
 int shmkit_cmd_write(int argc, char **argv);
 int shmkit_cmd_send(int argc, char **argv);
 int shmkit_cmd_recv(int argc, char **argv);
+
+/* The topic commands: tools/topic.c */
+int shmkit_cmd_pub(int argc, char **argv);
+int shmkit_cmd_sub(int argc, char **argv);
+/* A topic's figures for stat, from an observer handle on name (flags: SHMKIT_SEG_SYSV
+ * or 0): JSON members, each starting with ", " (json), or lines of text. Returns a
+ * string to free(), or NULL when the topic cannot be read. */
+char *shmkit__topic_describe(const char *name, unsigned flags, int json);
 
 #endif

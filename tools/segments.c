@@ -1,6 +1,7 @@
 /* shmkit(1) — the subcommands that see, make, use and clean segments: ls, stat, rm, gc,
- * create, cat, write, send, recv. Over the public API, plus /proc for what only the
- * kernel knows (System V segments, which processes map or hold a POSIX one). */
+ * create, cat, write, send, recv (pub and sub are in tools/topic.c). Over the public
+ * API, plus /proc for what only the kernel knows (System V segments, which processes
+ * map or hold a POSIX one). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -447,6 +448,8 @@ static const char *kind_name(unsigned k)
 		return "blob";
 	case SHMKIT_KIND_CHAN:
 		return "chan";
+	case SHMKIT_KIND_TOPIC:
+		return "topic";
 	case SHMKIT_KIND_RAW:
 		return "-";
 	default:
@@ -515,25 +518,11 @@ static void json_entry(FILE *f, const struct entry *e, const char *extra)
 	fprintf(f, ", \"stale\": %s%s}", e->stale ? "true" : "false", extra);
 }
 
-static int want_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-			return 1;
-	return 0;
-}
-
-static int usage_error(const char *usage)
-{
-	fprintf(stderr, "usage: %s\n", usage);
-	return SHMKIT_EXIT_USAGE;
-}
-
 int shmkit_cmd_ls(int argc, char **argv)
 {
 	static const char usage[] = "shmkit ls [--json]";
 	int json = 0;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nList every POSIX (/dev/shm) and System V shared-memory segment,\n"
 		       "shmkit's or not. STALE marks a shmkit segment that is not persistent,\n"
 		       "whose creator is dead and that no process uses: 'shmkit gc' removes\n"
@@ -545,7 +534,7 @@ int shmkit_cmd_ls(int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			json = 1;
 		else
-			return usage_error(usage);
+			return shmkit__usage_error(usage);
 	}
 	struct list l = {0};
 	if (collect(&l) < 0) {
@@ -561,7 +550,7 @@ int shmkit_cmd_ls(int argc, char **argv)
 		}
 		printf("%s]\n", l.n ? "\n" : "");
 	} else {
-		printf("%-5s %-32s %-10s %-7s %12s %-4s %-8s %7s %5s %6s %-4s %-7s %-7s %s\n", "TYPE",
+		printf("%-5s %-32s %-10s %-7s %12s %-4s %-8s %7s %5s %6s %-5s %-7s %-7s %s\n", "TYPE",
 		       "NAME", "KEY", "ID", "SIZE", "MODE", "OWNER", "CPID", "ALIVE", "ATTACH", "KIND",
 		       "STATE", "PERSIST", "STALE");
 		for (int i = 0; i < l.n; i++) {
@@ -577,7 +566,7 @@ int shmkit_cmd_ls(int argc, char **argv)
 				snprintf(users, sizeof users, e->blind ? "%d+" : "%d", e->users);
 			if (e->in.creator_pid > 0)
 				snprintf(cpid, sizeof cpid, "%d", e->in.creator_pid);
-			printf("%-5s %-32s %-10s %-7s %12llu %04o %-8s %7s %5s %6s %-4s %-7s %-7s %s\n",
+			printf("%-5s %-32s %-10s %-7s %12llu %04o %-8s %7s %5s %6s %-5s %-7s %-7s %s\n",
 			       e->in.sysv ? "sysv" : "posix", name, key, id,
 			       (unsigned long long)e->in.total_size, e->in.mode, owner_name(e->in.uid),
 			       cpid, alive_name(e->in.creator_alive), users, kind_name(e->in.kind),
@@ -713,7 +702,7 @@ int shmkit_cmd_rm(int argc, char **argv)
 {
 	static const char usage[] = "shmkit rm [--posix|--sysv] NAME|0xKEY|id:ID...";
 	int space, status = SHMKIT_EXIT_OK;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nRemove segments: by name (found among POSIX and System V\n"
 		       "segments; --posix or --sysv says which when both have it), by System V\n"
 		       "key (0x...) or by System V id (id:N). shmkit segments are marked deleted\n"
@@ -723,7 +712,7 @@ int shmkit_cmd_rm(int argc, char **argv)
 	}
 	int n = name_args(argc, argv, &space, NULL);
 	if (n <= 0)
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	struct {
 		char name[NAME_MAX + 2];
 		unsigned flags;
@@ -784,7 +773,7 @@ int shmkit_cmd_gc(int argc, char **argv)
 {
 	static const char usage[] = "shmkit gc [--dry-run] [--all-users]";
 	int dry = 0, all = 0, status = SHMKIT_EXIT_OK, removed = 0;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nRemove shmkit segments that are provably garbage: not persistent,\n"
 		       "their creator dead (as the library proves it), and no process maps,\n"
 		       "holds or attaches them. Segments shmkit did not create are never\n"
@@ -799,7 +788,7 @@ int shmkit_cmd_gc(int argc, char **argv)
 		else if (!strcmp(argv[i], "--all-users"))
 			all = 1;
 		else
-			return usage_error(usage);
+			return shmkit__usage_error(usage);
 	}
 	struct list l = {0};
 	if (collect(&l) < 0) {
@@ -877,13 +866,15 @@ int shmkit_cmd_stat(int argc, char **argv)
 	char lib_name[NAME_MAX + 2];
 	unsigned flags;
 	int space, json = 0;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nDescribe one segment: what 'ls' shows, plus a blob's size and\n"
-		       "write count, or a channel's capacity, use, peers and counters.\n", usage);
+		       "write count, a channel's capacity, use, peers and counters, or a\n"
+		       "topic's mode, capacity, publishers, counters and subscribers (each with\n"
+		       "its pid, liveness, messages received and lost, and lag).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
 	if (name_args(argc, argv, &space, &json) != 1)
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	const char *arg = argv[0];
 	int r = resolve_or_say("stat", arg, space, lib_name, sizeof lib_name, &flags);
 	if (r)
@@ -926,7 +917,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 		e = &one;
 	}
 	/* The kind's own figures, through a read-only handle of that kind. */
-	char extra[1024] = "";
+	char extra[1024] = "", *topic = NULL;
 	char name_for_kind[SHMKIT_NAME_MAX + 8];
 	/* By what the user named, not by the header's name: a peer may have written
 	 * another segment's name there. */
@@ -964,9 +955,12 @@ int shmkit_cmd_stat(int argc, char **argv)
 				 st.producer_closed ? (json ? "true" : "yes") : (json ? "false" : "no"));
 		}
 		shmkit_chan_close(ch);
+	} else if (e->in.kind == SHMKIT_KIND_TOPIC && e->in.state == SHMKIT_STATE_READY) {
+		/* A list of subscribers: longer than extra holds. */
+		topic = shmkit__topic_describe(name_for_kind, flags, json);
 	}
 	if (json) {
-		json_entry(stdout, e, extra);
+		json_entry(stdout, e, topic ? topic : extra);
 		printf("\n");
 	} else {
 		char name[SHMKIT_TEXT_MAX];
@@ -995,8 +989,9 @@ int shmkit_cmd_stat(int argc, char **argv)
 			       e->in.creator_alive == 1 ? "alive" : e->in.creator_alive == 0 ? "dead" : "unknown",
 			       when, e->in.persistent ? "yes" : "no", e->stale ? "yes" : "no");
 		}
-		fputs(extra, stdout);
+		fputs(topic ? topic : extra, stdout);
 	}
+	free(topic);
 	free(l.e);
 	return SHMKIT_EXIT_OK;
 }
@@ -1008,7 +1003,7 @@ int shmkit_cmd_create(int argc, char **argv)
 	unsigned flags = SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL, mode = 0600;
 	int temporary = 0;
 	const char *name = NULL, *size_arg = NULL;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nCreate a segment of SIZE data bytes (suffixes k, M, G). It is\n"
 		       "persistent, which 'shmkit gc' never removes, unless --temporary: then gc\n"
 		       "removes it once its creator is gone and nobody uses it, which for this\n"
@@ -1028,10 +1023,10 @@ int shmkit_cmd_create(int argc, char **argv)
 			char *end;
 			unsigned long m = strtoul(argv[++i], &end, 8);
 			if (*end || m > 0777 || m == 0)
-				return usage_error(usage);
+				return shmkit__usage_error(usage);
 			mode = (unsigned)m;
 		} else if (argv[i][0] == '-' || (name && size_arg)) {
-			return usage_error(usage);
+			return shmkit__usage_error(usage);
 		} else if (!name) {
 			name = argv[i];
 		} else {
@@ -1039,7 +1034,7 @@ int shmkit_cmd_create(int argc, char **argv)
 		}
 	}
 	if (!name || !size_arg)
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	/* Every other command reads these forms as a System V id or key: a POSIX segment
 	 * so named would be mistaken for another segment there. */
 	if (!(flags & SHMKIT_SEG_SYSV) &&
@@ -1055,7 +1050,7 @@ int shmkit_cmd_create(int argc, char **argv)
 	if (shift)
 		end++;
 	if (errno || *end || size == 0 || size > (SIZE_MAX >> shift) || size_arg[0] == '-')
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	/* A segment made from the shell outlives the command by design: it is data left
 	 * for later, never garbage. A raw one has no header to record that in. */
 	if (!temporary && !(flags & SHMKIT_SEG_RAW))
@@ -1086,6 +1081,7 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 	char name[NAME_MAX + 2];
 	unsigned flags;
 	struct shmkit_seg_info in;
+	const char *hint = "";
 	int r = resolve_or_say(cmd, arg, space, name, sizeof name, &flags);
 	if (r)
 		return r;
@@ -1095,13 +1091,15 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 	if (r == 0 && in.kind == SHMKIT_KIND_BLOB)
 		r = shmkit_blob_open(name, 0, 0, flags, &t->blob);
 	else if (r == 0 && in.kind == SHMKIT_KIND_CHAN)
-		r = -EPROTO;
+		r = -EPROTO, hint = " (a channel: use send/recv)";
+	else if (r == 0 && in.kind == SHMKIT_KIND_TOPIC)
+		r = -EPROTO, hint = " (a topic: use pub/sub)";
 	else if (r == 0)
 		r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0,
 				    flags | (in.kind == SHMKIT_KIND_RAW ? SHMKIT_SEG_RAW : 0), &t->seg);
 	if (r < 0) {
 		fprintf(stderr, "shmkit %s: %s: %s%s\n", cmd, arg, shmkit_strerror(r),
-			r == -EPROTO ? " (a channel: use send/recv)" : "");
+			hint);
 		return SHMKIT_EXIT_FAIL;
 	}
 	return 0;
@@ -1112,13 +1110,13 @@ int shmkit_cmd_cat(int argc, char **argv)
 	static const char usage[] = "shmkit cat [--posix|--sysv] NAME|0xKEY|id:ID";
 	int space;
 	struct target t = {0};
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nWrite a segment's data bytes to standard output (a blob: one\n"
 		       "consistent snapshot).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
 	if (name_args(argc, argv, &space, NULL) != 1)
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	const char *arg = argv[0];
 	int r = open_target(arg, space, 1, &t, "cat");
 	if (r)
@@ -1156,14 +1154,14 @@ int shmkit_cmd_write(int argc, char **argv)
 	static const char usage[] = "shmkit write [--posix|--sysv] NAME|0xKEY|id:ID < DATA";
 	int space;
 	struct target t = {0};
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nCopy standard input into a segment's data area, from its start.\n"
 		       "Refuses (and writes nothing) when the input is larger than the segment.\n"
 		       "A blob gets it as one write that readers see whole.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
 	if (name_args(argc, argv, &space, NULL) != 1)
-		return usage_error(usage);
+		return shmkit__usage_error(usage);
 	const char *arg = argv[0];
 	int r = open_target(arg, space, 0, &t, "write");
 	if (r)
@@ -1230,30 +1228,35 @@ static int chan_args(int argc, char **argv, struct chan_opts *o, int recv, const
 		} else if (recv && !strcmp(argv[i], "-n") && i + 1 < argc) {
 			o->count = strtol(argv[++i], &end, 10);
 			if (*end || o->count < 0)
-				return usage_error(usage);
+				return shmkit__usage_error(usage);
 		} else if (recv && !strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			o->timeout = strtod(argv[++i], &end);
 			if (*end || o->timeout < 0)
-				return usage_error(usage);
+				return shmkit__usage_error(usage);
 		} else if (!strcmp(argv[i], "--capacity") && i + 1 < argc) {
 			unsigned long long c = strtoull(argv[++i], &end, 0);
 			if (*end || c == 0)
-				return usage_error(usage);
+				return shmkit__usage_error(usage);
 			o->capacity = (size_t)c;
 		} else if (argv[i][0] == '-' || o->name) {
-			return usage_error(usage);
+			return shmkit__usage_error(usage);
 		} else {
 			o->name = argv[i];
 		}
 	}
-	return o->name ? 0 : usage_error(usage);
+	return o->name ? 0 : shmkit__usage_error(usage);
+}
+
+static int send_one(void *ch, const char *msg, size_t len)
+{
+	return shmkit_chan_send(ch, msg, len, SHMKIT_FOREVER);
 }
 
 int shmkit_cmd_send(int argc, char **argv)
 {
 	static const char usage[] = "shmkit send [--sysv] [--capacity BYTES] NAME < LINES";
 	struct chan_opts o;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nSend each line of standard input (without its newline) as one\n"
 		       "message on channel NAME, creating the channel if needed (default 1 MiB\n"
 		       "ring). Empty lines are skipped: a message has at least one byte. Closing\n"
@@ -1271,23 +1274,7 @@ int shmkit_cmd_send(int argc, char **argv)
 		fprintf(stderr, "shmkit send: %s: %s\n", o.name, shmkit_strerror(r));
 		return SHMKIT_EXIT_FAIL;
 	}
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int status = SHMKIT_EXIT_OK;
-	while ((n = getline(&line, &cap, stdin)) > 0) {
-		if (line[n - 1] == '\n')
-			n--;
-		if (n == 0)
-			continue;
-		r = shmkit_chan_send(ch, line, (size_t)n, SHMKIT_FOREVER);
-		if (r < 0) {
-			fprintf(stderr, "shmkit send: %s: %s\n", o.name, shmkit_strerror(r));
-			status = SHMKIT_EXIT_FAIL;
-			break;
-		}
-	}
-	free(line);
+	int status = shmkit__send_lines(stdin, "send", o.name, send_one, ch);
 	shmkit_chan_close(ch);
 	return status;
 }
@@ -1296,7 +1283,7 @@ int shmkit_cmd_recv(int argc, char **argv)
 {
 	static const char usage[] = "shmkit recv [--sysv] [-n COUNT] [--timeout SECONDS] NAME";
 	struct chan_opts o;
-	if (want_help(argc, argv)) {
+	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nReceive messages from channel NAME and print each on its own line,\n"
 		       "creating the channel if needed. Stops at end-of-stream (the sender\n"
 		       "closed), after COUNT messages, or when no message came for SECONDS\n"

@@ -1,6 +1,9 @@
 /* shmkit(1) — command-line tool: a table of subcommands, one function each (cmd.h).
  * Exit codes: 0 success, 1 failure, 2 usage. */
+#define _GNU_SOURCE /* getline() */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -15,7 +18,7 @@ struct command {
 /* Adding a subcommand: one function declared in cmd.h, one row here. */
 static const struct command commands[] = {
     {"ls", shmkit_cmd_ls, "list every POSIX and System V segment"},
-    {"stat", shmkit_cmd_stat, "describe one segment, with a blob's or channel's figures"},
+    {"stat", shmkit_cmd_stat, "describe one segment, with a blob's, channel's or topic's figures"},
     {"rm", shmkit_cmd_rm, "remove segments by name, key or id"},
     {"gc", shmkit_cmd_gc, "remove stale shmkit segments (creator dead, unused)"},
     {"create", shmkit_cmd_create, "create a segment"},
@@ -23,8 +26,51 @@ static const struct command commands[] = {
     {"write", shmkit_cmd_write, "copy standard input into a segment"},
     {"send", shmkit_cmd_send, "send each input line as a channel message"},
     {"recv", shmkit_cmd_recv, "print channel messages, one a line"},
+    {"pub", shmkit_cmd_pub, "publish each input line as a topic message"},
+    {"sub", shmkit_cmd_sub, "print topic messages, one a line"},
     {"bench", shmkit_cmd_bench, "measure the message channel against the kernel's IPC"},
 };
+
+int shmkit__want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+int shmkit__usage_error(const char *usage)
+{
+	fprintf(stderr, "usage: %s\n", usage);
+	return SHMKIT_EXIT_USAGE;
+}
+
+int shmkit__send_lines(FILE *in, const char *cmd, const char *name,
+		       int (*send)(void *h, const char *msg, size_t len), void *h)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int status = SHMKIT_EXIT_OK;
+	while ((n = getline(&line, &cap, in)) > 0) {
+		if (line[n - 1] == '\n')
+			n--;
+		if (n == 0)
+			continue;
+		int r = send(h, line, (size_t)n);
+		if (r < 0) {
+			fprintf(stderr, "shmkit %s: %s: %s\n", cmd, name, shmkit_strerror(r));
+			status = SHMKIT_EXIT_FAIL;
+			break;
+		}
+	}
+	if (status == SHMKIT_EXIT_OK && ferror(in)) {
+		fprintf(stderr, "shmkit %s: reading input: %s\n", cmd, strerror(errno));
+		status = SHMKIT_EXIT_FAIL;
+	}
+	free(line);
+	return status;
+}
 
 static void usage(FILE *f)
 {
