@@ -1,6 +1,7 @@
 #!/bin/sh
 # Drives the real shmkit tool: create/ls/stat/cat/write/rm on both backends, send piped
-# into recv, gc after a SIGKILLed creator, and interoperation with ipcs/ipcrm and
+# into recv, pub piped into sub (reliable, lossy with exact losses, timeouts, a dead
+# publisher, topics in ls/stat), gc after a SIGKILLed creator, and interoperation with ipcs/ipcrm and
 # Python's multiprocessing.shared_memory. Then the trust checks of issue 8: names that
 # cannot be confused (a System V segment named by digits, a name in both namespaces),
 # listing that does not lie (UTF-8, invalid bytes, dot and 255-byte names, newlines),
@@ -31,11 +32,11 @@ cleanup() {
 	for n in "/$tag-p" "/$tag-raw" "/$tag-py" "/$tag-chan" "/$tag-stale" "/$tag-live" "/$tag-blob"; do
 		"$tool" rm "$n" >/dev/null 2>&1
 	done
-	for n in "/tmp/$tag-s" "/tmp/$tag-sraw"; do
+	for n in "/tmp/$tag-s" "/tmp/$tag-sraw" "/tmp/$tag-tsv"; do
 		"$tool" rm --sysv "$n" >/dev/null 2>&1
 	done
 	[ -n "${live_pid:-}" ] && kill "$live_pid" 2>/dev/null
-	for p in $holders; do kill "$p" 2>/dev/null; done
+	for p in $holders; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
 	for id in $sysv_ids; do ipcrm -m "$id" 2>/dev/null; done
 	rm -f "/dev/shm/$token"
 	# The trust checks' POSIX segments, whatever their names: every file with our tag.
@@ -54,7 +55,7 @@ check() { # check DESCRIPTION COMMAND...
 # ---- usage and help ----
 "$tool" >/dev/null 2>&1; check "no command exits 2" [ $? -eq 2 ]
 "$tool" nosuch >/dev/null 2>&1; check "unknown command exits 2" [ $? -eq 2 ]
-for c in ls stat rm gc create cat write send recv bench; do
+for c in ls stat rm gc create cat write send recv pub sub bench; do
 	"$tool" $c --help >"$tmp/help" 2>&1; check "$c --help exits 0" [ $? -eq 0 ]
 	check "$c --help says usage" grep -q "usage: shmkit $c" "$tmp/help"
 done
@@ -194,6 +195,135 @@ check "recv after the sender closed is end-of-stream (0)" [ $? -eq 0 ] && [ ! -s
 check "recv with no sender times out (1)" [ $? -eq 1 ]
 check "the timeout is explained" grep -q "no message before the timeout" "$tmp/err"
 "$tool" rm "/$tag-chan"
+
+# ---- topics: pub piped into sub, reliable and lossy delivery, ls and stat ----
+tt="/$tag-topic"
+# Waits (at most 10 s) until 'stat NAME' prints a line matching PATTERN.
+wait_stat() { # wait_stat NAME PATTERN
+	i=0
+	until "$tool" stat "$1" 2>/dev/null | grep -q "$2" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
+seq 1000 >"$tmp/want"
+# The subscriber starts first and from the oldest message the ring holds: whether it
+# opens the topic before the publisher or after it has published, it gets every line
+# (1000 short lines fit a 1 MiB ring many times over).
+"$tool" sub --from-oldest -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
+sub_pid=$!
+seq 1000 | "$tool" pub "$tt"
+check "pub exits 0" [ $? -eq 0 ]
+wait $sub_pid
+check "sub -n 1000 exits 0" [ $? -eq 0 ]
+check "sub prints the 1000 lines, in order" cmp -s "$tmp/sub" "$tmp/want"
+check "sub reports no loss" [ ! -s "$tmp/suberr" ]
+"$tool" sub --from-oldest --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr"
+check "a late subscriber from the oldest ends at end-of-stream (0)" [ $? -eq 0 ]
+check "and gets everything the ring held" cmp -s "$tmp/sub" "$tmp/want"
+"$tool" ls >"$tmp/ls"
+check "ls shows the topic as kind topic" sh -c "grep -F '$tt ' '$tmp/ls' | grep -q ' topic '"
+"$tool" stat "$tt" >"$tmp/stat"
+check "stat shows a topic's delivery mode" grep -q "^delivery: *lossy$" "$tmp/stat"
+check "stat shows a topic's counters" grep -q "^published: *1000 messages" "$tmp/stat"
+check "stat shows no publisher after they closed" grep -q "^publishers: *0 " "$tmp/stat"
+"$tool" cat "$tt" >/dev/null 2>"$tmp/err"
+check "cat refuses a topic (1)" [ $? -eq 1 ]
+check "and says to use sub" grep -q "a topic: use pub/sub" "$tmp/err"
+printf 'x\n' | "$tool" pub --reliable "$tt" 2>"$tmp/err"
+check "pub --reliable on a lossy topic fails (1)" [ $? -eq 1 ]
+check "and says why" grep -q "exists and is lossy" "$tmp/err"
+"$tool" rm "$tt"
+
+# Reliable: a 4 KiB ring and 1000 messages, many times what it holds. The subscriber
+# is listed before the publisher starts, so the publisher must wait for it.
+"$tool" sub --reliable --capacity 4096 -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
+sub_pid=$!
+wait_stat "$tt" "^subscribers: *1 "
+seq 1000 | "$tool" pub "$tt"
+check "pub into a reliable topic exits 0" [ $? -eq 0 ]
+wait $sub_pid
+check "reliable sub exits 0" [ $? -eq 0 ]
+check "reliable: every message arrives, in order, through a small ring" cmp -s "$tmp/sub" "$tmp/want"
+check "reliable: no loss reported" [ ! -s "$tmp/suberr" ]
+"$tool" stat "$tt" >"$tmp/stat"
+check "stat shows the reliable mode" grep -q "^delivery: *reliable$" "$tmp/stat"
+"$tool" rm "$tt"
+
+# Lossy: a subscriber stopped (SIGSTOP) while 1000 messages overrun its 4 KiB ring
+# reports exactly what it lost and receives the rest, in order.
+"$tool" sub --capacity 4096 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
+sub_pid=$!
+holders="$holders $sub_pid"
+wait_stat "$tt" "^subscribers: *1 "
+kill -STOP $sub_pid
+seq 1000 | "$tool" pub "$tt"
+check "a lossy publisher does not wait for a stopped subscriber" [ $? -eq 0 ]
+"$tool" stat "$tt" >"$tmp/stat"
+"$tool" stat --json "$tt" >"$tmp/json"
+check "stat lists the subscriber's pid" grep -qE "^  $sub_pid +yes " "$tmp/stat"
+if command -v python3 >/dev/null 2>&1; then
+	check "stat --json of a topic parses" python3 -m json.tool "$tmp/json" >/dev/null
+	python3 - "$tmp/json" "$sub_pid" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+t = e["topic"]
+subs = [s for s in t["subscriber_list"] if s["pid"] == int(sys.argv[2])]
+ok = (e["kind"] == "topic" and t["delivery"] == "lossy" and t["published"] == 1000
+      and t["subscribers"] == 1 and len(subs) == 1 and subs[0]["alive"] is True
+      and subs[0]["received"] == 0 and subs[0]["lag"] > 0)
+sys.exit(0 if ok else 1)
+PY
+	check "stat --json: kind, mode, counters, the stopped subscriber alive, lagging" [ $? -eq 0 ]
+	"$tool" ls --json >"$tmp/json"
+	check "ls --json parses with a topic listed" python3 -c '
+import json, sys
+sys.exit(0 if any(e["name"] == sys.argv[2] and e["kind"] == "topic" for e in json.load(open(sys.argv[1]))) else 1)' "$tmp/json" "$tt"
+fi
+kill -CONT $sub_pid
+wait $sub_pid
+check "the overrun subscriber exits 0 at end-of-stream" [ $? -eq 0 ]
+lost=$(sed -n "s/^shmkit sub: .*: lost \([0-9]*\) messages\?$/\1/p" "$tmp/suberr" | awk '{s += $1} END {print s + 0}')
+got=$(wc -l <"$tmp/sub")
+check "it reports a loss on stderr" [ "$lost" -gt 0 ]
+check "lost + printed = published (exact loss count)" [ $((lost + got)) -eq 1000 ]
+check "what it printed is the newest messages, in order" sh -c "seq $((lost + 1)) 1000 | cmp -s - '$tmp/sub'"
+"$tool" rm "$tt"
+
+# Timeouts and a dead publisher: a publisher that holds the topic open without
+# publishing (its input stays open), then is SIGKILLed.
+mkfifo "$tmp/tin"
+"$tool" pub "$tt" <"$tmp/tin" &
+pub_pid=$!
+holders="$holders $pub_pid"
+exec 8>"$tmp/tin"
+wait_stat "$tt" "^publishers: *1 "
+"$tool" sub --timeout 0.3 "$tt" >"$tmp/sub" 2>"$tmp/err"
+check "sub --timeout exits 1 when nothing comes" [ $? -eq 1 ]
+check "the timeout is explained" grep -q "no message before the timeout" "$tmp/err"
+printf 'last words\n' >&8
+"$tool" sub --from-oldest -n 1 --timeout 10 "$tt" >/dev/null # published before the kill
+kill -9 $pub_pid
+wait $pub_pid 2>/dev/null
+exec 8>&-
+"$tool" sub --from-oldest --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/err"
+check "sub after the last publisher died exits 1" [ $? -eq 1 ]
+check "after printing what it committed" [ "$(cat "$tmp/sub")" = "last words" ]
+check "and says the publisher died" grep -q "the last publisher died" "$tmp/err"
+"$tool" rm "$tt"
+
+# Names as for send/recv: System V with --sysv; a channel is not a topic.
+seq 5 | "$tool" pub --sysv "/tmp/$tag-tsv"
+check "pub --sysv" [ $? -eq 0 ]
+check "sub --sysv from the oldest" [ "$("$tool" sub --sysv --from-oldest --timeout 10 "/tmp/$tag-tsv" | tr '\n' ' ')" = "1 2 3 4 5 " ]
+"$tool" rm --sysv "/tmp/$tag-tsv"
+: | "$tool" send "/$tag-chan"
+"$tool" sub --timeout 0.1 "/$tag-chan" 2>"$tmp/err"
+check "sub on a channel fails (1)" [ $? -eq 1 ]
+check "and says it is a channel" grep -q "a channel: use send/recv" "$tmp/err"
+"$tool" rm "/$tag-chan"
+"$tool" pub "id:$$" </dev/null 2>/dev/null
+check "pub refuses a POSIX name of the form id:N (2)" [ $? -eq 2 ]
+"$tool" sub -n x "$tt" 2>/dev/null
+check "sub with a bad count exits 2" [ $? -eq 2 ]
+holders="" # every one was waited for
 
 # ---- gc: removes a segment whose creator was SIGKILLed, leaves a live one ----
 # A temporary segment whose creator exited and that nobody uses: stale.
