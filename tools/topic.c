@@ -78,7 +78,18 @@ static int topic_args(int argc, char **argv, struct topic_opts *o, int sub, cons
 static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, unsigned role)
 {
 	shmkit_topic *t;
-	int r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags, &t);
+	int r = -ENOENT;
+	/* An existing topic is opened as it is, whatever its capacity and slot counts:
+	 * create-or-open with capacity 0 asks for the default geometry, which refuses
+	 * (-EINVAL) a topic made with another. A creator racing with us makes one open
+	 * or the other succeed. */
+	for (int i = 0; i < 3 && r == -ENOENT; i++) {
+		r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags & ~SHMKIT_SEG_CREATE, &t);
+		if (r == -ENOENT)
+			r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags, &t);
+		if (r == -EINVAL && !o->capacity)
+			r = -ENOENT; /* made meanwhile with another geometry: open it */
+	}
 	if (r == 0)
 		return t;
 	const char *hint = "";
