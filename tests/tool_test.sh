@@ -204,6 +204,8 @@ wait_stat() { # wait_stat NAME PATTERN
 	until "$tool" stat "$1" 2>/dev/null | grep -q "$2" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 seq 1000 >"$tmp/want"
+seq 2000 >"$tmp/want2"
+seq 1001 2000 >"$tmp/want1001"
 # The subscriber starts first and from the oldest message the ring holds: whether it
 # opens the topic before the publisher or after it has published, it gets every line
 # (1000 short lines fit a 1 MiB ring many times over).
@@ -232,6 +234,40 @@ check "pub --reliable on a lossy topic fails (1)" [ $? -eq 1 ]
 check "and says why" grep -q "exists and is lossy" "$tmp/err"
 "$tool" rm "$tt"
 
+# Two publishers at once into one topic: every line of both arrives, each one's in
+# its order. The first holds the topic open (its input is a FIFO) until the second
+# is done: one that ended alone would end the stream for a subscriber that caught up.
+mkfifo "$tmp/pin"
+"$tool" sub --from-oldest -n 2000 --timeout 10 "$tt" >"$tmp/sub" &
+sub_pid=$!
+"$tool" pub "$tt" <"$tmp/pin" &
+pub_pid=$!
+exec 9>"$tmp/pin"
+wait_stat "$tt" "^publishers: *1 "
+seq 1 1000 | "$tool" pub "$tt" &
+pub2_pid=$!
+(trap '' PIPE; seq 1001 2000 >&9) 2>/dev/null
+wait $pub2_pid
+st=$?
+exec 9>&-
+wait $pub_pid
+check "two publishers at once both exit 0" [ $? -eq 0 ] && [ $st -eq 0 ]
+wait $sub_pid
+check "the subscriber gets both publishers' lines" sh -c "sort -n '$tmp/sub' | cmp -s - '$tmp/want2'"
+check "each publisher's lines in its order" sh -c "awk '\$1 <= 1000' '$tmp/sub' | cmp -s - '$tmp/want' &&
+	awk '\$1 > 1000' '$tmp/sub' | cmp -s - '$tmp/want1001'"
+# A subscriber SIGKILLed: a lossy topic keeps its slot, shown dead. (A fresh topic:
+# on the last one every publisher closed, which a new subscriber meets at once.)
+"$tool" rm "$tt"
+"$tool" sub "$tt" >/dev/null 2>&1 &
+sub_pid=$!
+wait_stat "$tt" "^subscribers: *1 "
+kill -9 $sub_pid
+wait $sub_pid 2>/dev/null
+"$tool" stat "$tt" >"$tmp/stat"
+check "stat shows a SIGKILLed subscriber as not alive" grep -qE "^  $sub_pid +no " "$tmp/stat"
+"$tool" rm "$tt"
+
 # Reliable: a 4 KiB ring and 1000 messages, many times what it holds. The subscriber
 # is listed before the publisher starts, so the publisher must wait for it.
 "$tool" sub --reliable --capacity 4096 -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
@@ -245,6 +281,7 @@ check "reliable: every message arrives, in order, through a small ring" cmp -s "
 check "reliable: no loss reported" [ ! -s "$tmp/suberr" ]
 "$tool" stat "$tt" >"$tmp/stat"
 check "stat shows the reliable mode" grep -q "^delivery: *reliable$" "$tmp/stat"
+check "through the 4 KiB ring the subscriber created" grep -q "^capacity: *4096 bytes$" "$tmp/stat"
 "$tool" rm "$tt"
 
 # Lossy: a subscriber stopped (SIGSTOP) while 1000 messages overrun its 4 KiB ring
