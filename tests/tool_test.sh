@@ -36,6 +36,7 @@ cleanup() {
 		"$tool" rm --sysv "$n" >/dev/null 2>&1
 	done
 	[ -n "${live_pid:-}" ] && kill "$live_pid" 2>/dev/null
+	[ -n "${topic_holder:-}" ] && kill "$topic_holder" 2>/dev/null
 	for p in $holders; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
 	for id in $sysv_ids; do ipcrm -m "$id" 2>/dev/null; done
 	rm -f "/dev/shm/$token"
@@ -198,10 +199,21 @@ check "the timeout is explained" grep -q "no message before the timeout" "$tmp/e
 
 # ---- topics: pub piped into sub, reliable and lossy delivery, ls and stat ----
 tt="/$tag-topic"
+topic_holder=""
 # Waits (at most 10 s) until 'stat NAME' prints a line matching PATTERN.
 wait_stat() { # wait_stat NAME PATTERN
 	i=0
 	until "$tool" stat "$1" 2>/dev/null | grep -q "$2" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
+# A new topic $tt, made with the options given, held open by a sleeping process so
+# that no gc (other test runs may share this machine) takes it for garbage between
+# two commands, once its creator is gone.
+fresh_topic() {
+	if [ -n "$topic_holder" ]; then kill $topic_holder; wait $topic_holder 2>/dev/null; fi
+	"$tool" rm "$tt" >/dev/null 2>&1
+	"$tool" sub "$@" --timeout 0 "$tt" 2>/dev/null
+	sleep 60 3<"/dev/shm/${tt#/}" &
+	topic_holder=$!
 }
 seq 1000 >"$tmp/want"
 seq 2000 >"$tmp/want2"
@@ -209,6 +221,7 @@ seq 1001 2000 >"$tmp/want1001"
 # The subscriber starts first and from the oldest message the ring holds: whether it
 # opens the topic before the publisher or after it has published, it gets every line
 # (1000 short lines fit a 1 MiB ring many times over).
+fresh_topic
 "$tool" sub --from-oldest -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
 sub_pid=$!
 seq 1000 | "$tool" pub "$tt"
@@ -232,12 +245,16 @@ check "and says to use sub" grep -q "a topic: use pub/sub" "$tmp/err"
 printf 'x\n' | "$tool" pub --reliable "$tt" 2>"$tmp/err"
 check "pub --reliable on a lossy topic fails (1)" [ $? -eq 1 ]
 check "and says why" grep -q "exists and is lossy" "$tmp/err"
+check "and publishes nothing" sh -c "'$tool' stat '$tt' | grep -q '^published: *1000 messages'"
+"$tool" sub --reliable --timeout 5 "$tt" >/dev/null 2>"$tmp/err"
+check "sub --reliable on a lossy topic fails (1), saying why" [ $? -eq 1 ] && grep -q "exists and is lossy" "$tmp/err"
 "$tool" rm "$tt"
 
 # Two publishers at once into one topic: every line of both arrives, each one's in
 # its order. The first holds the topic open (its input is a FIFO) until the second
 # is done: one that ended alone would end the stream for a subscriber that caught up.
 mkfifo "$tmp/pin"
+fresh_topic
 "$tool" sub --from-oldest -n 2000 --timeout 10 "$tt" >"$tmp/sub" &
 sub_pid=$!
 "$tool" pub "$tt" <"$tmp/pin" &
@@ -258,7 +275,7 @@ check "each publisher's lines in its order" sh -c "awk '\$1 <= 1000' '$tmp/sub' 
 	awk '\$1 > 1000' '$tmp/sub' | cmp -s - '$tmp/want1001'"
 # A subscriber SIGKILLed: a lossy topic keeps its slot, shown dead. (A fresh topic:
 # on the last one every publisher closed, which a new subscriber meets at once.)
-"$tool" rm "$tt"
+fresh_topic
 "$tool" sub "$tt" >/dev/null 2>&1 &
 sub_pid=$!
 wait_stat "$tt" "^subscribers: *1 "
@@ -270,7 +287,8 @@ check "stat shows a SIGKILLed subscriber as not alive" grep -qE "^  $sub_pid +no
 
 # Reliable: a 4 KiB ring and 1000 messages, many times what it holds. The subscriber
 # is listed before the publisher starts, so the publisher must wait for it.
-"$tool" sub --reliable --capacity 4096 -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
+fresh_topic --reliable --capacity 4096
+"$tool" sub --reliable -n 1000 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
 sub_pid=$!
 wait_stat "$tt" "^subscribers: *1 "
 seq 1000 | "$tool" pub "$tt"
@@ -286,7 +304,8 @@ check "through the 4 KiB ring the subscriber created" grep -q "^capacity: *4096 
 
 # Lossy: a subscriber stopped (SIGSTOP) while 1000 messages overrun its 4 KiB ring
 # reports exactly what it lost and receives the rest, in order.
-"$tool" sub --capacity 4096 --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
+fresh_topic --capacity 4096
+"$tool" sub --timeout 10 "$tt" >"$tmp/sub" 2>"$tmp/suberr" &
 sub_pid=$!
 holders="$holders $sub_pid"
 wait_stat "$tt" "^subscribers: *1 "
@@ -327,6 +346,7 @@ check "what it printed is the newest messages, in order" sh -c "seq $((lost + 1)
 # Timeouts and a dead publisher: a publisher that holds the topic open without
 # publishing (its input stays open), then is SIGKILLed.
 mkfifo "$tmp/tin"
+fresh_topic
 "$tool" pub "$tt" <"$tmp/tin" &
 pub_pid=$!
 holders="$holders $pub_pid"
@@ -345,6 +365,9 @@ exec 8>&-
 check "sub after the last publisher died exits 1" [ $? -eq 1 ]
 check "after printing what it committed" [ "$(cat "$tmp/sub")" = "last words" ]
 check "and says the publisher died" grep -q "the last publisher died" "$tmp/err"
+kill $topic_holder
+wait $topic_holder 2>/dev/null
+topic_holder=""
 "$tool" rm "$tt"
 
 # Names as for send/recv: System V with --sysv; a channel is not a topic.

@@ -74,7 +74,7 @@ static int topic_args(int argc, char **argv, struct topic_opts *o, int sub, cons
 	return 0;
 }
 
-/* Opens the topic, or says why not and returns NULL. */
+/* Opens the topic (--reliable: a reliable one), or says why not and returns NULL. */
 static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, unsigned role)
 {
 	shmkit_topic *t;
@@ -89,6 +89,16 @@ static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, uns
 			r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags, &t);
 		if (r == -EINVAL && !o->capacity)
 			r = -ENOENT; /* made meanwhile with another geometry: open it */
+	}
+	struct shmkit_topic_stats st;
+	if (r == 0 && (o->flags & SHMKIT_TOPIC_RELIABLE) &&
+	    (shmkit_topic_stats(t, &st) < 0 || !st.reliable)) {
+		/* The mode is the creator's: going on would lose silently what the user
+		 * asked to have delivered reliably. */
+		fprintf(stderr, "shmkit %s: %s: the topic exists and is lossy; --reliable cannot "
+				"apply\n", cmd, o->name);
+		shmkit_topic_close(t);
+		return NULL;
 	}
 	if (r == 0)
 		return t;
@@ -134,19 +144,7 @@ int shmkit_cmd_pub(int argc, char **argv)
 	shmkit_topic *t = open_topic("pub", &o, SHMKIT_TOPIC_PUBLISHER);
 	if (!t)
 		return SHMKIT_EXIT_FAIL;
-	int status = SHMKIT_EXIT_OK;
-	struct shmkit_topic_stats st;
-	r = shmkit_topic_stats(t, &st);
-	if (r == 0 && (o.flags & SHMKIT_TOPIC_RELIABLE) && !st.reliable) {
-		/* The mode is the creator's; publishing into a lossy topic what the user
-		 * asked to be delivered reliably would drop it silently. */
-		fprintf(stderr, "shmkit pub: %s: the topic exists and is lossy; --reliable cannot "
-				"apply\n", o.name);
-		status = SHMKIT_EXIT_FAIL;
-		goto out;
-	}
-	status = shmkit__send_lines(stdin, "pub", o.name, publish_one, t);
-out:
+	int status = shmkit__send_lines(stdin, "pub", o.name, publish_one, t);
 	shmkit_topic_close(t);
 	return status;
 }
@@ -168,7 +166,8 @@ int shmkit_cmd_sub(int argc, char **argv)
 	struct topic_opts o;
 	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nSubscribe to topic NAME and print each message on its own line,\n"
-		       "creating the topic if needed (--reliable and --capacity as for pub).\n"
+		       "creating the topic if needed (--reliable and --capacity as for pub;\n"
+		       "--reliable on an existing lossy topic is an error).\n"
 		       "Starts with the next message published, or with --from-oldest with the\n"
 		       "oldest one the ring still holds. Stops at end-of-stream (every publisher\n"
 		       "closed), after COUNT messages, or when no message came for SECONDS (exit\n"
