@@ -84,7 +84,8 @@ static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, uns
 	 * (-EINVAL) a topic made with another. A creator racing with us makes one open
 	 * or the other succeed. */
 	for (int i = 0; i < 3 && r == -ENOENT; i++) {
-		r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags & ~SHMKIT_SEG_CREATE, &t);
+		r = shmkit_topic_open(o->name, role, o->capacity, 0600,
+				      o->flags & ~SHMKIT_SEG_CREATE, &t);
 		if (r == -ENOENT)
 			r = shmkit_topic_open(o->name, role, o->capacity, 0600, o->flags, &t);
 		if (r == -EINVAL && !o->capacity)
@@ -106,7 +107,8 @@ static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, uns
 	struct shmkit_seg_info in;
 	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
 	    in.kind != SHMKIT_KIND_TOPIC)
-		hint = in.kind == SHMKIT_KIND_CHAN ? " (a channel: use send/recv)" : " (not a topic)";
+		hint = in.kind == SHMKIT_KIND_CHAN ? " (a channel: use send/recv)"
+						   : " (not a topic)";
 	else if (r == -EINVAL && o->capacity)
 		hint = " (does the topic exist with another capacity?)";
 	else if (r == -EUSERS)
@@ -127,8 +129,8 @@ int shmkit_cmd_pub(int argc, char **argv)
 	    "shmkit pub [--sysv] [--reliable] [--capacity BYTES] NAME < LINES";
 	struct topic_opts o;
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nPublish each line of standard input (without its newline) as one\n"
-		       "message on topic NAME, creating the topic if needed: lossy unless\n"
+		printf("usage: %s\n\nPublish each line of standard input (without its newline) as\n"
+		       "one message on topic NAME, creating the topic if needed: lossy unless\n"
 		       "--reliable, with a ring of BYTES (default 1 MiB; a message may take up\n"
 		       "to a quarter of it). Empty lines are skipped: a message has at least\n"
 		       "one byte. Other publishers may publish at the same time. A lossy topic\n"
@@ -165,8 +167,8 @@ int shmkit_cmd_sub(int argc, char **argv)
 				    "[--from-oldest] [--reliable] [--capacity BYTES] NAME";
 	struct topic_opts o;
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nSubscribe to topic NAME and print each message on its own line,\n"
-		       "creating the topic if needed (--reliable and --capacity as for pub;\n"
+		printf("usage: %s\n\nSubscribe to topic NAME and print each message on its own\n"
+		       "line, creating the topic if needed (--reliable and --capacity as for pub;\n"
 		       "--reliable on an existing lossy topic is an error).\n"
 		       "Starts with the next message published, or with --from-oldest with the\n"
 		       "oldest one the ring still holds. Stops at end-of-stream (every publisher\n"
@@ -198,10 +200,12 @@ int shmkit_cmd_sub(int argc, char **argv)
 			/* The message stays next: grow to the largest the ring takes. */
 			struct shmkit_topic_stats st;
 			char *bigger = NULL;
-			if (shmkit_topic_stats(t, &st) == 0 && st.max_msg > cap && st.max_msg <= SIZE_MAX)
+			if (shmkit_topic_stats(t, &st) == 0 && st.max_msg > cap &&
+			    st.max_msg <= SIZE_MAX)
 				bigger = realloc(buf, (size_t)st.max_msg);
 			if (!bigger) {
-				fprintf(stderr, "shmkit sub: %s: %s\n", o.name, shmkit_strerror((int)n));
+				fprintf(stderr, "shmkit sub: %s: %s\n", o.name,
+					shmkit_strerror((int)n));
 				status = SHMKIT_EXIT_FAIL;
 				break;
 			}
@@ -280,7 +284,8 @@ char *shmkit__topic_describe(const char *name, unsigned flags, int json)
 		goto out;
 	const char *mode = st.reliable ? "reliable" : "lossy";
 	if (json) {
-		fprintf(f, ", \"topic\": {\"delivery\": \"%s\", \"capacity\": %llu, \"max_msg\": %llu, "
+		fprintf(f, ", \"topic\": {\"delivery\": \"%s\", \"capacity\": %llu, "
+			   "\"max_msg\": %llu, "
 			   "\"max_publishers\": %u, \"max_subscribers\": %u, \"publishers\": %u, "
 			   "\"subscribers\": %u, \"published\": %llu, \"bytes_published\": %llu, "
 			   "\"next_seq\": %llu, \"evicted\": %llu, \"abandoned\": %llu, "
@@ -291,11 +296,11 @@ char *shmkit__topic_describe(const char *name, unsigned flags, int json)
 			(unsigned long long)st.next_seq, (unsigned long long)st.evicted,
 			(unsigned long long)st.abandoned);
 		for (int i = 0; i < n; i++)
-			fprintf(f, "%s{\"pid\": %d, \"alive\": %s, \"received\": %llu, \"lost\": %llu, "
-				   "\"lag\": %llu}",
+			fprintf(f, "%s{\"pid\": %d, \"alive\": %s, \"received\": %llu, "
+				   "\"lost\": %llu, \"lag\": %llu}",
 				i ? ", " : "", subs[i].pid, alive_word(subs[i].alive, 1),
-				(unsigned long long)subs[i].received, (unsigned long long)subs[i].lost,
-				(unsigned long long)subs[i].lag);
+				(unsigned long long)subs[i].received,
+				(unsigned long long)subs[i].lost, (unsigned long long)subs[i].lag);
 		fprintf(f, "]}");
 	} else {
 		fprintf(f, "delivery:     %s\ncapacity:     %llu bytes\nmax message:  %llu bytes\n"
@@ -308,8 +313,8 @@ char *shmkit__topic_describe(const char *name, unsigned flags, int json)
 			(unsigned long long)st.next_seq, (unsigned long long)st.evicted,
 			(unsigned long long)st.abandoned);
 		if (n > 0)
-			fprintf(f, "  %-10s %-7s %12s %12s %12s\n", "PID", "ALIVE", "RECEIVED", "LOST",
-				"LAG");
+			fprintf(f, "  %-10s %-7s %12s %12s %12s\n", "PID", "ALIVE", "RECEIVED",
+				"LOST", "LAG");
 		for (int i = 0; i < n; i++)
 			fprintf(f, "  %-10d %-7s %12llu %12llu %12llu\n", subs[i].pid,
 				alive_word(subs[i].alive, 0), (unsigned long long)subs[i].received,
