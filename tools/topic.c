@@ -168,12 +168,12 @@ int shmkit_cmd_sub(int argc, char **argv)
 	struct topic_opts o;
 	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nSubscribe to topic NAME and print each message on its own\n"
-		       "line, creating the topic if needed (--reliable and --capacity as for pub;\n"
-		       "--reliable on an existing lossy topic is an error).\n"
-		       "Starts with the next message published, or with --from-oldest with the\n"
-		       "oldest one the ring still holds. Stops at end-of-stream (every publisher\n"
-		       "closed), after COUNT messages, or when no message came for SECONDS (exit\n"
-		       "1 then). Messages a lossy topic overwrote before they were read are\n"
+		       "line, creating the topic if needed (--reliable and --capacity as for\n"
+		       "pub; --reliable on an existing lossy topic is an error). Starts with\n"
+		       "the next message published, or with --from-oldest with the oldest one\n"
+		       "the ring still holds. Stops at end-of-stream (every publisher closed),\n"
+		       "after COUNT messages, or when no message came for SECONDS (exit 1\n"
+		       "then). Messages a lossy topic overwrote before they were read are\n"
 		       "reported on standard error as 'lost N messages', and printing goes on.\n"
 		       "A last publisher that died is an error.\n", usage);
 		return SHMKIT_EXIT_OK;
