@@ -1,8 +1,8 @@
 #!/bin/sh
 # Drives the real shmkit tool: create/ls/stat/cat/write/rm on both backends, send piped
 # into recv, pub piped into sub (reliable, lossy with exact losses, timeouts, a dead
-# publisher, topics in ls/stat), gc after a SIGKILLed creator, and interoperation with ipcs/ipcrm and
-# Python's multiprocessing.shared_memory. Then the trust checks of issue 8: names that
+# publisher, topics in ls/stat), gc after a SIGKILLed creator, and interoperation with
+# ipcs/ipcrm and Python's multiprocessing.shared_memory. Then the trust checks of issue 8: names that
 # cannot be confused (a System V segment named by digits, a name in both namespaces),
 # listing that does not lie (UTF-8, invalid bytes, dot and 255-byte names, newlines),
 # and gc that removes only provable garbage (odd names in use, persistent segments,
@@ -206,8 +206,8 @@ wait_stat() { # wait_stat NAME PATTERN
 	until "$tool" stat "$1" 2>/dev/null | grep -q "$2" || [ $i -gt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 # A new topic $tt, made with the options given, held open by a sleeping process so
-# that no gc (other test runs may share this machine) takes it for garbage between
-# two commands, once its creator is gone.
+# that no gc takes it for garbage between two commands once its creator is gone (where
+# this test cannot have a /dev/shm of its own, other tests' gc runs see it).
 fresh_topic() {
 	if [ -n "$topic_holder" ]; then kill $topic_holder; wait $topic_holder 2>/dev/null; fi
 	"$tool" rm "$tt" >/dev/null 2>&1
