@@ -239,13 +239,19 @@ check "ls shows the topic as kind topic" sh -c "grep -F '$tt ' '$tmp/ls' | grep 
 check "stat shows a topic's delivery mode" grep -q "^delivery: *lossy$" "$tmp/stat"
 check "stat shows a topic's counters" grep -q "^published: *1000 messages" "$tmp/stat"
 check "stat shows no publisher after they closed" grep -q "^publishers: *0 " "$tmp/stat"
+# A line longer than sub's first buffer (64 KiB): the buffer grows, the message stays.
+head -c 100000 /dev/zero | tr '\0' a >"$tmp/long"
+echo >>"$tmp/long"
+"$tool" pub "$tt" <"$tmp/long"
+"$tool" sub --from-oldest -n 1001 --timeout 10 "$tt" | tail -n 1 >"$tmp/sub"
+check "a 100000-byte message arrives whole" cmp -s "$tmp/sub" "$tmp/long"
 "$tool" cat "$tt" >/dev/null 2>"$tmp/err"
 check "cat refuses a topic (1)" [ $? -eq 1 ]
 check "and says to use sub" grep -q "a topic: use pub/sub" "$tmp/err"
 printf 'x\n' | "$tool" pub --reliable "$tt" 2>"$tmp/err"
 check "pub --reliable on a lossy topic fails (1)" [ $? -eq 1 ]
 check "and says why" grep -q "exists and is lossy" "$tmp/err"
-check "and publishes nothing" sh -c "'$tool' stat '$tt' | grep -q '^published: *1000 messages'"
+check "and publishes nothing" sh -c "'$tool' stat '$tt' | grep -q '^published: *1001 messages'"
 "$tool" sub --reliable --timeout 5 "$tt" >/dev/null 2>"$tmp/err"
 check "sub --reliable on a lossy topic fails (1), saying why" [ $? -eq 1 ] && grep -q "exists and is lossy" "$tmp/err"
 "$tool" rm "$tt"
