@@ -1453,13 +1453,23 @@ static int topic_open(const char *name, unsigned role, const struct shmkit_topic
 		g.cap = CAP_DEFAULT;
 	geom(&g);
 	shmkit_seg *seg;
-	int r;
-	if (flags & SHMKIT_SEG_CREATE)
+	int r = -ENOENT;
+	/* Create-or-open: open whatever exists (its capacity and limits are the ones that
+	 * count; validate() checks a capacity asked for), else create; retry when another
+	 * process wins either race. */
+	for (int i = 0; i < 16; i++) {
+		if (!(flags & SHMKIT_SEG_EXCL) || !(flags & SHMKIT_SEG_CREATE)) {
+			r = shmkit__seg_open(name, SHMKIT_KIND_TOPIC, 0, 0,
+					     flags & seg_flags & ~(unsigned)SHMKIT_SEG_CREATE, NULL,
+					     NULL, &seg);
+			if (r != -ENOENT || !(flags & SHMKIT_SEG_CREATE))
+				break;
+		}
 		r = shmkit__seg_open(name, SHMKIT_KIND_TOPIC, g.data, o->mode ? o->mode : 0600,
-				     flags & seg_flags, topic_init, &g, &seg);
-	else
-		r = shmkit__seg_open(name, SHMKIT_KIND_TOPIC, 0, 0, flags & seg_flags, NULL, NULL,
-				     &seg);
+				     (flags & seg_flags) | SHMKIT_SEG_EXCL, topic_init, &g, &seg);
+		if (r != -EEXIST || (flags & SHMKIT_SEG_EXCL))
+			break;
+	}
 	if (r < 0)
 		return r;
 	shmkit_topic *t = calloc(1, sizeof *t);
