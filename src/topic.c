@@ -88,6 +88,10 @@ enum { SUB_AWAKE = 0, SUB_POLLING = 1 };
 #define SPIN_DEFAULT_NS 50000
 /* Publishers waiting for the claim lock check its holder's liveness this often. */
 #define LOCK_LIVE_NS (10 * SHMKIT_MSEC)
+/* How long a call with a 0 timeout waits for the lock, and an open (which must place
+ * a subscriber under it) at most. */
+#define LOCK_BRIEF_NS (5 * SHMKIT_MSEC)
+#define LOCK_OPEN_NS (2 * SHMKIT_SEC)
 /* Reliable publishers check the subscribers holding them back this often: a dead one
  * is evicted within about this plus a slice. */
 #define EVICT_NS (50 * SHMKIT_MSEC)
@@ -328,7 +332,8 @@ static int lock_try(void *arg, int live)
 
 static int lock_repair(shmkit_topic *t);
 
-/* Take the claim lock: 0, or -EIDRM, -ETIMEDOUT, -EAGAIN, -EPROTO. */
+/* Take the claim lock by @deadline (0: within LOCK_BRIEF_NS): 0, or -EIDRM,
+ * -ETIMEDOUT, -EAGAIN, -EPROTO. */
 static int lock_take(shmkit_topic *t, int64_t deadline)
 {
 	struct lock_wait lw = {t, 0};
@@ -347,10 +352,15 @@ static int lock_take(shmkit_topic *t, int64_t deadline)
 			r = lock_try(&lw, 0);
 		}
 		if (r == WAIT) {
-			int64_t checked = shmkit__now_ns() - LOCK_LIVE_NS;
+			/* A 0 timeout still waits out a holder in its few instructions (or
+			 * preempted in them), but not a lock word that stays held: a stopped
+			 * holder, or a live token a hostile peer wrote there. */
+			int64_t now = shmkit__now_ns(), checked = now - LOCK_LIVE_NS;
 			r = shmkit__bell_wait(&t->ctl->lock_bell, lock_try, &lw, 0,
-					      deadline == 0 ? -1 : deadline, LOCK_LIVE_NS,
-					      LOCK_LIVE_NS, &checked, NULL);
+					      deadline == 0 ? now + LOCK_BRIEF_NS : deadline,
+					      LOCK_LIVE_NS, LOCK_LIVE_NS, &checked, NULL);
+			if (r == -ETIMEDOUT && deadline == 0)
+				r = -EAGAIN;
 		}
 	}
 	if (r == 0 && lw.took_over && (r = lock_repair(t)) < 0)
@@ -1385,9 +1395,9 @@ static int sub_start(shmkit_topic *t, unsigned flags)
 	/* Start at the next claim, or at the oldest intact record, under the claim lock:
 	 * so tail, reclaim and next_seq agree, and no publisher reclaims past our start
 	 * before it sees our position (it rescans when sub_gen moved). */
-	int r2 = lock_take(t, -1);
+	int r2 = lock_take(t, shmkit__deadline(LOCK_OPEN_NS));
 	if (r2 < 0)
-		return r2;
+		return r2 == -ETIMEDOUT ? -EBUSY : r2;
 	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	uint64_t p = tail, seq = atomic_load_explicit(&c->next_seq, memory_order_relaxed);
 	if (flags & SHMKIT_TOPIC_OLDEST) {

@@ -103,7 +103,8 @@ struct shmkit_topic_sub_info {
  * @mode, @flags: as shmkit_seg_open() (CREATE, EXCL, SYSV), plus enum
  *   shmkit_topic_flags. Limits take their defaults (shmkit_topic_open_opts() sets them).
  * Returns 0, -EUSERS (every publisher slot, or in reliable mode every subscriber slot,
- * is held by a live process), -EPROTO (not a topic, or a corrupt one), -EINVAL, or the
+ * is held by a live process), -EBUSY (a subscriber places itself under the claim lock,
+ * which a live process held for 2 s: stopped, or a hostile token), -EPROTO (not a topic, or a corrupt one), -EINVAL, or the
  * errors of shmkit_seg_open() and of making this process's liveness file.
  * A lossy subscriber that finds every slot held still subscribes, unlisted: it
  * receives everything, but has no descriptor (shmkit_topic_fd(): -EUSERS) and its
@@ -127,7 +128,8 @@ SHMKIT_API int shmkit_topic_close(shmkit_topic *t);
  * still copying into the room it needs); reliable mode waits for room while the
  * slowest live subscriber holds it. Wakes sleeping subscribers (one load when none
  * sleeps, one system call however many sleep on the futex).
- * Returns 0, or -EAGAIN (timeout 0 and no room), -ETIMEDOUT, -EMSGSIZE, -EINVAL (not a
+ * Returns 0, or -EAGAIN (timeout 0 and no room, or the claim lock held by a live
+ * process for 5 ms), -ETIMEDOUT, -EMSGSIZE, -EINVAL (not a
  * publisher, NULL @buf, len 0), -EIDRM, -EPROTO (corrupt topic; the handle stays
  * poisoned). Since 0.2. */
 SHMKIT_API int shmkit_topic_publish(shmkit_topic *t, const void *buf, size_t len,
