@@ -29,6 +29,7 @@
 #include "bench.h"
 
 int g_pinned, g_onecpu, g_cpu[2] = {-1, -1}, g_allowed, g_nice;
+struct tbench *g_topic;
 
 /* Shared by the parent and the child of one trial (MAP_SHARED | MAP_ANONYMOUS), zeroed
  * before each fork. The limits' words each have a cache line of their own. */
@@ -1096,17 +1097,22 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
-		"                    [--no-nice]\n\n"
+		"                    [--no-nice] [--topic | --no-topic] [--no-install]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
 		"ping-pong, futex wake, memcpy) and the kernel's IPC (pipe, UNIX socket,\n"
-		"eventfd, POSIX message queue), two processes pinned to two CPUs.\n\n"
+		"eventfd, POSIX message queue), two processes pinned to two CPUs; then topics\n"
+		"against the channel, ZeroMQ PUB/SUB and UNIX datagram sockets (fan-out).\n\n"
 		"  --json        machine-readable output on stdout\n"
 		"  --quick       %d rounds of %d ms trials (a few seconds; for tests)\n"
 		"  --rounds N    rounds of interleaved trials (default %d)\n"
 		"  --trial-ms N  length of one trial (default %d)\n"
 		"  --only TEXT   run only the cases whose id contains TEXT (e.g. tput.chan_copy)\n"
 		"  --no-nice     keep the priority (by default the benchmark runs at nice %d\n"
-		"                when permitted, to keep other processes out of its figures)\n\n"
+		"                when permitted, to keep other processes out of its figures)\n"
+		"  --topic       only the topic section (its case ids start with topic.)\n"
+		"  --no-topic    only the channel section\n"
+		"  --no-install  when libzmq.so.5 is missing, skip ZeroMQ (by default root\n"
+		"                installs Debian's libzmq3-dev with apt-get first)\n\n"
 		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed,\n"
 		"2 usage.\n",
 		ROUNDS_QUICK, TRIAL_MS_QUICK, ROUNDS_DEFAULT, TRIAL_MS_DEFAULT, BENCH_NICE);
@@ -1141,6 +1147,10 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->quick = 1;
 		} else if (!strcmp(a, "--no-nice")) {
 			cfg->no_nice = 1;
+		} else if (!strcmp(a, "--topic") || !strcmp(a, "--no-topic")) {
+			cfg->topic = a[2] == 't' ? 1 : -1;
+		} else if (!strcmp(a, "--no-install")) {
+			cfg->no_install = 1;
 		} else if (!strcmp(a, "--only")) {
 			if (i + 1 >= argc || !argv[i + 1][0])
 				goto bad;
@@ -1242,7 +1252,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	calibrate(cfg.quick ? 5 : 20);
 
 	progress = isatty(STDERR_FILENO);
-	for (int round = 0; round < cfg.rounds; round++) {
+	for (int round = 0; round < cfg.rounds && cfg.topic <= 0; round++) {
 		if (progress)
 			fprintf(stderr, "\rshmkit bench: round %d/%d ", round + 1, cfg.rounds);
 		for (size_t i = 0; i < NCASES; i++) {
@@ -1257,6 +1267,13 @@ int shmkit_cmd_bench(int argc, char **argv)
 	}
 	if (progress)
 		fprintf(stderr, "\r%40s\r", "");
+	if (cfg.topic >= 0) {
+		struct tb_cfg tc = {cfg.rounds, cfg.trial_ms, cfg.quick, cfg.no_install, g_nice,
+				    cfg.only, g_pinned, g_cpu[0], saved, m.cpu, m.kernel, m.nproc};
+		if (!have_saved)
+			CPU_ZERO(&tc.allowed);
+		failed |= shmkit__bench_topic_run(&tc, &g_topic) != 0;
+	}
 
 	set_handlers(0);
 	if (g_nice != old_nice)
@@ -1269,11 +1286,15 @@ int shmkit_cmd_bench(int argc, char **argv)
 	if (have_saved)
 		sched_setaffinity(0, sizeof saved, &saved);
 	for (size_t i = 0; i < NCASES; i++)
-		failed |= res[i].state == ST_FAILED;
-	if (cfg.json)
-		shmkit__bench_print_json(stdout, &m, &cfg, res);
+		failed |= res[i].state == ST_FAILED && cfg.topic <= 0;
+	if (cfg.topic > 0)
+		shmkit__bench_topic_print(stdout, g_topic, cfg.json, 1);
+	else if (cfg.json)
+		shmkit__bench_print_json(stdout, &m, &cfg, res); /* with the topic section inside */
 	else
 		shmkit__bench_print_table(stdout, &m, &cfg, res);
+	if (cfg.topic == 0 && !cfg.json)
+		shmkit__bench_topic_print(stdout, g_topic, 0, 0);
 	fflush(stdout);
 	for (size_t i = 0; i < NCASES; i++)
 		if (res[i].state == ST_FAILED)
@@ -1290,5 +1311,7 @@ out:
 	g_ctl = NULL;
 	g_hists = NULL;
 	g_pbuf = NULL;
+	shmkit__bench_topic_free(g_topic);
+	g_topic = NULL;
 	return failed ? SHMKIT_EXIT_FAIL : SHMKIT_EXIT_OK;
 }

@@ -187,6 +187,8 @@ struct cfg {
 	int quick;
 	int no_nice;
 	const char *only; /* run only the cases whose id contains this */
+	int topic;	  /* 1: only the topic section (--topic), -1: without it */
+	int no_install;	  /* never install libzmq3-dev */
 };
 
 /* How the run was placed, set by bench.c before the first trial, read by both units:
@@ -209,6 +211,27 @@ static inline unsigned h_index(uint64_t v)
 	i = (e - H_SUB_BITS + 1) * H_SUB + (unsigned)((v >> (e - H_SUB_BITS)) & (H_SUB - 1));
 	return i < H_N ? i : H_N - 1;
 }
+
+/* The topic section (issue 9): bench/topic.c. */
+struct tb_cfg {
+	int rounds, trial_ms, quick, no_install, nice;
+	const char *only;	  /* as struct cfg */
+	int pinned, cpu;	  /* the caller runs pinned to this CPU (the publisher's) */
+	cpu_set_t allowed;	  /* the CPUs the run may use (subscribers: all but cpu) */
+	const char *machine;	  /* CPU model, kernel: for --topic alone */
+	const char *kernel;
+	long nproc;
+};
+struct tbench;
+/* Measure (interleaved rounds; call at the benchmark's priority, pinned). *out gets
+ * the results (free them) even on failure. Returns 0, -1 a case failed, -ENOMEM. */
+int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out);
+/* The section as a table, or as a JSON object (the value of "topic"); alone: with
+ * the machine's description (--topic), and in JSON a whole document. */
+void shmkit__bench_topic_print(FILE *f, const struct tbench *tb, int json, int alone);
+void shmkit__bench_topic_free(struct tbench *tb);
+/* The topic section's results for report.c's JSON, or NULL (set by bench.c). */
+extern struct tbench *g_topic;
 
 /* report.c: the 1-minute load average; the machine's description (CPU, kernel, load
  * before); the results of every round as JSON (--json) or as a table. */

@@ -334,7 +334,12 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 	fprintf(f, "  ],\n  \"notes\": [");
 	if (sleep_note(res, note, sizeof note))
 		json_str(f, note);
-	fprintf(f, "],\n  \"all_pass\": %s\n}\n", all ? "true" : "false");
+	fprintf(f, "],\n  \"all_pass\": %s", all ? "true" : "false");
+	if (g_topic) {
+		fprintf(f, ",\n  \"topic\": ");
+		shmkit__bench_topic_print(f, g_topic, 1, 0);
+	}
+	fprintf(f, "\n}\n");
 }
 
 /* A ratio in 6 columns, "-" when there is none. */

@@ -1,5 +1,5 @@
 /* test_bench: `shmkit bench --quick --json` runs, exits 0 and prints valid JSON that
- * names every case and every acceptance check; the tool's dispatcher answers --help,
+ * names every case and every acceptance check (the topic section's too); the tool's dispatcher answers --help,
  * --version and bad usage with the documented exit codes. No timing is asserted: a
  * benchmark's figures are not a test's business. */
 #include "common.h"
@@ -42,6 +42,21 @@ static const char *const keys[] = {
     "\"tput64_vs_pipe\"",
     "\"tput1m_vs_unix\"",
     "\"tput1m_vs_memcpy\"",
+    /* the topic section (bench/topic.c) */
+    "\"topic\": {",
+    "\"id\": \"topic.rtt.topic\"",
+    "\"id\": \"topic.rtt.chan\"",
+    "\"id\": \"topic.tput.topic.64\"",
+    "\"id\": \"topic.tput.chan.1048576\"",
+    "\"id\": \"topic.fanout.topic.8\"",
+    "\"id\": \"topic.fanout.zmq.1\"",
+    "\"id\": \"topic.fanout.unix.4\"",
+    "\"id\": \"topic.wake.epoll.256\"",
+    "\"id\": \"topic.wake.futex.16\"",
+    "\"topic_rtt_vs_chan\"",
+    "\"topic_tput64_vs_chan\"",
+    "\"fanout8_vs_zmq\"",
+    "\"fanout1_vs_unix\"",
 };
 
 /* A strict JSON (RFC 8259) recognizer: 0 if the text is one valid value, else -1. */

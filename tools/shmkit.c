@@ -28,7 +28,7 @@ static const struct command commands[] = {
     {"recv", shmkit_cmd_recv, "print channel messages, one a line"},
     {"pub", shmkit_cmd_pub, "publish each input line as a topic message"},
     {"sub", shmkit_cmd_sub, "print topic messages, one a line"},
-    {"bench", shmkit_cmd_bench, "measure the message channel against the kernel's IPC"},
+    {"bench", shmkit_cmd_bench, "measure the channel and the topic against the kernel's IPC"},
 };
 
 int shmkit__want_help(int argc, char **argv)
