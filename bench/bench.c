@@ -1268,9 +1268,14 @@ int shmkit_cmd_bench(int argc, char **argv)
 	if (progress)
 		fprintf(stderr, "\r%40s\r", "");
 	if (cfg.topic >= 0) {
-		struct tb_cfg tc = {cfg.rounds, cfg.trial_ms, cfg.quick, cfg.no_install, g_nice,
-				    cfg.only, g_pinned, g_cpu[0], saved, m.cpu, m.kernel, m.nproc};
-		if (!have_saved)
+		struct tb_cfg tc = {.rounds = cfg.rounds, .trial_ms = cfg.trial_ms,
+				    .quick = cfg.quick, .no_install = cfg.no_install,
+				    .nice = g_nice, .only = cfg.only, .pinned = g_pinned,
+				    .cpu = g_cpu[0], .machine = m.cpu, .kernel = m.kernel,
+				    .nproc = m.nproc};
+		if (have_saved)
+			tc.allowed = saved;
+		else
 			CPU_ZERO(&tc.allowed);
 		failed |= shmkit__bench_topic_run(&tc, &g_topic) != 0;
 	}

@@ -1547,7 +1547,7 @@ int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
 
 	*out = tb;
 	if (!tb)
-		return -ENOMEM;
+		goto nomem;
 	tb->cfg = *cfg;
 	for (size_t i = 0; i < TB_NCASES; i++) {
 		struct tb_res *res = &tb->res[i];
@@ -1561,7 +1561,7 @@ int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
 		res->val = malloc(sizeof(double) * (size_t)cfg->rounds);
 		res->aux = malloc(sizeof(double) * (size_t)cfg->rounds);
 		if (!res->val || !res->aux)
-			return -ENOMEM;
+			goto nomem;
 		for (int k = 0; k < cfg->rounds; k++)
 			res->val[k] = res->aux[k] = NAN;
 	}
@@ -1606,7 +1606,7 @@ int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
 		if (t_ctl != MAP_FAILED)
 			munmap(t_ctl, sizeof *t_ctl);
 		t_ctl = NULL;
-		return -ENOMEM;
+		goto nomem;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1644,6 +1644,13 @@ int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
 				tb->res[i].why);
 		}
 	return failed ? -1 : 0;
+nomem:
+	free(t_samples);
+	free(t_samples2);
+	free(t_batches);
+	t_samples = t_samples2 = t_batches = NULL;
+	fprintf(stderr, "shmkit bench: topics: out of memory\n");
+	return -ENOMEM;
 }
 
 void shmkit__bench_topic_free(struct tbench *tb)
