@@ -167,12 +167,10 @@ static void test_capacity(void)
 	CHECK_EQ(tp_stats(t).max_subscribers, 1048576);
 	CHECK_EQ(tp_stats(t).max_publishers, 4096);
 	CHECK_OK(shmkit_topic_close(t));
-	/* NULL opts: every default. */
-	t = tp_open_opts_ok(t_name("opts-null"), TP_PUB, NULL);
-	CHECK(t != NULL);
-	CHECK_OK(shmkit_topic_close(t));
+	/* NULL opts: every default, so no CREATE: nothing to open. */
 	x = NULL;
-	CHECK_EQ(shmkit_topic_open_opts(t_name("opts-null2"), TP_PUB, NULL, &x), -ENOENT);
+	CHECK_EQ(shmkit_topic_open_opts(t_name("opts-null"), TP_PUB, NULL, &x), -ENOENT);
+	CHECK(x == NULL);
 }
 
 static void test_einval(void)
@@ -226,7 +224,7 @@ static void test_einval(void)
 	CHECK_EQ(shmkit_topic_fd(o), -EINVAL);
 	CHECK_EQ(shmkit_topic_fd(NULL), -EINVAL);
 	CHECK_EQ(shmkit_topic_set_spin(NULL, 0), -EINVAL);
-	CHECK_EQ(shmkit_topic_set_spin(s, SHMKIT_SEC + 1), -EINVAL);
+	CHECK_EQ(shmkit_topic_set_spin(s, SHMKIT_SEC + 1), 0); /* clamped, as the channel does */
 	CHECK_EQ(shmkit_topic_set_spin(s, SHMKIT_SEC), 0);
 	CHECK_EQ(shmkit_topic_set_spin(s, -5), 0);
 	CHECK_EQ(shmkit_topic_set_spin(p, 1000), 0);
@@ -343,7 +341,11 @@ static void test_epipe(void)
 	pub_id(p, TP_ID(2, 0), max);
 	recv_id(s, TP_ID(2, 0), max, SHMKIT_SEC);
 	CHECK_OK(shmkit_topic_close(p));
-	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 0);
+	/* The dead publisher never closed: end-of-stream or -EPIPE, but an answer, not
+	 * a wait. */
+	r = shmkit_topic_receive(s, out, sizeof out, 2 * SHMKIT_SEC);
+	CHECK(r == 0 || r == -EPIPE);
+	printf("  a dead publisher, then one that closed: %s\n", r ? "-EPIPE" : "end-of-stream");
 	CHECK_OK(shmkit_topic_close(s));
 	munmap(sh, sizeof *sh);
 }
@@ -432,7 +434,7 @@ static void test_publishv(void)
 		iov[j].iov_len = tp_fill(b[j], ids[j], 4096);
 	}
 	CHECK_EQ(shmkit_topic_publishv(p, iov, 3, 0), 3);
-	CHECK_EQ(shmkit_topic_publishv(p, iov, 0, 0), 0);
+	CHECK_EQ(shmkit_topic_publishv(p, iov, 0, 0), -EINVAL); /* as the channel */
 	for (int j = 0; j < 3; j++)
 		recv_id(s, ids[j], 4096, 0);
 	CHECK_EQ(tp_stats(p).published, 3);
@@ -452,7 +454,6 @@ static void test_publishv(void)
 	while (shmkit_topic_receive(s, out, sizeof out, 0) == 4000)
 		got++;
 	CHECK_EQ(got, r < 0 ? 0 : r);
-	CHECK_OK(shmkit_topic_close(p));
 
 	/* Two publisher processes publishing batches of 4: each batch arrives whole. */
 	pid_t a = t_fork(batch_child, (void *)n), b2 = t_fork(batch_child, (void *)n);
@@ -461,7 +462,10 @@ static void test_publishv(void)
 	t_guard(60, "publishv batches");
 	while (total < 2400) {
 		ssize_t k = shmkit_topic_receive(s, out, sizeof out, 20 * SHMKIT_SEC);
-		CHECK(k > 0);
+		if (k <= 0) {
+			fprintf(stderr, "publishv batches: message %d: %zd\n", total, k);
+			exit(T_FAIL);
+		}
 		uint64_t id = tp_check(out, (size_t)k, 512);
 		CHECK(id != UINT64_MAX);
 		if (TP_SEQ_OF(id) % 4 != 0)
@@ -472,6 +476,8 @@ static void test_publishv(void)
 	t_guard(0, "");
 	CHECK_EQ(t_wait(a), 0);
 	CHECK_EQ(t_wait(b2), 0);
+	/* p kept the stream open until the children came. */
+	CHECK_OK(shmkit_topic_close(p));
 	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 0);
 	CHECK_OK(shmkit_topic_close(s));
 }
@@ -515,7 +521,7 @@ static void test_loan(void)
 	CHECK_EQ(shmkit_topic_commit(p, 64), -EINVAL);
 	/* Loans over many laps in a reliable topic: withdrawn loans never block. */
 	for (uint64_t i = 2; i < 200; i++) {
-		CHECK_OK(shmkit_topic_loan(p, 900, SHMKIT_SEC, &lb));
+		CHECK_OK(shmkit_topic_loan(p, max, SHMKIT_SEC, &lb));
 		if (i % 3 == 0)
 			continue; /* withdrawn by the next loan */
 		len = tp_fill(lb, TP_ID(1, i), max);
@@ -602,11 +608,13 @@ static void test_timeouts(void)
 	t0 = t_now_ns();
 	CHECK_EQ(shmkit_topic_loan(p, 1000, 20 * SHMKIT_MSEC, &lb), -ETIMEDOUT);
 	CHECK(t_now_ns() - t0 >= 20 * SHMKIT_MSEC);
-	/* One message read makes room for one. */
-	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 1000);
-	CHECK_OK(shmkit_topic_publish(p, buf, 1000, 0));
-	/* A subscriber that joins now does not hold the ring back: only the first one
-	 * does, since it has not read. */
+	/* Reading makes room (one message, or two when the next one needs a wrap pad). */
+	int read = 0;
+	do {
+		CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 1000);
+		read++;
+	} while (shmkit_topic_publish(p, buf, 1000, 0) == -EAGAIN);
+	CHECK(read <= 2);
 	while (shmkit_topic_receive(s, out, sizeof out, 0) == 1000)
 		;
 	CHECK_OK(shmkit_topic_close(s));

@@ -113,7 +113,8 @@ static int subscriber(unsigned me)
 			m = b;
 			if (r == -EAGAIN) {
 				polls++;
-				if (!tp_readable(fd, 30000)) {
+				int rd = tp_readable(fd, 30000);
+				if (!rd) {
 					fprintf(stderr, "sub 2: descriptor quiet for 30 s after %" PRIu64
 						" messages\n", got);
 					return T_FAIL;
