@@ -30,7 +30,9 @@
 struct shared {
 	_Atomic int ready;
 	_Atomic int go;
-	uint64_t per_pub;
+	_Atomic int stop;          /* publishers finish their message and close */
+	_Atomic uint64_t published[2]; /* each publisher's count, final once it closed */
+	uint64_t per_pub;          /* at most this many each */
 	int reliable;
 	/* Per subscriber: how many of each publisher's messages it received in order, and
 	 * how it ended. */
@@ -53,7 +55,7 @@ static int publisher(unsigned me, uint64_t seed)
 	while (!atomic_load(&sh->go))
 		sched_yield();
 	uint64_t s = 0;
-	while (s < sh->per_pub) {
+	while (s < sh->per_pub && !atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 		unsigned op = (unsigned)(t_rand(&seed) % 3);
 		if (op == 0) {
 			size_t len = tp_fill(b[0], TP_ID(me, s), MAXLEN);
@@ -64,6 +66,9 @@ static int publisher(unsigned me, uint64_t seed)
 			size_t len = tp_len(TP_ID(me, s), MAXLEN);
 			CHECK_OK(shmkit_topic_loan(p, MAXLEN, 10 * SHMKIT_SEC, &lb));
 			t_msg_fill(lb, len, TP_ID(me, s));
+			/* Now and then linger inside the claim, where a kill leaves it BUSY. */
+			if ((t_rand(&seed) & 7) == 0)
+				sched_yield();
 			CHECK_OK(shmkit_topic_commit(p, len));
 			s++;
 		} else {
@@ -82,7 +87,9 @@ static int publisher(unsigned me, uint64_t seed)
 			}
 			s += (uint64_t)r;
 		}
+		atomic_store_explicit(&sh->published[me], s, memory_order_relaxed);
 	}
+	atomic_store(&sh->published[me], s);
 	CHECK_OK(shmkit_topic_close(p));
 	return T_PASS;
 }
@@ -155,7 +162,7 @@ static int trial(int t, uint64_t *seed)
 	int killed[4] = {0};
 	memset(sh, 0, sizeof *sh);
 	sh->reliable = t & 1;
-	sh->per_pub = 100 + t_rand(seed) % 1000;
+	sh->per_pub = 200000;
 	sh->end[0] = sh->end[1] = 99;
 	static char tag[32];
 	snprintf(tag, sizeof tag, "kill-%d", t % 2);
@@ -172,14 +179,20 @@ static int trial(int t, uint64_t *seed)
 	tp_await(&sh->ready, 4, 20, "kill trial: children ready");
 	CHECK_OK(shmkit_topic_close(creator));
 	atomic_store(&sh->go, 1);
-	/* One or two victims, each after a random delay up to 20 ms. */
+	/* One or two victims, each after a random delay up to 15 ms; the others stop
+	 * publishing 20 ms after the start. */
+	int64_t t0 = t_now_ns();
 	int nv = 1 + (int)(t_rand(seed) % 2);
 	for (int v = 0; v < nv; v++) {
 		int i = (int)(t_rand(seed) % 4);
-		usleep((useconds_t)(t_rand(seed) % 20000));
+		usleep((useconds_t)(t_rand(seed) % 15000));
 		kill(pids[i], SIGKILL);
 		killed[i] = 1;
 	}
+	int64_t left = 20 * SHMKIT_MSEC - (t_now_ns() - t0);
+	if (left > 0)
+		t_nap_ms((int)(left / SHMKIT_MSEC));
+	atomic_store(&sh->stop, 1);
 	static char what[96];
 	snprintf(what, sizeof what, "kill trial %d: waiting for the survivors", t);
 	t_guard(40, what);
@@ -207,11 +220,13 @@ static int trial(int t, uint64_t *seed)
 		else
 			CHECK(sh->end[i] == 0 || sh->end[i] == -EPIPE);
 		for (int p = 0; p < 2; p++) {
-			CHECK(sh->got[i][p] <= sh->per_pub);
-			if (sh->reliable && st[2 + p] == 0 && sh->got[i][p] != sh->per_pub) {
+			uint64_t pubd = atomic_load(&sh->published[p]);
+			/* A killed publisher may have committed a batch (up to 4) it had not counted. */
+			CHECK(sh->got[i][p] <= pubd + (st[2 + p] != 0 ? 4 : 0));
+			if (sh->reliable && st[2 + p] == 0 && sh->got[i][p] != pubd) {
 				fprintf(stderr, "kill trial %d (reliable): subscriber %d got %" PRIu64
 					" of surviving publisher %d's %" PRIu64 " messages\n", t, i,
-					sh->got[i][p], p, sh->per_pub);
+					sh->got[i][p], p, pubd);
 				exit(T_FAIL);
 			}
 		}
@@ -273,7 +288,9 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void stall_after_kill(int n)
+/* @nonblocking: the publisher only ever calls with timeout 0 (an event loop's way),
+ * retrying every millisecond: the dead subscriber must be evicted all the same. */
+static void stall_after_kill(int n, int nonblocking)
 {
 	static unsigned char b[MAXLEN];
 	int64_t *ms = calloc((size_t)n, sizeof *ms);
@@ -300,7 +317,15 @@ static void stall_after_kill(int n)
 		}
 		pid_t k = t_fork(killer, (void *)(intptr_t)stuck);
 		size_t len = tp_fill(b, TP_ID(0, s), MAXLEN);
-		int r = shmkit_topic_publish(p, b, len, 10 * SHMKIT_SEC);
+		int r;
+		if (nonblocking) {
+			int64_t give_up = t_now_ns() + 10 * SHMKIT_SEC;
+			while ((r = shmkit_topic_publish(p, b, len, 0)) == -EAGAIN &&
+			       t_now_ns() < give_up)
+				t_nap_ms(1);
+		} else {
+			r = shmkit_topic_publish(p, b, len, 10 * SHMKIT_SEC);
+		}
 		int64_t resumed = t_now_ns();
 		CHECK_OK(r);
 		s++;
@@ -323,8 +348,9 @@ static void stall_after_kill(int n)
 		shmkit_seg_unlink(name, 0);
 	}
 	qsort(ms, (size_t)n, sizeof *ms, cmp_i64);
-	printf("stall after a reliable subscriber's SIGKILL, %d trials: min %" PRId64 " ms, median %"
-	       PRId64 " ms, p90 %" PRId64 " ms, max %" PRId64 " ms (bound %d + %d ms)\n", n, ms[0],
+	printf("stall after a reliable subscriber's SIGKILL (%s), %d trials: min %" PRId64 " ms, median %"
+	       PRId64 " ms, p90 %" PRId64 " ms, max %" PRId64 " ms (bound %d + %d ms)\n",
+	       nonblocking ? "publisher retrying with timeout 0" : "publisher asleep in publish", n, ms[0],
 	       ms[n / 2], ms[n * 9 / 10], ms[n - 1], STALL_BOUND_MS, STALL_TOLERANCE_MS);
 	for (int t = 0; t < n; t++)
 		if (ms[t] > STALL_BOUND_MS + STALL_TOLERANCE_MS) {
@@ -347,14 +373,22 @@ int main(void)
 	int64_t t0 = t_now_ns();
 	int victims = 0;
 	uint64_t abandoned = 0;
+	int done = 0;
 	for (int t = 0; t < n; t++) {
 		victims += trial(t, &seed);
 		abandoned += sh->abandoned;
+		done++;
+		/* Bounded time on a machine shared with other builds: stop after 40 s
+		 * (the count done is printed; SHMKIT_TEST_SCALE asks for more). */
+		if (t >= 50 && !getenv("SHMKIT_TEST_SCALE") && t_now_ns() - t0 > 40 * SHMKIT_SEC)
+			break;
 	}
-	printf("%d kill trials in %.1f s: %d processes killed, %" PRIu64
-	       " abandoned claims stepped over\n", n, (double)(t_now_ns() - t0) / 1e9, victims,
+	printf("%d of %d kill trials in %.1f s: %d processes killed, %" PRIu64
+	       " abandoned claims stepped over\n", done, n, (double)(t_now_ns() - t0) / 1e9, victims,
 	       abandoned);
-	stall_after_kill((int)tp_scaled(SANITIZED ? 5 : 20, 3));
+	CHECK(abandoned > 0 || done < 100); /* kills did land inside claims */
+	stall_after_kill((int)tp_scaled(SANITIZED ? 5 : 20, 3), 0);
+	stall_after_kill((int)tp_scaled(SANITIZED ? 3 : 5, 2), 1);
 	printf("test_topic_kill: ok\n");
 	return T_PASS;
 }

@@ -278,7 +278,7 @@ static void run(int npub, const unsigned *modes, int nsub, long per_pub)
 int main(void)
 {
 	sh = t_shared(sizeof *sh);
-	long per = tp_scaled(SANITIZED ? 20000 : 200000, 1000);
+	long per = tp_scaled(SANITIZED ? 100000 : 1000000, 1000);
 	static const unsigned one[2] = {0, 1};
 	run(1, one, 2, per);
 	static const unsigned two[3] = {0, 1, 2};
