@@ -2,7 +2,7 @@
  * seeded random inputs shaped towards the control block, the slots and the record
  * headers. tests/test_topic_corrupt.c drives the same harness through every word. */
 #include "common.h"
-#include "fuzz/fuzz_topic.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 /* Patches of 1-8 bytes: half on the control block and slots (the first 1 216 bytes),

@@ -13,7 +13,7 @@
  * timeout 0, nor an open, wait for ever. */
 #include "test_topic_common.h"
 #include "internal.h"
-#include "fuzz/fuzz_topic.c"
+#include "fuzz/fuzz_targets.h"
 #include "fuzz/replay.h"
 
 /* Offsets in the data area (src/topic.c's _Static_asserts pin the control block). */

@@ -9,8 +9,9 @@
  * libFuzzer:  make fuzz  (or by hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
  *       -Ibuild/include -Isrc tests/fuzz/fuzz_topic.c src/(all).c -o fuzz_topic)
- * Under gcc, tests/test_fuzz_topic.c replays the corpus in tests/fuzz/corpus/topic,
- * and tests/test_topic_corrupt.c drives the same code through every field.
+ * Under gcc, tests/test_fuzz_topic.c replays the corpus in tests/fuzz/corpus/topic and
+ * seeded random inputs, and tests/test_topic_corrupt.c drives the same code through
+ * every word (both link this file and see it through fuzz_targets.h).
  *
  * Input: byte 0 selects operations (bit 6: the reliable topic instead of the lossy
  * one; bit 7: the publisher's path too; bits 0-1: how the subscriber reads); then
@@ -29,25 +30,20 @@
 
 #include <shmkit/shmkit.h>
 #include "fuzz_common.h"
+#include "fuzz_targets.h"
 
-#define FT_CAP 4096u  /* ring bytes */
-#define FT_MAX 1024u  /* largest message: FT_CAP / 4 */
-#define FT_SUBS 4u    /* subscriber slots */
-#define FT_PUBS 4u    /* publisher slots */
 #define FT_AREA_MAX 65536u
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Two topics, [0] lossy and [1] reliable, each with its snapshot. */
-static char ft_name[2][64];
-static unsigned char *ft_snapshot[2];
-static size_t ft_area[2];
-static shmkit_seg *ft_seg[2]; /* plain views of the segments, to patch them */
-static int ft_state;          /* 0: not set up, 1: ready, -1: setup failed */
-static unsigned long ft_eproto; /* runs in which some call answered -EPROTO */
+char ft_name[2][64];
+unsigned char *ft_snapshot[2];
+size_t ft_area[2];
+shmkit_seg *ft_seg[2]; /* plain views of the segments, to patch them */
+int ft_state;          /* 0: not set up, 1: ready, -1: setup failed */
+unsigned long ft_eproto; /* runs in which some call answered -EPROTO */
 static int ft_saw_eproto;
 
-static void ft_cleanup(void)
+void ft_cleanup(void)
 {
 	for (int i = 0; i < 2; i++)
 		if (ft_seg[i]) {
