@@ -179,7 +179,7 @@ static int lock_child(void *arg)
 	static unsigned char b[64];
 	shmkit_topic *t;
 	snprintf(replay_what, sizeof replay_what,
-		 "publish with timeout 0, then open, while a live process holds the claim lock");
+		 "publish with timeout 0 while a live process holds the claim lock");
 	alarm(3);
 	int r = shmkit_topic_open(ft_name[k], TP_PUB, 0, 0, 0, &t);
 	CHECK(r == 0 || r == -EPROTO);
@@ -190,6 +190,8 @@ static int lock_child(void *arg)
 		CHECK(t_now_ns() - t0 < SHMKIT_SEC);
 		shmkit_topic_close(t);
 	}
+	snprintf(replay_what, sizeof replay_what,
+		 "open a subscriber while a live process holds the claim lock");
 	alarm(3);
 	r = shmkit_topic_open(ft_name[k], TP_SUB, 0, 0, 0, &t);
 	/* Open has no timeout: it may refuse or succeed, but must answer. */
