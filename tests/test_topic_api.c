@@ -1,8 +1,8 @@
 /* Topics, the API row by row: roles and create-or-open, capacity and option checks,
  * the -EINVAL and -EMSGSIZE rows, end-of-stream and a killed last publisher, history
  * for late joiners, batch publish, loan/commit, peek/release, timeouts, counters, the
- * subscriber list, slot limits, a deleted segment, and the subscriber's descriptor
- * (level-triggered). */
+ * subscriber list, slot limits, a deleted segment, the subscriber's descriptor
+ * (level-triggered), the System V backend, and another user refused. */
 #include <sys/epoll.h>
 
 #include "test_topic_common.h"
@@ -920,6 +920,59 @@ static void test_fd_epipe(void)
 	munmap(sh, sizeof *sh);
 }
 
+/* The System V backend works the same way. */
+static void test_sysv(void)
+{
+	const char *n = t_name("sysv");
+	const size_t max = 1024;
+	shmkit_topic *p = tp_open_ok(n, TP_PUB, 4096, TP_CREATE | SHMKIT_SEG_SYSV);
+	shmkit_topic *s = tp_open_ok(n, TP_SUB, 0, SHMKIT_SEG_SYSV);
+	shmkit_topic *x;
+	/* The POSIX namespace has no such topic. */
+	CHECK_EQ(shmkit_topic_open(n, TP_SUB, 0, 0, 0, &x), -ENOENT);
+	for (uint64_t i = 0; i < 50; i++)
+		pub_id(p, TP_ID(1, i), max);
+	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), -EOVERFLOW);
+	ssize_t r = shmkit_topic_receive(s, out, sizeof out, 0);
+	CHECK(r > 0);
+	uint64_t first = tp_check(out, (size_t)r, max);
+	CHECK(first != UINT64_MAX);
+	CHECK_EQ(shmkit_topic_lost(s), TP_SEQ_OF(first));
+	CHECK_OK(shmkit_topic_close(p));
+	while ((r = shmkit_topic_receive(s, out, sizeof out, 0)) > 0)
+		;
+	CHECK_EQ(r, 0);
+	CHECK_OK(shmkit_topic_close(s));
+}
+
+/* A topic made 0600 by root refuses another user, in every role. */
+static int other_user_child(void *arg)
+{
+	const char *n = arg;
+	shmkit_topic *x = (shmkit_topic *)&x;
+	if (setgid(65534) != 0 || setuid(65534) != 0)
+		return 2;
+	for (unsigned role = 0; role <= 2; role++)
+		if (shmkit_topic_open(n, role, 0, 0, 0, &x) != -EACCES || x != NULL)
+			return T_FAIL;
+	return T_PASS;
+}
+
+static void test_refused(void)
+{
+	if (geteuid() != 0) {
+		printf("  not root: skipped\n");
+		return;
+	}
+	const char *n = t_name("refused");
+	shmkit_topic *p = tp_open_ok(n, TP_PUB, 4096, TP_CREATE);
+	pid_t c = t_fork(other_user_child, (void *)n);
+	CHECK_EQ(t_wait(c), 0);
+	CHECK_EQ(tp_stats(p).subscribers, 0);
+	CHECK_EQ(tp_stats(p).publishers, 1);
+	CHECK_OK(shmkit_topic_close(p));
+}
+
 int main(void)
 {
 	T_RUN(test_roles());
@@ -939,6 +992,8 @@ int main(void)
 	T_RUN(test_deleted());
 	T_RUN(test_fd());
 	T_RUN(test_fd_epipe());
+	T_RUN(test_sysv());
+	T_RUN(test_refused());
 	printf("test_topic_api: ok\n");
 	return T_PASS;
 }
