@@ -608,6 +608,27 @@ static void test_timeouts(void)
 	t0 = t_now_ns();
 	CHECK_EQ(shmkit_topic_loan(p, 1000, 20 * SHMKIT_MSEC, &lb), -ETIMEDOUT);
 	CHECK(t_now_ns() - t0 >= 20 * SHMKIT_MSEC);
+	/* A publisher asleep on the full ring goes on when the subscriber holding it
+	 * closes (another subscriber opened meanwhile starts at the tail: no holder). */
+	pid_t c = t_fork_raw();
+	if (c == 0) {
+		shmkit_topic *p2 = tp_open_ok(n, TP_PUB, 0, 0);
+		int r2 = shmkit_topic_publish(p2, buf, 1000, 10 * SHMKIT_SEC);
+		_exit(r2 == 0 ? T_PASS : T_FAIL);
+	}
+	t_nap_ms(100);
+	shmkit_topic *s2 = tp_open_ok(n, TP_SUB, 0, 0);
+	CHECK_OK(shmkit_topic_close(s));
+	t0 = t_now_ns();
+	CHECK_EQ(t_wait(c), 0);
+	printf("  a publisher resumed %.1f ms after the holding subscriber closed\n",
+	       (double)(t_now_ns() - t0) / 1e6);
+	s = s2;
+	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 1000);
+	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), -EAGAIN);
+	/* Fill again, now held by s2. */
+	while (shmkit_topic_publish(p, buf, 1000, 0) == 0)
+		;
 	/* Reading makes room (one message, or two when the next one needs a wrap pad). */
 	int read = 0;
 	do {
