@@ -25,6 +25,8 @@ static void shape(uint8_t *in, size_t n, uint64_t *s)
 
 int main(int argc, char **argv)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x70b1c;
 	int runs = SANITIZED ? 1000 : 4000;
 	int n = replay_corpus(SHMKIT_FUZZ_CORPUS "/topic", 5);

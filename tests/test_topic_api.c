@@ -996,6 +996,8 @@ static void test_refused(void)
 
 int main(void)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	T_RUN(test_roles());
 	T_RUN(test_capacity());
 	T_RUN(test_einval());

@@ -364,6 +364,8 @@ static void stall_after_kill(int n, int nonblocking)
 
 int main(void)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	sh = t_shared(sizeof *sh);
 	uint64_t seed = (uint64_t)t_now_ns() | 1;
 	const char *env = getenv("SHMKIT_TEST_SEED");

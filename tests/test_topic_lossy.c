@@ -279,6 +279,8 @@ static void run(int npub, const unsigned *modes, int nsub, long per_pub)
 
 int main(void)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	sh = t_shared(sizeof *sh);
 	long per = tp_scaled(TP_TSAN ? 100000 : 1000000, 1000);
 	static const unsigned one[2] = {0, 1};

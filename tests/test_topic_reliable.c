@@ -176,6 +176,8 @@ static int sub_main(void *arg)
 
 int main(void)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	long total = tp_scaled(TP_TSAN ? 100000 : 1000000, NPUB);
 	name = t_name("reliable");
 	sh = t_shared(sizeof *sh);

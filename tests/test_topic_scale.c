@@ -84,6 +84,7 @@ static void thousand_subscribers(void)
 	/* 1 MiB ring: 200 messages of at most 1 KiB all stay retained. */
 	shmkit_topic *p = tp_open_ok(name, TP_PUB, 1 << 20, TP_CREATE);
 	pid_t pids[NPROC];
+	fflush(stdout);
 	for (int i = 0; i < NPROC; i++)
 		pids[i] = t_fork(many_subs_child, (void *)(intptr_t)i);
 	tp_await(&sh->ready, NHANDLES, 60, "1000 subscriber handles");
@@ -181,13 +182,17 @@ static void join_leave(unsigned mode, uint32_t slots)
 		cycle(n, p, k++, (int)(i & 1));
 	int fds1 = t_count_fds(), maps1 = t_count_maps();
 	CHECK_EQ(fds1, fds0);
-	CHECK_EQ(maps1, maps0);
+	/* ThreadSanitizer maps memory of its own as the program runs: there the mappings
+	 * are printed, not compared. */
+	if (!TP_TSAN)
+		CHECK_EQ(maps1, maps0);
 	CHECK_EQ(tp_stats(p).subscribers, subs0);
 	CHECK_EQ(shmkit_topic_subscribers(p, NULL, 0), 0);
 
 	/* Other processes join and leave while this one publishes. */
 	pid_t c[4];
 	long per = cycles / 4;
+	fflush(stdout);
 	for (int i = 0; i < 4; i++)
 		c[i] = t_fork(join_leave_child, (void *)(intptr_t)per);
 	t_guard(100, "scale: publishing during joins and leaves");
@@ -207,6 +212,7 @@ static void join_leave(unsigned mode, uint32_t slots)
 	 * (reliable, 2 slots: the opens below need the dead ones' slots). */
 	for (int i = 0; slots == 2 && i < 20; i++) {
 		atomic_store(&sh->ready, 0);
+		fflush(stdout);
 		pid_t v = t_fork_raw();
 		if (v == 0) {
 			shmkit_topic *vs = tp_open_ok(n, TP_SUB, 0, 0);
@@ -235,7 +241,8 @@ static void join_leave(unsigned mode, uint32_t slots)
 		CHECK_OK(shmkit_topic_publish(p, buf, len, 0));
 	}
 	CHECK_EQ(t_count_fds(), fds0);
-	CHECK_EQ(t_count_maps(), maps0);
+	if (!TP_TSAN)
+		CHECK_EQ(t_count_maps(), maps0);
 	CHECK_OK(shmkit_topic_close(p));
 	printf("%s, %u slots: %ld join/leave cycles here and %ld in 4 other processes: "
 	       "fds %d -> %d, maps %d -> %d, subscribers %u -> %u\n", mode ? "reliable" : "lossy",
@@ -244,6 +251,8 @@ static void join_leave(unsigned mode, uint32_t slots)
 
 int main(void)
 {
+	/* Line-buffered: a forked child must not print again what the parent buffered. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	sh = t_shared(sizeof *sh);
 	T_RUN(thousand_subscribers());
 	T_RUN(join_leave(0, 0));
