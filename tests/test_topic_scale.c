@@ -52,9 +52,20 @@ static int many_subs_child(void *arg)
 				/* Wait on the descriptor, then receive until -EAGAIN (a readiness
 				 * left from a message already taken is allowed). */
 				int fd = shmkit_topic_fd(h[i]);
+				int64_t since = t_now_ns();
 				CHECK(fd >= 0);
-				while ((r = shmkit_topic_receive(h[i], b, sizeof b, 0)) == -EAGAIN)
+				while ((r = shmkit_topic_receive(h[i], b, sizeof b, 0)) == -EAGAIN) {
 					CHECK(tp_readable(fd, 30000));
+					if (t_now_ns() - since > 30 * SHMKIT_SEC) {
+						struct shmkit_topic_stats st = tp_stats(h[i]);
+						fprintf(stderr, "handle %d: message %" PRIu64 " not received "
+							"in 30 s of readiness (published %" PRIu64 ", next_seq %"
+							PRIu64 ", received %" PRIu64 ", lag %" PRIu64 ")\n",
+							first + i, k, st.published, st.next_seq, st.received,
+							st.lag);
+						return T_FAIL;
+					}
+				}
 			} else {
 				r = shmkit_topic_receive(h[i], b, sizeof b, 30 * SHMKIT_SEC);
 			}
