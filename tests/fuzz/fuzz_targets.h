@@ -37,4 +37,23 @@ extern unsigned char fz_snapshot[FZ_AREA];
 extern int fz_state;
 void fz_cleanup(void);
 
+/* fuzz_topic.c: two topics, [0] lossy and [1] reliable, made with these limits (the
+ * layout follows from them: src/topic.c's control block, 4 publisher slots, 4
+ * subscriber slots, the ring at 4096); their names, their segments (a plain view to
+ * patch), their data areas as set up before any patch (ft_snapshot, ft_area bytes),
+ * whether the setup worked (ft_state as fz_state), how many runs met -EPROTO, and the
+ * removal of both segments (ft_cleanup, also run at exit). */
+#define FT_CAP 4096u /* ring bytes */
+#define FT_MAX 1024u /* largest message: FT_CAP / 4 */
+#define FT_SUBS 4u   /* subscriber slots */
+#define FT_PUBS 4u   /* publisher slots */
+struct shmkit_seg;
+extern char ft_name[2][64];
+extern struct shmkit_seg *ft_seg[2];
+extern unsigned char *ft_snapshot[2];
+extern size_t ft_area[2];
+extern int ft_state;
+extern unsigned long ft_eproto;
+void ft_cleanup(void);
+
 #endif
