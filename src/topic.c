@@ -219,11 +219,14 @@ struct shmkit_topic {
 	int have_expect;
 	uint64_t published;      /* pos last stored in our slot */
 	uint64_t received, lost, last_lost;
+	uint64_t pending_lost;   /* a gap found at release, for the next call to report */
 	size_t peek_len;         /* peeked message's length; 0: none */
 	uint64_t peek_seq, peek_ext;
 	int64_t busy_since;      /* when we first waited on the BUSY record at pos */
 	uint64_t busy_pos;
 	int64_t ended_checked;
+	int dead_seen;           /* the last idle check found every publisher dead: check
+	                          * again on each call (-EPIPE is a lasting condition) */
 	struct shmkit__poller poller;
 	unsigned quick_spins;    /* pauses in about QUICK_SPIN_NS (measured per process) */
 	uint64_t sleeps;
@@ -514,8 +517,19 @@ static int wait_subscribers(shmkit_topic *t, uint64_t pos, uint64_t end, int64_t
 {
 	struct space_wait sw = {t, pos, end};
 	lock_release(t);
-	if (deadline == 0)
-		return -EAGAIN;
+	if (deadline == 0) {
+		/* A publisher that never waits evicts dead subscribers too (every
+		 * EVICT_NS at most), or one that died would hold it back for ever. */
+		int64_t now = shmkit__now_ns();
+		if (now - t->evict_checked < EVICT_NS)
+			return -EAGAIN;
+		t->evict_checked = now;
+		uint64_t m = sub_min(t, pos, 1);
+		if (m != UINT64_MAX && m - pos < end - pos)
+			return -EAGAIN;
+		t->min_gen = UINT64_MAX; /* rescan under the lock */
+		return lock_take(t, deadline);
+	}
 	int64_t checked = shmkit__now_ns() - EVICT_NS;
 	t->evict_checked = 0;
 	int r = shmkit__bell_wait(&t->ctl->space_bell, space_check, &sw, t->spin_ns, deadline,
@@ -978,9 +992,14 @@ static int next_msg(shmkit_topic *t, struct msg_wait *mw)
 		uint64_t w0 = atomic_load_explicit(hw(t, pos, 0), memory_order_acquire);
 		if ((uint32_t)(w0 >> 32) != tag_of(pos)) {
 			atomic_thread_fence(memory_order_acquire);
-			if (lapped(t))
-				return resync(t);
-			return WAIT;
+			if (!lapped(t))
+				return WAIT;
+			/* Moved to reclaim without a loss (a pad reclaimed under us, or a
+			 * start that moved): the message there may be ready, look now. */
+			int r = resync(t);
+			if (r != WAIT)
+				return r;
+			continue;
 		}
 		uint64_t ext = extent_of(t, pos, w0);
 		uint64_t s = atomic_load_explicit(hw(t, pos, 1), memory_order_relaxed);
@@ -988,8 +1007,12 @@ static int next_msg(shmkit_topic *t, struct msg_wait *mw)
 		/* Everything read above is from the record at pos unless a publisher
 		 * reclaimed it meanwhile: the seqlock check. */
 		atomic_thread_fence(memory_order_acquire);
-		if (lapped(t))
-			return resync(t);
+		if (lapped(t)) {
+			int r = resync(t);
+			if (r != WAIT)
+				return r;
+			continue;
+		}
 		if (ext == 0)
 			return poison(t);
 		unsigned st = (unsigned)(w0 >> 30 & 3);
@@ -1062,6 +1085,7 @@ static int idle_check(shmkit_topic *t, int live)
 	if (!held)
 		return WAIT; /* no publisher yet */
 	int r = next_msg(t, &mw);
+	t->dead_seen = r == WAIT;
 	return r == WAIT ? -EPIPE : r;
 }
 
@@ -1111,6 +1135,11 @@ static int sub_next(shmkit_topic *t, int64_t timeout_ns, struct msg_wait *mw)
 		return -EPROTO;
 	if (deleted(t))
 		return -EIDRM;
+	if (t->pending_lost) {
+		t->last_lost = t->pending_lost;
+		t->pending_lost = 0;
+		return -EOVERFLOW;
+	}
 	int r = next_msg(t, mw);
 	if (r != WAIT)
 		return r;
@@ -1126,7 +1155,7 @@ static int sub_next(shmkit_topic *t, int64_t timeout_ns, struct msg_wait *mw)
 	}
 	sub_publish(t);
 	if (deadline == 0) {
-		int live = shmkit__now_ns() - t->live_checked >= SHMKIT__LIVE_CHECK_NS;
+		int live = t->dead_seen || shmkit__now_ns() - t->live_checked >= SHMKIT__LIVE_CHECK_NS;
 		if (t->poller.epfd >= 0 && shmkit__poller_drain(&t->poller))
 			live = 1;
 		r = msg_check(mw, live);
@@ -1147,6 +1176,7 @@ static void consume(shmkit_topic *t, uint64_t ext, uint64_t seq)
 	t->pos += ext;
 	t->expect = seq + 1;
 	t->have_expect = 1;
+	t->dead_seen = 0;
 	t->received++;
 	t->peek_len = 0;
 	if (t->pos - t->published >= t->cap / 8)
@@ -1203,11 +1233,14 @@ static int topic_release(shmkit_topic *t)
 	/* The user read the message in place: it was intact if reclaim never passed it. */
 	atomic_thread_fence(memory_order_acquire);
 	if (lapped(t)) {
+		/* The peeked message is lost; the ones overwritten after it are reported by
+		 * the next call (-EOVERFLOW), as any other gap. */
 		t->peek_len = 0;
+		t->expect = t->peek_seq + 1;
 		t->lost++;
 		int r = resync(t);
 		if (r == -EOVERFLOW)
-			t->lost--; /* resync() counted the peeked message in its gap */
+			t->pending_lost = t->last_lost;
 		t->last_lost = 0;
 		return -ESTALE;
 	}

@@ -137,7 +137,8 @@ SHMKIT_API int shmkit_topic_publish(shmkit_topic *t, const void *buf, size_t len
 
 /** shmkit_topic_publishv() - publish @n messages (@msgs[i] each), claimed together
  * (consecutive in the ring, no other publisher's message between them) and made
- * visible with one wake-up. Every length is checked first (-EINVAL, -EMSGSIZE).
+ * visible with one wake-up; a batch larger than half the ring is claimed in parts of
+ * up to half the ring each (another publisher's messages may fall between parts). Every length is checked first (-EINVAL, -EMSGSIZE).
  * Returns the number published (fewer than @n only when room ran out after some were
  * published, reliable mode), or the errors of shmkit_topic_publish(). Since 0.2. */
 SHMKIT_API int shmkit_topic_publishv(shmkit_topic *t, const struct iovec *msgs, int n,
