@@ -1,0 +1,523 @@
+/* Waiting through descriptors and for new versions: the channel consumer's descriptor
+ * is level-triggered (readable at once with messages queued, and while any remain),
+ * the producer's descriptor reports room and the consumer's end, and a blob is
+ * waited on with shmkit_blob_wait() and its descriptor.
+ *
+ * Also the C producer of tests/asyncio_chan.py: test_waiting --produce NAME COUNT. */
+#include <poll.h>
+#include <sys/epoll.h>
+
+#include "common.h"
+
+#define C SHMKIT_CHAN_CONSUMER
+#define P SHMKIT_CHAN_PRODUCER
+#define O SHMKIT_CHAN_OBSERVER
+#define CREATE SHMKIT_SEG_CREATE
+
+/* Scales the longer loops (SHMKIT_TEST_SCALE=10 for a bigger run). */
+static int scale(void)
+{
+	const char *s = getenv("SHMKIT_TEST_SCALE");
+	int n = s ? atoi(s) : 1;
+	return n < 1 ? 1 : n;
+}
+
+/* 1 if @fd polls readable within @ms. */
+static int readable(int fd, int ms)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+	int r;
+	while ((r = poll(&pf, 1, ms)) < 0 && errno == EINTR)
+		;
+	return r == 1 && (pf.revents & POLLIN);
+}
+
+/* An epoll set watching @fd, as an event loop registers it. */
+static int epoll_on(int fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	CHECK(ep >= 0);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	return ep;
+}
+
+static int epoll_ready(int ep, int ms)
+{
+	struct epoll_event ev;
+	int r;
+	while ((r = epoll_wait(ep, &ev, 1, ms)) < 0 && errno == EINTR)
+		;
+	CHECK(r >= 0);
+	return r;
+}
+
+static void send_int(shmkit_chan *p, int v)
+{
+	CHECK_OK(shmkit_chan_send(p, &v, sizeof v, 0));
+}
+
+static void recv_int(shmkit_chan *c, int want)
+{
+	int v = -1;
+	CHECK_EQ(shmkit_chan_recv(c, &v, sizeof v, 0), sizeof v);
+	CHECK_EQ(v, want);
+}
+
+/* (a) Messages queued before the descriptor exists: registered with epoll before any
+ * receive, it reports readable at once. */
+static void test_fd_queued(void)
+{
+	for (int variant = 0; variant < 2; variant++) {
+		const char *name = t_name(variant ? "queued-eos" : "queued");
+		shmkit_chan *c = t_chan_open_ok(name, C, 4096, CREATE);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+		for (int i = 0; i < 3; i++)
+			send_int(p, i);
+		if (variant == 1)
+			CHECK_OK(shmkit_chan_close(p)); /* messages, then end-of-stream */
+		int fd = shmkit_chan_fd(c);
+		CHECK(fd >= 0);
+		int ep = epoll_on(fd);
+		CHECK_EQ(epoll_ready(ep, 0), 1);
+		for (int i = 0; i < 3; i++)
+			recv_int(c, i);
+		if (variant == 1) {
+			CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), 0);
+			CHECK_EQ(epoll_ready(ep, 0), 1); /* end-of-stream lasts */
+		} else {
+			CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+			/* Nothing left and the producer (us) alive: quiet, where a pidfd watches
+			 * it (a timer standing in for one fires by design). */
+			if (t_have_pidfd())
+				CHECK_EQ(epoll_ready(ep, 0), 0);
+			shmkit_chan_close(p);
+		}
+		close(ep);
+		shmkit_chan_close(c);
+	}
+}
+
+/* (b) Level-triggered: after a receive with timeout 0 took one of two messages, the
+ * descriptor is still readable; it goes quiet only once a receive found nothing. Both
+ * with the messages queued before the descriptor, and sent while it was armed. */
+static void test_fd_level(void)
+{
+	const char *name = t_name("level");
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+	send_int(p, 1);
+	send_int(p, 2);
+	int fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	int ep = epoll_on(fd);
+	recv_int(c, 1);
+	CHECK_EQ(epoll_ready(ep, 0), 1);
+	recv_int(c, 2);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	if (t_have_pidfd())
+		CHECK_EQ(epoll_ready(ep, 0), 0);
+	for (int round = 0; round < 100; round++) {
+		/* Armed by the -EAGAIN: the producer's send signals it. */
+		send_int(p, 3);
+		send_int(p, 4);
+		CHECK_EQ(epoll_ready(ep, 0), 1);
+		recv_int(c, 3);
+		CHECK_EQ(epoll_ready(ep, 0), 1);
+		if (round % 2) {
+			/* A blocking receive replaces POLLING by its own states: the
+			 * descriptor must not go quiet for that. */
+			int v = 0;
+			CHECK_EQ(shmkit_chan_recv(c, &v, sizeof v, SHMKIT_SEC), sizeof v);
+			CHECK_EQ(v, 4);
+		} else {
+			recv_int(c, 4);
+		}
+		CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+		if (t_have_pidfd())
+			CHECK_EQ(epoll_ready(ep, 0), 0);
+	}
+	close(ep);
+	shmkit_chan_close(p);
+	shmkit_chan_close(c);
+}
+
+/* (b) Across processes, as an event loop that takes ONE message per readiness (asyncio
+ * callbacks do): a producer sends bursts with pauses between them, and the consumer
+ * must never find the descriptor quiet while a message waits. A 5 s silence with the
+ * producer not done is a descriptor gone quiet. */
+static void test_fd_one_per_wakeup(void)
+{
+	const char *name = t_name("one");
+	const int count = 20000 * scale();
+	shmkit_chan *c = t_chan_open_ok(name, C, 1 << 14, CREATE);
+	int fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	int go[2];
+	CHECK(pipe(go) == 0);
+	pid_t pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+		char b;
+		CHECK(read(go[0], &b, 1) == 1);
+		uint64_t s = 0x0e1;
+		for (int i = 0; i < count; i++) {
+			CHECK_OK(shmkit_chan_send(p, &i, sizeof i, 5 * SHMKIT_SEC));
+			/* Bursts of 1-32, then a pause of up to 100 µs: the consumer catches up,
+			 * finds nothing, arms, and is signalled again. */
+			uint64_t r = t_rand(&s);
+			if (r % 32 == 0) {
+				struct timespec ts = {0, (long)(r >> 40) % 100000};
+				nanosleep(&ts, NULL);
+			}
+		}
+		shmkit_chan_close(p);
+		_exit(0);
+	}
+	/* Armed the way a first receive arms it (so this does not retest (a)). */
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	CHECK(write(go[1], "g", 1) == 1);
+	int ep = epoll_on(fd);
+	int next = 0, spurious = 0;
+	for (;;) {
+		t_guard(30, "test_fd_one_per_wakeup");
+		if (epoll_ready(ep, 5000) != 1) {
+			fprintf(stderr, "quiet descriptor: message %d of %d not signalled\n", next,
+				count);
+			CHECK(0);
+		}
+		int v;
+		ssize_t r = shmkit_chan_recv(c, &v, sizeof v, 0);
+		if (r == -EAGAIN) {
+			spurious++;
+			continue;
+		}
+		if (r == 0)
+			break;
+		CHECK_EQ(r, sizeof v);
+		CHECK_EQ(v, next);
+		next++;
+	}
+	t_guard(0, "");
+	CHECK_EQ(next, count);
+	CHECK_EQ(t_wait(pid), 0);
+	printf("  %d messages, one per wake-up; %d wake-ups found nothing\n", count, spurious);
+	close(ep);
+	close(go[0]);
+	close(go[1]);
+	shmkit_chan_close(c);
+}
+
+/* A producer in a child, driven over a pipe: 's' sends the next number, 'c' closes,
+ * anything else ends it. It reports "ready" once open. */
+struct child {
+	pid_t pid;
+	int cmd, ack;
+};
+
+static struct child child_producer(const char *name)
+{
+	int to[2], from[2];
+	CHECK(pipe(to) == 0 && pipe(from) == 0);
+	pid_t pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+		char b = 'r';
+		int n = 0;
+		CHECK(write(from[1], &b, 1) == 1);
+		while (read(to[0], &b, 1) == 1) {
+			if (b == 's')
+				send_int(p, n++);
+			else if (b == 'c')
+				shmkit_chan_close(p);
+			else
+				break;
+			CHECK(write(from[1], &b, 1) == 1);
+		}
+		_exit(0);
+	}
+	close(to[0]);
+	close(from[1]);
+	char b;
+	CHECK(read(from[0], &b, 1) == 1);
+	return (struct child){pid, to[1], from[0]};
+}
+
+static void child_do(const struct child *k, char what)
+{
+	char b;
+	CHECK(write(k->cmd, &what, 1) == 1);
+	CHECK(read(k->ack, &b, 1) == 1);
+}
+
+static void child_end(struct child *k, int kill_it)
+{
+	if (kill_it)
+		kill(k->pid, SIGKILL);
+	else
+		CHECK(write(k->cmd, "q", 1) == 1);
+	CHECK_EQ(t_wait(k->pid), kill_it ? 128 + SIGKILL : 0);
+	close(k->cmd);
+	close(k->ack);
+}
+
+/* Receive with timeout 0 until the answer is not -EAGAIN, polling between tries: a
+ * pidfd may turn readable a hair before the dead process's lock is released. */
+static ssize_t recv_settled(shmkit_chan *c, int fd)
+{
+	int v;
+	ssize_t r = shmkit_chan_recv(c, &v, sizeof v, 0);
+	for (int i = 0; r == -EAGAIN && i < 100; i++) {
+		(void)readable(fd, 100);
+		r = shmkit_chan_recv(c, &v, sizeof v, 0);
+	}
+	return r;
+}
+
+/* (c) Readable exactly when something waits: not on an empty ring, at a message from
+ * another process, at end-of-stream and when the producer is killed (both lasting),
+ * and when the segment was deleted. */
+static void test_fd_conditions(void)
+{
+	const char *name = t_name("cond");
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, CREATE);
+	int fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	/* No producer at all: nothing watched, nothing waits. */
+	CHECK(!readable(fd, 0));
+
+	struct child k = child_producer(name);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	if (t_have_pidfd())
+		CHECK(!readable(fd, 0));
+	child_do(&k, 's');
+	CHECK(readable(fd, 5000));
+	recv_int(c, 0);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	if (t_have_pidfd())
+		CHECK(!readable(fd, 0));
+	child_do(&k, 's');
+	child_do(&k, 'c'); /* a message, then end-of-stream */
+	CHECK(readable(fd, 5000));
+	recv_int(c, 1);
+	CHECK(readable(fd, 0));
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), 0);
+	CHECK(readable(fd, 0));
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), 0);
+	child_end(&k, 0);
+
+	/* A producer killed while the consumer polls. */
+	k = child_producer(name);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	if (t_have_pidfd())
+		CHECK(!readable(fd, 0));
+	child_end(&k, 1);
+	int64_t t0 = t_now_ns();
+	CHECK(readable(fd, 5000));
+	/* Through the pidfd at once, or within a tick of the timer. */
+	CHECK(t_now_ns() - t0 < SHMKIT_SEC);
+	CHECK_EQ(recv_settled(c, fd), -EPIPE);
+	CHECK(readable(fd, 0));
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EPIPE);
+
+	/* Deleted: the producer finds out at its next send, and tells a polling consumer. */
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	if (t_have_pidfd())
+		CHECK(!readable(fd, 0));
+	CHECK_OK(shmkit_seg_delete(shmkit_chan_seg(p)));
+	CHECK_EQ(shmkit_chan_send(p, "x", 1, 0), -EIDRM);
+	CHECK(readable(fd, 0));
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EIDRM);
+	CHECK(readable(fd, 0));
+	shmkit_chan_close(p);
+	shmkit_chan_close(c);
+}
+
+/* Bytes free in the ring as the producer sees them (the consumer publishes lazily). */
+static uint64_t ring_free(const shmkit_chan *ch)
+{
+	struct shmkit_chan_stats st;
+	CHECK_OK(shmkit_chan_stats(ch, &st));
+	return st.capacity - st.used;
+}
+
+/* (d) The producer's descriptor: readable while half the ring is free; not readable
+ * after a send refused for room, until the consumer freed half the ring (or, for a
+ * message larger than that, its room); readable when the consumer closes (the send
+ * then gives -EPIPE) or is killed. */
+static void test_producer_fd(void)
+{
+	const char *name = t_name("pfd");
+	const uint64_t cap = 4096;
+	shmkit_chan *c = t_chan_open_ok(name, C, cap, CREATE);
+	shmkit_chan *p = t_chan_open_ok(name, P, 0, 0);
+	int pfd = shmkit_chan_fd(p);
+	CHECK(pfd >= 0);
+	CHECK_EQ(shmkit_chan_fd(p), pfd);
+	CHECK(readable(pfd, 0)); /* empty: room */
+	unsigned char buf[2048] = {0};
+	for (int round = 0; round < 20; round++) {
+		int n = 0, r;
+		while ((r = shmkit_chan_send(p, buf, 64, 0)) == 0)
+			n++;
+		CHECK_EQ(r, -EAGAIN);
+		CHECK(n > 0);
+		CHECK(!readable(pfd, 0));
+		/* Readable exactly once half the ring is free, as far as the producer can
+		 * know (the consumer publishes every capacity/8 bytes). */
+		int got = 0;
+		while (!readable(pfd, 0)) {
+			CHECK(ring_free(p) < cap / 2);
+			CHECK_EQ(shmkit_chan_recv(c, buf, sizeof buf, 0), 64);
+			got++;
+			CHECK(got <= n);
+		}
+		CHECK(ring_free(p) >= cap / 2);
+		CHECK_OK(shmkit_chan_send(p, buf, 64, 0));
+		while (shmkit_chan_recv(c, buf, sizeof buf, 0) > 0)
+			;
+	}
+	/* A message larger than half the ring: the descriptor waits for its room. Each
+	 * refusal leaves it quiet (no busy loop), and a few rounds get it through (a pad
+	 * at the lap's end may take one). */
+	for (int round = 0; round < 20; round++) {
+		while (shmkit_chan_send(p, buf, 64 + 8 * (round % 7), 0) == 0)
+			;
+		int tries = 0, r;
+		while ((r = shmkit_chan_send(p, buf, 2048, 0)) == -EAGAIN) {
+			CHECK(++tries <= 3);
+			CHECK(!readable(pfd, 0));
+			ssize_t k;
+			while (!readable(pfd, 0)) {
+				k = shmkit_chan_recv(c, buf, sizeof buf, 0);
+				CHECK(k > 0);
+			}
+			CHECK(ring_free(p) >= 2048 + 8);
+		}
+		CHECK_EQ(r, 0);
+		while (shmkit_chan_recv(c, buf, sizeof buf, 0) > 0)
+			;
+	}
+	/* The consumer closes: readable, and the send says why. */
+	while (shmkit_chan_send(p, buf, 64, 0) == 0)
+		;
+	CHECK(!readable(pfd, 0));
+	shmkit_chan_close(c);
+	CHECK(readable(pfd, 0));
+	CHECK_EQ(shmkit_chan_send(p, buf, 64, 0), -EPIPE);
+	CHECK(readable(pfd, 0));
+	shmkit_chan_close(p);
+
+	/* A consumer killed while the producer polls a full ring. */
+	const char *name2 = t_name("pfd-kill");
+	p = t_chan_open_ok(name2, P, cap, CREATE);
+	int ready[2];
+	CHECK(pipe(ready) == 0);
+	pid_t pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		t_chan_open_ok(name2, C, 0, 0);
+		CHECK(write(ready[1], "r", 1) == 1);
+		for (;;)
+			pause();
+	}
+	char b;
+	CHECK(read(ready[0], &b, 1) == 1);
+	pfd = shmkit_chan_fd(p);
+	CHECK(pfd >= 0);
+	while (shmkit_chan_send(p, buf, 64, 0) == 0)
+		;
+	if (t_have_pidfd())
+		CHECK(!readable(pfd, 0));
+	kill(pid, SIGKILL);
+	CHECK_EQ(t_wait(pid), 128 + SIGKILL);
+	CHECK(readable(pfd, 5000));
+	int r = shmkit_chan_send(p, buf, 64, 0);
+	for (int i = 0; r == -EAGAIN && i < 100; i++) {
+		(void)readable(pfd, 100);
+		r = shmkit_chan_send(p, buf, 64, 0);
+	}
+	CHECK_EQ(r, -EPIPE);
+	CHECK(readable(pfd, 0));
+	shmkit_chan_close(p);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+/* ---- the producer of tests/asyncio_chan.py ----
+ * Message i: u64 i, u32 length of the whole message, filler bytes, then the CRC-32
+ * (zlib's) of everything before it, little-endian. */
+
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
+static int produce(const char *name, long count)
+{
+	shmkit_chan *p = NULL;
+	int r = -ENOENT;
+	/* The consumer creates the channel; it may not be there quite yet. */
+	for (int i = 0; i < 200 && (r = shmkit_chan_open(name, P, 0, 0, 0, &p)) == -ENOENT; i++)
+		t_nap_ms(10);
+	if (r < 0) {
+		fprintf(stderr, "produce: shmkit_chan_open(%s): %s\n", name, shmkit_strerror(r));
+		return T_FAIL;
+	}
+	unsigned char m[2048];
+	uint64_t s = 0xa5c10;
+	for (long i = 0; i < count; i++) {
+		uint64_t x = t_rand(&s);
+		uint32_t len = 16 + (uint32_t)(x % (sizeof m - 16));
+		uint64_t seq = (uint64_t)i;
+		memcpy(m, &seq, 8);
+		memcpy(m + 8, &len, 4);
+		for (uint32_t j = 12; j < len - 4; j++)
+			m[j] = (unsigned char)(t_mix64(seq + j) >> 24);
+		uint32_t crc = crc32_of(m, len - 4);
+		memcpy(m + len - 4, &crc, 4);
+		r = shmkit_chan_send(p, m, len, 10 * SHMKIT_SEC);
+		if (r < 0) {
+			fprintf(stderr, "produce: send %ld: %s\n", i, shmkit_strerror(r));
+			return T_FAIL;
+		}
+		/* Now and then a pause, so that the consumer runs dry and polls. */
+		if (x >> 58 == 0)
+			t_nap_ms(1);
+	}
+	shmkit_chan_close(p);
+	return T_PASS;
+}
+
+/* Runs the tests whose names contain argv[1] (all without one). */
+static const char *only;
+#define RUN(fn)                                                                            \
+	do {                                                                               \
+		if (!only || strstr(#fn, only))                                            \
+			T_RUN(fn());                                                       \
+	} while (0)
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--produce"))
+		return produce(argv[2], atol(argv[3]));
+	only = argc > 1 ? argv[1] : NULL;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	RUN(test_fd_queued);
+	RUN(test_fd_level);
+	RUN(test_fd_one_per_wakeup);
+	RUN(test_fd_conditions);
+	RUN(test_producer_fd);
+	return T_PASS;
+}
