@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 
 #include "common.h"
+#include "wait.h" /* SHMKIT__SLICE_NS */
 
 #define C SHMKIT_CHAN_CONSUMER
 #define P SHMKIT_CHAN_PRODUCER
@@ -449,6 +450,287 @@ static void test_producer_fd(void)
 	close(ready[1]);
 }
 
+/* ---- blobs ---- */
+
+/* Where src/blob.c lays its control block out (white-box checks only). */
+#define BLOB_BELL_OFF 128u     /* struct shmkit__bell: seq, sleepers, rings */
+#define BLOB_POLLERS_OFF 192u  /* the registrations' count */
+#define BLOB_TABLE_OFF 256u    /* 64 struct shmkit__poll_slot of 24 bytes */
+#define BLOB_SLOTS 64
+
+static shmkit_blob *blob_ok(const char *name, size_t size, unsigned flags)
+{
+	shmkit_blob *b = NULL;
+	CHECK_OK(shmkit_blob_open(name, size, 0, flags, &b));
+	return b;
+}
+
+static uint64_t bell_rings(const shmkit_blob *b)
+{
+	const unsigned char *d = shmkit_seg_data(shmkit_blob_seg(b));
+	return __atomic_load_n((const uint64_t *)(const void *)(d + BLOB_BELL_OFF + 8),
+			       __ATOMIC_RELAXED);
+}
+
+/* A writer in a child: each byte read from @cmd is a write of that byte's value
+ * (after @delay_ms), acknowledged on @ack; 'q' ends it. */
+static pid_t blob_writer(const char *name, int cmd, int ack, int delay_ms)
+{
+	pid_t pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		shmkit_blob *w = blob_ok(name, 0, 0);
+		char b;
+		while (read(cmd, &b, 1) == 1 && b != 'q') {
+			t_nap_ms(delay_ms);
+			unsigned char v[64];
+			memset(v, b, sizeof v);
+			CHECK_OK(shmkit_blob_write(w, v, sizeof v));
+			CHECK(write(ack, &b, 1) == 1);
+		}
+		shmkit_blob_close(w);
+		_exit(0);
+	}
+	return pid;
+}
+
+/* (e) shmkit_blob_wait(): returns at once when the version already differs, -EAGAIN
+ * for timeout 0, -ETIMEDOUT after its timeout, and wakes on a write by another
+ * process (a futex wake: the bell rang), for read-write and read-only handles. */
+static void test_blob_wait(void)
+{
+	const char *name = t_name("bwait");
+	shmkit_blob *b = blob_ok(name, 64, CREATE);
+	shmkit_blob *ro = blob_ok(name, 0, SHMKIT_SEG_RDONLY);
+	int64_t v0 = shmkit_blob_version(b);
+	CHECK_EQ(v0, 0);
+	CHECK_EQ(shmkit_blob_wait(b, 0, 0), -EAGAIN);
+	CHECK_EQ(shmkit_blob_wait(ro, 0, 0), -EAGAIN);
+	CHECK_EQ(shmkit_blob_wait(b, 7, 0), 0);  /* differs already: the version now */
+	CHECK_EQ(shmkit_blob_wait(b, 7, -1), 0); /* and never blocks for it */
+	CHECK_EQ(shmkit_blob_wait(NULL, 0, 0), -EINVAL);
+	for (int which = 0; which < 2; which++) {
+		shmkit_blob *h = which ? ro : b;
+		int64_t t0 = t_now_ns();
+		CHECK_EQ(shmkit_blob_wait(h, 0, 50 * SHMKIT_MSEC), -ETIMEDOUT);
+		int64_t dt = t_now_ns() - t0;
+		CHECK(dt >= 50 * SHMKIT_MSEC);
+		CHECK(dt < 2 * SHMKIT_SEC);
+	}
+
+	int cmd[2], ack[2];
+	CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
+	pid_t pid = blob_writer(name, cmd[0], ack[1], 30);
+	for (int i = 1; i <= 20; i++) {
+		shmkit_blob *h = i % 2 ? b : ro;
+		uint64_t rings = bell_rings(b);
+		char c = (char)('A' + i);
+		CHECK(write(cmd[1], &c, 1) == 1); /* the write comes 30 ms from now */
+		int64_t v = shmkit_blob_wait(h, (uint64_t)(i - 1), 10 * SHMKIT_SEC);
+		CHECK_EQ(v, i);
+		unsigned char got[64];
+		uint64_t ver;
+		CHECK_EQ(shmkit_blob_read(h, got, sizeof got, &ver), sizeof got);
+		CHECK_EQ(ver, (uint64_t)i);
+		CHECK_EQ(got[0], (unsigned char)c);
+		CHECK(read(ack[0], &c, 1) == 1);
+		/* A read-write waiter slept on the bell, and the writer woke it. */
+		if (h == b)
+			CHECK(bell_rings(b) > rings);
+	}
+	CHECK(write(cmd[1], "q", 1) == 1);
+	CHECK_EQ(t_wait(pid), 0);
+
+	/* A deletion wakes a sleeping waiter at once. */
+	pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		shmkit_blob *d = blob_ok(name, 0, 0);
+		t_nap_ms(50);
+		CHECK_OK(shmkit_blob_delete(d));
+		_exit(0);
+	}
+	int64_t t0 = t_now_ns();
+	CHECK_EQ(shmkit_blob_wait(b, 20, 10 * SHMKIT_SEC), -EIDRM);
+	CHECK(t_now_ns() - t0 < SHMKIT__SLICE_NS);
+	CHECK_EQ(t_wait(pid), 0);
+	close(cmd[0]);
+	close(cmd[1]);
+	close(ack[0]);
+	close(ack[1]);
+	shmkit_blob_close(ro);
+	shmkit_blob_close(b);
+}
+
+/* (e) shmkit_blob_fd(): quiet until another process writes, readable then (and at
+ * once when created after a write), quiet again once a read or wait returned the
+ * current version; readable after a deletion. */
+static void test_blob_fd(void)
+{
+	const char *name = t_name("bfd");
+	shmkit_blob *b = blob_ok(name, 64, CREATE);
+	shmkit_blob *ro = blob_ok(name, 0, SHMKIT_SEG_RDONLY);
+	CHECK_EQ(shmkit_blob_fd(ro), -EBADF);
+	CHECK_EQ(shmkit_blob_fd(NULL), -EINVAL);
+	int fd = shmkit_blob_fd(b);
+	CHECK(fd >= 0);
+	CHECK_EQ(shmkit_blob_fd(b), fd);
+	int ep = epoll_on(fd);
+	CHECK_EQ(epoll_ready(ep, 0), 0);
+
+	int cmd[2], ack[2];
+	CHECK(pipe(cmd) == 0 && pipe(ack) == 0);
+	pid_t pid = blob_writer(name, cmd[0], ack[1], 0);
+	unsigned char got[64];
+	uint64_t ver;
+	for (int i = 1; i <= 50; i++) {
+		char c = (char)('A' + i % 26); /* never 'q' */
+		CHECK(write(cmd[1], &c, 1) == 1);
+		CHECK(read(ack[0], &c, 1) == 1);
+		CHECK_EQ(epoll_ready(ep, 5000), 1);
+		CHECK_EQ(epoll_ready(ep, 0), 1); /* level: it stays until we look */
+		if (i % 3 == 0) {
+			CHECK_EQ(shmkit_blob_wait(b, (uint64_t)(i - 1), 0), i);
+		} else {
+			CHECK_EQ(shmkit_blob_read(b, got, sizeof got, &ver), sizeof got);
+			CHECK_EQ(ver, (uint64_t)i);
+		}
+		CHECK_EQ(epoll_ready(ep, 0), 0);
+	}
+	/* Two writes, one read: quiet (it returned the newest). */
+	CHECK(write(cmd[1], "xy", 2) == 2);
+	CHECK(read(ack[0], got, 1) == 1 && read(ack[0], got, 1) == 1);
+	CHECK_EQ(epoll_ready(ep, 0), 1);
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, &ver), sizeof got);
+	CHECK_EQ(ver, 52);
+	CHECK_EQ(epoll_ready(ep, 0), 0);
+	/* A version left unread: the next handle's descriptor is readable at once. */
+	shmkit_blob *b2 = blob_ok(name, 0, 0);
+	CHECK(write(cmd[1], "z", 1) == 1);
+	CHECK(read(ack[0], got, 1) == 1);
+	int fd2 = shmkit_blob_fd(b2);
+	CHECK(fd2 >= 0 && fd2 != fd);
+	CHECK(readable(fd2, 0));
+	CHECK(readable(fd, 0));
+	CHECK_EQ(shmkit_blob_wait(b2, 0, 0), 53);
+	CHECK(!readable(fd2, 0));
+	CHECK(readable(fd, 0)); /* handles are separate */
+	/* Our own write: the version moved past what this handle returned. */
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), sizeof got);
+	CHECK(!readable(fd, 0));
+	CHECK_OK(shmkit_blob_write(b2, got, sizeof got));
+	CHECK(readable(fd, 0));
+	CHECK(readable(fd2, 0));
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), sizeof got);
+	CHECK_EQ(shmkit_blob_read(b2, got, sizeof got, NULL), sizeof got);
+	CHECK(!readable(fd, 0) && !readable(fd2, 0));
+	CHECK(write(cmd[1], "q", 1) == 1);
+	CHECK_EQ(t_wait(pid), 0);
+	/* Deleted by another process: readable, and a read says why. */
+	pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		shmkit_blob *d = blob_ok(name, 0, 0);
+		CHECK_OK(shmkit_blob_delete(d));
+		_exit(0);
+	}
+	CHECK_EQ(t_wait(pid), 0);
+	CHECK_EQ(epoll_ready(ep, 5000), 1);
+	CHECK_EQ(shmkit_blob_read(b, got, sizeof got, NULL), -EIDRM);
+	CHECK_EQ(epoll_ready(ep, 0), 1);
+	close(ep);
+	close(cmd[0]);
+	close(cmd[1]);
+	close(ack[0]);
+	close(ack[1]);
+	shmkit_blob_close(b2);
+	shmkit_blob_close(ro);
+	shmkit_blob_close(b);
+}
+
+/* 64 descriptors per blob, -EUSERS beyond; a closed handle's slot and a killed
+ * process's are taken again; garbage in the table and the bell (owners naming no
+ * token, random tokens, armed flags and counts) neither crashes nor jams anything; no
+ * descriptor leaks. */
+static void test_blob_fd_table(void)
+{
+	const char *name = t_name("btab");
+	int fds0 = t_count_fds();
+	shmkit_blob *h[BLOB_SLOTS + 1];
+	for (int i = 0; i <= BLOB_SLOTS; i++)
+		h[i] = blob_ok(name, 64, CREATE);
+	for (int i = 0; i < BLOB_SLOTS; i++)
+		CHECK(shmkit_blob_fd(h[i]) >= 0);
+	CHECK_EQ(shmkit_blob_fd(h[BLOB_SLOTS]), -EUSERS);
+	shmkit_blob_close(h[5]);
+	CHECK(shmkit_blob_fd(h[BLOB_SLOTS]) >= 0);
+	h[5] = blob_ok(name, 0, 0);
+	CHECK_EQ(shmkit_blob_fd(h[5]), -EUSERS);
+	/* Every descriptor hears a write. */
+	CHECK_OK(shmkit_blob_write(h[5], "w", 1));
+	for (int i = 0; i <= BLOB_SLOTS; i++)
+		if (i != 5)
+			CHECK(readable(shmkit_blob_fd(h[i]), 0));
+	for (int i = 0; i <= BLOB_SLOTS; i++)
+		shmkit_blob_close(h[i]);
+
+	/* A killed process's registrations are taken over. */
+	int ready[2];
+	CHECK(pipe(ready) == 0);
+	pid_t pid = t_fork_raw();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < BLOB_SLOTS; i++)
+			CHECK(shmkit_blob_fd(blob_ok(name, 0, 0)) >= 0);
+		CHECK(write(ready[1], "r", 1) == 1);
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(read(ready[0], &c, 1) == 1);
+	shmkit_blob *b = blob_ok(name, 0, 0);
+	CHECK_EQ(shmkit_blob_fd(b), -EUSERS);
+	kill(pid, SIGKILL);
+	CHECK_EQ(t_wait(pid), 128 + SIGKILL);
+	CHECK(shmkit_blob_fd(b) >= 0);
+	shmkit_blob_close(b);
+	close(ready[0]);
+	close(ready[1]);
+
+	/* Garbage everywhere a peer could write it. */
+	shmkit_blob *w = blob_ok(name, 0, 0);
+	unsigned char *d = shmkit_seg_data(shmkit_blob_seg(w));
+	uint64_t s = 0x7ab1e;
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < BLOB_SLOTS; i++) {
+			uint64_t *slot = (uint64_t *)(void *)(d + BLOB_TABLE_OFF + 24u * (unsigned)i);
+			uint64_t r = t_rand(&s);
+			/* Owners: names of no token (free for the taking), or 0. */
+			slot[0] = r % 3 == 0 ? 0 : (UINT64_C(0x5eed) << 48) | (r & 0xffff);
+			slot[1] = t_rand(&s);                               /* token */
+			slot[2] = r % 5 == 0 ? 1 : t_rand(&s);               /* armed, reserved */
+		}
+		uint32_t *bell = (uint32_t *)(void *)(d + BLOB_BELL_OFF);
+		bell[0] = (uint32_t)t_rand(&s);
+		bell[1] = (uint32_t)t_rand(&s) % 4 == 0 ? 0 : (uint32_t)t_rand(&s);
+		*(uint32_t *)(void *)(d + BLOB_POLLERS_OFF) = (uint32_t)t_rand(&s);
+		b = blob_ok(name, 0, 0);
+		int fd = shmkit_blob_fd(b);
+		CHECK(fd >= 0); /* dead owners: taken over */
+		CHECK(!readable(fd, 0));
+		CHECK_OK(shmkit_blob_write(w, "g", 1));
+		CHECK(readable(fd, 0));
+		int64_t v = shmkit_blob_version(w);
+		CHECK_EQ(shmkit_blob_wait(b, (uint64_t)v, 0), -EAGAIN);
+		CHECK_EQ(shmkit_blob_wait(b, (uint64_t)v - 1, 10 * SHMKIT_MSEC), v);
+		CHECK(!readable(fd, 0));
+		CHECK_EQ(shmkit_blob_wait(b, (uint64_t)v, 10 * SHMKIT_MSEC), -ETIMEDOUT);
+		shmkit_blob_close(b);
+	}
+	shmkit_blob_close(w);
+	CHECK_EQ(t_count_fds(), fds0);
+}
+
 /* ---- the producer of tests/asyncio_chan.py ----
  * Message i: u64 i, u32 length of the whole message, filler bytes, then the CRC-32
  * (zlib's) of everything before it, little-endian. */
@@ -519,5 +801,8 @@ int main(int argc, char **argv)
 	RUN(test_fd_one_per_wakeup);
 	RUN(test_fd_conditions);
 	RUN(test_producer_fd);
+	RUN(test_blob_wait);
+	RUN(test_blob_fd);
+	RUN(test_blob_fd_table);
 	return T_PASS;
 }
