@@ -5,6 +5,7 @@
  *
  * Also the C producer of tests/asyncio_chan.py: test_waiting --produce NAME COUNT. */
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 
 #include "common.h"
@@ -731,6 +732,140 @@ static void test_blob_fd_table(void)
 	CHECK_EQ(t_count_fds(), fds0);
 }
 
+/* ---- threads: what ThreadSanitizer can see ---- */
+
+struct tchan {
+	const char *name;
+	int count;
+};
+
+/* A producer thread waiting on its own descriptor whenever the ring is full. */
+static void *tchan_producer(void *arg)
+{
+	const struct tchan *t = arg;
+	shmkit_chan *p = t_chan_open_ok(t->name, P, 0, 0);
+	int pfd = shmkit_chan_fd(p);
+	CHECK(pfd >= 0);
+	unsigned char m[200] = {0};
+	for (int i = 0; i < t->count;) {
+		memcpy(m, &i, sizeof i);
+		int r = shmkit_chan_send(p, m, 8 + (size_t)(i % 190), 0);
+		if (r == 0) {
+			i++;
+			continue;
+		}
+		CHECK_EQ(r, -EAGAIN);
+		if (!readable(pfd, 5000)) {
+			fprintf(stderr, "producer descriptor quiet for 5 s at message %d\n", i);
+			CHECK(0);
+		}
+	}
+	shmkit_chan_close(p);
+	return NULL;
+}
+
+/* Both descriptors with the two ends in two threads of one process: a producer that
+ * fills a small ring and polls for room, a consumer that takes one message per
+ * wake-up. */
+static void test_threads_chan(void)
+{
+	struct tchan t = {t_name("tchan"), (SANITIZED ? 20000 : 100000) * scale()};
+	shmkit_chan *c = t_chan_open_ok(t.name, C, 4096, CREATE);
+	int fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, tchan_producer, &t) == 0);
+	int next = 0;
+	unsigned char m[200];
+	for (;;) {
+		if (!readable(fd, 5000)) {
+			fprintf(stderr, "consumer descriptor quiet for 5 s at message %d\n", next);
+			CHECK(0);
+		}
+		ssize_t r = shmkit_chan_recv(c, m, sizeof m, 0);
+		if (r == -EAGAIN)
+			continue;
+		if (r == 0)
+			break;
+		int v;
+		memcpy(&v, m, sizeof v);
+		CHECK_EQ(v, next);
+		CHECK_EQ(r, 8 + next % 190);
+		next++;
+	}
+	CHECK_EQ(next, t.count);
+	CHECK(pthread_join(th, NULL) == 0);
+	shmkit_chan_close(c);
+}
+
+struct tblob {
+	shmkit_blob *b;
+	int versions;
+};
+
+static void *tblob_writer(void *arg)
+{
+	const struct tblob *t = arg;
+	for (int i = 1; i <= t->versions; i++) {
+		CHECK_OK(shmkit_blob_write(t->b, &i, sizeof i));
+		if (i % 16 == 0)
+			t_nap_ms(1);
+	}
+	return NULL;
+}
+
+static void *tblob_waiter(void *arg)
+{
+	const struct tblob *t = arg;
+	uint64_t seen = 0;
+	int last = 0;
+	while (last < t->versions) {
+		int64_t v = shmkit_blob_wait(t->b, seen, 5 * SHMKIT_SEC);
+		CHECK(v > (int64_t)seen);
+		int got;
+		CHECK_EQ(shmkit_blob_read(t->b, &got, sizeof got, &seen), sizeof got);
+		CHECK(got >= last);
+		last = got;
+	}
+	return NULL;
+}
+
+/* One blob handle shared by a writer thread, two threads in shmkit_blob_wait() and
+ * the main thread reading whenever the handle's descriptor is readable (which a read
+ * by any of the threads may make quiet: it follows the handle's last read): every
+ * waiter reaches the last version; afterwards the descriptor is quiet once read and
+ * readable after a write. */
+static void test_threads_blob(void)
+{
+	const char *name = t_name("tblob");
+	struct tblob t = {blob_ok(name, sizeof(int), CREATE), (SANITIZED ? 300 : 2000) * scale()};
+	int fd = shmkit_blob_fd(t.b);
+	CHECK(fd >= 0);
+	pthread_t w, r1, r2;
+	CHECK(pthread_create(&r1, NULL, tblob_waiter, &t) == 0);
+	CHECK(pthread_create(&r2, NULL, tblob_waiter, &t) == 0);
+	CHECK(pthread_create(&w, NULL, tblob_writer, &t) == 0);
+	int last = 0, reads = 0;
+	while (last < t.versions) {
+		if (readable(fd, 10)) {
+			CHECK_EQ(shmkit_blob_read(t.b, &last, sizeof last, NULL), sizeof last);
+			reads++;
+		} else if (shmkit_blob_version(t.b) == t.versions) {
+			break; /* a waiter read the last version: quiet, rightly */
+		}
+	}
+	CHECK(pthread_join(w, NULL) == 0);
+	CHECK(pthread_join(r1, NULL) == 0);
+	CHECK(pthread_join(r2, NULL) == 0);
+	CHECK(reads > 0);
+	CHECK_EQ(shmkit_blob_read(t.b, &last, sizeof last, NULL), sizeof last);
+	CHECK_EQ(last, t.versions);
+	CHECK(!readable(fd, 0));
+	CHECK_OK(shmkit_blob_write(t.b, &last, sizeof last));
+	CHECK(readable(fd, 0));
+	shmkit_blob_close(t.b);
+}
+
 /* ---- the producer of tests/asyncio_chan.py ----
  * Message i: u64 i, u32 length of the whole message, filler bytes, then the CRC-32
  * (zlib's) of everything before it, little-endian. */
@@ -804,5 +939,7 @@ int main(int argc, char **argv)
 	RUN(test_blob_wait);
 	RUN(test_blob_fd);
 	RUN(test_blob_fd_table);
+	RUN(test_threads_chan);
+	RUN(test_threads_blob);
 	return T_PASS;
 }
