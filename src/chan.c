@@ -717,16 +717,9 @@ out:
 	return r;
 }
 
-/* The next message for recv/peek: 1 (and *len), 0 at end-of-stream, or an error. */
-static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
+/* consumer_next() ends without a message (@r <= 0). */
+__attribute__((noinline)) static void consumer_idle(shmkit_chan *ch, int r)
 {
-	if (ch->poisoned)
-		return -EPROTO;
-	if (deleted(ch))
-		return -EIDRM;
-	int r = next_msg(ch, len);
-	if (r == 0)
-		r = wait_data(ch, shmkit__deadline(timeout_ns), len);
 	/* Lasting conditions keep a poll-mode descriptor readable, as a pipe stays
 	 * readable at end-of-file. */
 	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
@@ -734,6 +727,16 @@ static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
 	/* A producer polling for room learns of a deletion from us (fenced). */
 	if (r == -EIDRM)
 		publish_to(ch, 1);
+}
+
+/* The next message for recv/peek: 1 (and *len), 0 at end-of-stream, or an error. */
+static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
+{
+	int r = ch->poisoned ? -EPROTO : deleted(ch) ? -EIDRM : next_msg(ch, len);
+	if (r == 0)
+		r = wait_data(ch, shmkit__deadline(timeout_ns), len);
+	if (__builtin_expect(r <= 0, 0))
+		consumer_idle(ch, r);
 	return r;
 }
 

@@ -338,6 +338,20 @@ static void test_fd_conditions(void)
 	CHECK(readable(fd, 0));
 	shmkit_chan_close(p);
 	shmkit_chan_close(c);
+
+	/* Deleted by a third party, with nobody to signal: once a receive said -EIDRM,
+	 * the descriptor stays readable (as at end-of-stream). */
+	name = t_name("cond-del");
+	c = t_chan_open_ok(name, C, 4096, CREATE);
+	fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
+	CHECK(!readable(fd, 0));
+	CHECK_OK(shmkit_seg_delete(shmkit_chan_seg(o)));
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EIDRM);
+	CHECK(readable(fd, 0));
+	shmkit_chan_close(o);
+	shmkit_chan_close(c);
 }
 
 /* Bytes free in the ring as the producer sees them (the consumer publishes lazily). */
