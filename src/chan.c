@@ -34,12 +34,13 @@
  * "awake" read it before the drowsy store reached it, so its earlier header store was
  * already in its store buffer, and that buffer drains in well under SHMKIT__GRACE_NS:
  * the consumer's grace spin sees the header. Should a wake-up nevertheless be lost,
- * it only costs the first sleep slice (SHMKIT__SLICE_FIRST_NS), never a hang. Every path where the producer
- * itself is about to wait or finish (full ring, sendv, close) uses the full fence.
- * A producer that wakes a sleeping consumer leaves its state DROWSY, not AWAKE, so
- * its own later checks stay fenced until the consumer says AWAKE again. A consumer in sleep
- * mode (spin 0) therefore keeps DROWSY between messages, once the producer set it or
- * it itself stayed drowsy for a whole grace, and sleeps at once on the next wait:
+ * it only costs the first sleep slice (SHMKIT__SLICE_FIRST_NS), never a hang. Every
+ * path where the producer itself is about to wait or finish (full ring, sendv, close)
+ * uses the full fence. A producer that wakes a sleeping consumer leaves its state
+ * DROWSY, not AWAKE, so its own later checks stay fenced until the consumer says
+ * AWAKE again. A consumer in sleep mode (spin 0) therefore keeps DROWSY between
+ * messages, once the producer set it or it itself stayed drowsy for a whole grace,
+ * and sleeps at once on the next wait:
  * DROWSY met at the start of a wait always means the grace is already done. The
  * producer sleeping on a full ring needs no grace: the consumer publishes with a
  * seq_cst store and then checks p_state, at the latest just before it sleeps.
@@ -605,8 +606,8 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 	/* Spin: the budget, the last SHMKIT__GRACE_NS of it drowsy. The first
 	 * SPIN_CLOCK_MASK rounds read no clock and make no fence: at full speed the
 	 * consumer waits like this for nearly every message, and a clock read or a fence
-	 * would cost as much as the message. The fenced publish() is due at the first clock read, and again
-	 * after skipping a pad. */
+	 * would cost as much as the message. The fenced publish() is due at the first
+	 * clock read, and again after skipping a pad. */
 	int64_t now = 0, spin_end = 0, drowsy_at = 0;
 	int fence_due = 1;
 	if (spin > 0) {

@@ -180,7 +180,8 @@ int shmkit__poller_use_timer(struct shmkit__poller *p, int64_t period_ns)
 	struct timespec ts = {period_ns / SHMKIT_SEC, period_ns % SHMKIT_SEC};
 	struct itimerspec its = {ts, ts};
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = t};
-	if (timerfd_settime(t, 0, &its, NULL) < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, t, &ev) < 0) {
+	if (timerfd_settime(t, 0, &its, NULL) < 0 ||
+	    epoll_ctl(p->epfd, EPOLL_CTL_ADD, t, &ev) < 0) {
 		int r = -errno;
 		close(t);
 		return r;
@@ -284,9 +285,8 @@ int shmkit__poll_join(struct shmkit__poll_slot *tab, unsigned n, _Atomic uint32_
 				}
 			}
 			/* acq_rel: one joiner wins a slot. */
-			if (!atomic_compare_exchange_strong_explicit(&s->owner, &cur, me,
-								     memory_order_acq_rel,
-								     memory_order_relaxed))
+			if (!atomic_compare_exchange_strong_explicit(
+				&s->owner, &cur, me, memory_order_acq_rel, memory_order_relaxed))
 				continue;
 			if (cur == 0)
 				atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
@@ -316,9 +316,8 @@ void shmkit__poll_leave(struct shmkit__poll_slot *tab, unsigned i, _Atomic uint3
 		/* A count a peer wrote as 0 stays 0 rather than wrapping to 2^32 - 1,
 		 * which would only make every change scan the table. */
 		uint32_t c = atomic_load_explicit(count, memory_order_relaxed);
-		while (c != 0 && !atomic_compare_exchange_weak_explicit(count, &c, c - 1,
-									 memory_order_relaxed,
-									 memory_order_relaxed))
+		while (c != 0 && !atomic_compare_exchange_weak_explicit(
+				     count, &c, c - 1, memory_order_relaxed, memory_order_relaxed))
 			;
 	}
 }

@@ -468,9 +468,9 @@ static void test_producer_fd(void)
 /* ---- blobs ---- */
 
 /* Where src/blob.c lays its control block out (white-box checks only). */
-#define BLOB_BELL_OFF 128u     /* struct shmkit__bell: seq, sleepers, rings */
-#define BLOB_POLLERS_OFF 192u  /* the registrations' count */
-#define BLOB_TABLE_OFF 256u    /* 64 struct shmkit__poll_slot of 24 bytes */
+#define BLOB_BELL_OFF 128u    /* struct shmkit__bell: seq, sleepers, rings */
+#define BLOB_POLLERS_OFF 192u /* the registrations' count */
+#define BLOB_TABLE_OFF 256u   /* 64 struct shmkit__poll_slot of 24 bytes */
 #define BLOB_SLOTS 64
 
 static shmkit_blob *blob_ok(const char *name, size_t size, unsigned flags)
@@ -521,7 +521,7 @@ static void test_blob_wait(void)
 	CHECK_EQ(v0, 0);
 	CHECK_EQ(shmkit_blob_wait(b, 0, 0), -EAGAIN);
 	CHECK_EQ(shmkit_blob_wait(ro, 0, 0), -EAGAIN);
-	CHECK_EQ(shmkit_blob_wait(b, 7, 0), 0);  /* differs already: the version now */
+	CHECK_EQ(shmkit_blob_wait(b, 7, 0), 0);	 /* differs already: the version now */
 	CHECK_EQ(shmkit_blob_wait(b, 7, -1), 0); /* and never blocks for it */
 	CHECK_EQ(shmkit_blob_wait(NULL, 0, 0), -EINVAL);
 	for (int which = 0; which < 2; which++) {
@@ -718,12 +718,13 @@ static void test_blob_fd_table(void)
 	uint64_t s = 0x7ab1e;
 	for (int round = 0; round < 50; round++) {
 		for (int i = 0; i < BLOB_SLOTS; i++) {
-			uint64_t *slot = (uint64_t *)(void *)(d + BLOB_TABLE_OFF + 24u * (unsigned)i);
+			uint64_t *slot =
+			    (uint64_t *)(void *)(d + BLOB_TABLE_OFF + 24u * (unsigned)i);
 			uint64_t r = t_rand(&s);
 			/* Owners: names of no token (free for the taking), or 0. */
 			slot[0] = r % 3 == 0 ? 0 : (UINT64_C(0x5eed) << 48) | (r & 0xffff);
-			slot[1] = t_rand(&s);                               /* token */
-			slot[2] = r % 5 == 0 ? 1 : t_rand(&s);               /* armed, reserved */
+			slot[1] = t_rand(&s);		       /* token */
+			slot[2] = r % 5 == 0 ? 1 : t_rand(&s); /* armed, reserved */
 		}
 		uint32_t *bell = (uint32_t *)(void *)(d + BLOB_BELL_OFF);
 		bell[0] = (uint32_t)t_rand(&s);
@@ -933,10 +934,10 @@ static int produce(const char *name, long count)
 
 /* Runs the tests whose names contain argv[1] (all without one). */
 static const char *only;
-#define RUN(fn)                                                                            \
-	do {                                                                               \
-		if (!only || strstr(#fn, only))                                            \
-			T_RUN(fn());                                                       \
+#define RUN(fn)                                                                                    \
+	do {                                                                                       \
+		if (!only || strstr(#fn, only))                                                    \
+			T_RUN(fn());                                                               \
 	} while (0)
 
 int main(int argc, char **argv)
