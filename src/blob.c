@@ -490,8 +490,11 @@ static int64_t blob_wait(shmkit_blob *b, uint64_t last, int64_t timeout_ns)
 			r = wait_rdonly(b, &w, deadline);
 		} else {
 			int64_t live_checked = shmkit__now_ns();
+			/* No peer whose life ends the wait: the slices only bound a lost
+			 * wake-up and notice a deletion by other means. */
 			r = shmkit__bell_wait(&b->ctl->bell, wait_check, &w, WAIT_SPIN_NS, deadline,
-					      &live_checked, NULL);
+					      SHMKIT__SLICE_NS, SHMKIT__LIVE_CHECK_NS, &live_checked,
+					      NULL);
 		}
 	}
 	if (r != 1)

@@ -468,7 +468,7 @@ static void test_producer_fd(void)
 /* ---- blobs ---- */
 
 /* Where src/blob.c lays its control block out (white-box checks only). */
-#define BLOB_BELL_OFF 128u    /* struct shmkit__bell: seq, sleepers, rings */
+#define BLOB_BELL_OFF 128u    /* struct shmkit__bell (wait.h) */
 #define BLOB_POLLERS_OFF 192u /* the registrations' count */
 #define BLOB_TABLE_OFF 256u   /* 64 struct shmkit__poll_slot of 24 bytes */
 #define BLOB_SLOTS 64
@@ -483,8 +483,8 @@ static shmkit_blob *blob_ok(const char *name, size_t size, unsigned flags)
 static uint64_t bell_rings(const shmkit_blob *b)
 {
 	const unsigned char *d = shmkit_seg_data(shmkit_blob_seg(b));
-	return __atomic_load_n((const uint64_t *)(const void *)(d + BLOB_BELL_OFF + 8),
-			       __ATOMIC_RELAXED);
+	const struct shmkit__bell *bell = (const void *)(d + BLOB_BELL_OFF);
+	return atomic_load_explicit(&bell->rings, memory_order_relaxed);
 }
 
 /* A writer in a child: each byte read from @cmd is a write of that byte's value

@@ -27,6 +27,7 @@
 #include "fuzz_targets.h" /* FB_AREA */
 
 #define FB_SIZE 200u                   /* snapshot bytes */
+
 static char fb_name[64];
 static unsigned char fb_snapshot[FB_AREA];
 static unsigned char fb_pat[3][FB_SIZE]; /* the snapshots ever written */
