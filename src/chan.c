@@ -242,15 +242,15 @@ struct shmkit_chan {
 	int64_t spin_ns;
 	uint64_t me;            /* our role word: this process's liveness token */
 	int64_t live_checked;   /* when a non-blocking call last checked the peer */
-	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
-	int sock;               /* datagram socket for signals to the peer's poller, -1
-	                         * until needed */
 
 	/* Producer. */
 	uint64_t tail;          /* next record's position: the truth, never re-read */
 	uint64_t head_cache;    /* consumer's head as last read */
 	uint64_t resv_pos;      /* position of the pending reservation */
 	size_t resv_len;        /* its length; 0: no reservation */
+	int sock;               /* either side: datagram socket for signals to the peer's
+	                         * poller, -1 until needed (here, where the producer's
+	                         * was, so that the hot fields keep their places) */
 	uint64_t copy_cost[2];  /* copy_large(): ticks per KiB, plain [0] and claimed [1] */
 	unsigned copy_n;        /* large copies made */
 	unsigned char copy_claim; /* the way in use: 1 claim_copy(), 0 memcpy */
@@ -272,6 +272,7 @@ struct shmkit_chan {
 	/* Rarely used; last, so that the hot fields above keep their places. */
 	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
 	uint64_t pidns;         /* shmkit__pidns_self() at open, 0 for an observer */
+	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
 };
 
 static inline uint64_t rec_size(uint64_t len)
