@@ -156,8 +156,9 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
  * free), so a wake-up leaves room for many messages; also when the consumer closed
  * or died, or the segment was deleted (the send then says which). A send with
  * timeout 0 that gets -EAGAIN drains it; the consumer signals it (one sendto()) when
- * it frees that room, which it does lazily (see the top of this file). It may report
- * readable when a send would still be refused; that send re-arms it.
+ * it publishes that room: after each capacity/8 bytes it took, when a receive finds
+ * the ring empty (-EAGAIN or a wait), and at close. It may report readable when a
+ * send would still be refused; that send re-arms it.
  * Either side: a pidfd of the other side makes it readable when that side dies (in
  * another pid namespace, or without pidfd_open, a 200 ms timer makes the poller
  * recheck instead). A deletion is seen when the other side's next call notices it.
