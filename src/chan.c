@@ -28,69 +28,62 @@
  * written only when someone goes to sleep. The producer's per-message check is that
  * single relaxed load, with no fence: a full fence per message would stall on the
  * line the consumer is spinning on and cost most of the throughput. The Dekker
- * handshake is completed asymmetrically: the consumer announces "drowsy" GRACE_NS
- * before it announces "sleeping"; a producer that sees anything but "awake" fences
- * and rechecks (the textbook seq_cst handshake). A producer that saw "awake" read it
- * before the drowsy store reached it, so its earlier header store was already in its
- * store buffer, and that buffer drains in well under GRACE_NS: the consumer's grace
- * spin sees the header. Should a wake-up nevertheless be lost, it only costs the
- * first sleep slice (SLICE_FIRST_NS), never a hang. Every path where the producer
- * itself is about to wait or finish (full ring, sendv, close) uses the full fence.
- * A producer that wakes a sleeping consumer leaves its state DROWSY, not AWAKE, so
- * its own later checks stay fenced until the consumer says AWAKE again. A consumer in sleep
- * mode (spin 0) therefore keeps DROWSY between messages, once the producer set it or
- * it itself stayed drowsy for a whole grace, and sleeps at once on the next wait:
+ * handshake is completed asymmetrically: the consumer announces "drowsy"
+ * SHMKIT__GRACE_NS before it announces "sleeping"; a producer that sees anything but
+ * "awake" fences and rechecks (the textbook seq_cst handshake). A producer that saw
+ * "awake" read it before the drowsy store reached it, so its earlier header store was
+ * already in its store buffer, and that buffer drains in well under SHMKIT__GRACE_NS:
+ * the consumer's grace spin sees the header. Should a wake-up nevertheless be lost,
+ * it only costs the first sleep slice (SHMKIT__SLICE_FIRST_NS), never a hang. Every
+ * path where the producer itself is about to wait or finish (full ring, sendv, close)
+ * uses the full fence. A producer that wakes a sleeping consumer leaves its state
+ * DROWSY, not AWAKE, so its own later checks stay fenced until the consumer says
+ * AWAKE again. A consumer in sleep mode (spin 0) therefore keeps DROWSY between
+ * messages, once the producer set it or it itself stayed drowsy for a whole grace,
+ * and sleeps at once on the next wait:
  * DROWSY met at the start of a wait always means the grace is already done. The
  * producer sleeping on a full ring needs no grace: the consumer publishes with a
  * seq_cst store and then checks p_state, at the latest just before it sleeps.
  *
- * Liveness. A role word holds its holder's liveness token (src/live.c): a random
- * id naming a file in /dev/shm on which the holder keeps a record lock that the kernel
- * drops when it dies. The word is claimed with CAS; whether its holder lives is only
- * ever asked of shmkit__live_check(), which means the same in every pid namespace
- * (two containers sharing /dev/shm see each other's pids in the wrong namespace, so a
- * pid is never proof of life), works for both segment backends, and survives fork (a
- * child has another token). A check costs about three system calls, so only slow
- * paths make one, at most every LIVE_CHECK_NS. Sleeps are sliced, and each slice that
- * expires checks the peer, so a dead peer is reported within about SLICE_NS even to a
- * sleeper. Beside the word the holder records its pid and pid namespace, for people
- * (stats) and for the pidfd of poll mode, never as proof of life.
+ * Liveness. A role word holds its holder's liveness token (the role words of
+ * src/live.c, declared in wait.h): claimed with CAS, asked only of
+ * shmkit__live_check(), which means the same in every pid namespace and survives fork.
+ * A check costs about three system calls, so only slow paths make one, at most every
+ * SHMKIT__LIVE_CHECK_NS. Sleeps are sliced, and each slice that expires checks the
+ * peer, so a dead peer is reported within about SHMKIT__SLICE_NS even to a sleeper.
  *
- * Poll mode. shmkit_chan_fd() returns an epoll descriptor watching an abstract-
- * namespace datagram socket bound by the consumer (its address is published in the
- * control block) and, when the producer is in the consumer's own pid namespace, a
- * pidfd of it. When recv finds nothing in poll mode the consumer announces "polling";
- * only then does the producer pay a sendto(). The pidfd turns readable when the
- * producer dies, so the descriptor reports a dead producer without any cooperation.
- * The pidfd is opened from the recorded pid and only then trusted, once the token
- * says the producer still lives (so the pid was not reused in between). A producer
- * in another pid namespace, or no pidfd_open, gets a 200 ms timerfd instead, which
- * makes the poller come back and check the token. Abstract sockets leave nothing in
- * any file system and vanish with the consumer; both processes must share a network
- * namespace for the wake-ups.
+ * Poll mode. shmkit_chan_fd() gives either side a poller (src/poll.c): an epoll
+ * descriptor that the other side signals, with a pidfd (or a timer) watching the
+ * other side's death. A side signals only when the other announced POLLING in its
+ * state word, so the producer's per-message check stays the one relaxed load of
+ * c_state. The consumer's descriptor is level-triggered: it is readable whenever a
+ * message, end-of-stream, a dead producer or a deleted segment waits. A receive that
+ * finds nothing drains the descriptor, announces POLLING and rechecks (the handshake
+ * above); whatever the consumer finds after a drain, or leaves behind a blocking wait
+ * (which replaces POLLING by its own states), it keeps readable with a signal to
+ * itself, so the descriptor never goes quiet while something waits. The producer's
+ * descriptor is readable when at least max(capacity / 2, the room the last refused
+ * send needed) bytes are free, or the consumer closed or died: a send refused with
+ * -EAGAIN drains it, stores the head position it waits for in p_want, announces
+ * POLLING in p_state and rechecks the head; the consumer, which loads p_state after
+ * each publish anyway, signals once its head reaches p_want. Half the ring, so that
+ * a producer woken once writes many messages before it polls again.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <shmkit/chan.h>
 #include "internal.h"
+#include "wait.h"
 
 #define CHAN_MAGIC UINT64_C(0x314e414843544b53) /* "SKTCHAN1" little-endian */
-/* 2: role words hold liveness tokens, with the holder's pid and pid namespace beside. */
-#define CHAN_VERSION 2u
+/* 2: role words hold liveness tokens, with the holder's pid and pid namespace beside.
+ * 3: the producer may poll (p_state POLLING, p_token, p_want), which a consumer of
+ * version 2 would never signal. */
+#define CHAN_VERSION 3u
 
 /* The ring starts one page into the data area, so it is page aligned. */
 #define RING_OFF 4096u
@@ -112,10 +105,6 @@
  * which a 1 MiB copy needs warm; spinning through a copy costs only the spinner. */
 #define SPIN_NS_PER_BYTE 1
 #define SPIN_SIZED_MAX_NS (2 * SHMKIT_MSEC)
-/* How long the consumer stays "drowsy" (see the top of the file). Store buffers drain
- * in nanoseconds to a microsecond; this leaves a wide margin and costs a sleeper only
- * a few microseconds of spinning it would mostly have done anyway. */
-#define GRACE_NS 5000
 /* A consumer that catches up with a streaming producer and polls the line the
  * producer is writing takes that line away after every store: the producer's stores
  * then wait for the other core one by one, and 64-byte messages flow at 9 M/s instead
@@ -126,20 +115,13 @@
  * writes many lines undisturbed), and halving when it does not. Counted in pause
  * instructions, so that no clock is read; how long one takes differs between CPUs
  * (19 ns on the AMD EPYC this was measured on, about 40 on Intel since Skylake, next
- * to nothing for an ARM yield), so pause_counts() measures it once per process. */
+ * to nothing for an ARM yield), so shmkit__pause_counts() measures it once per
+ * process. */
 #define BACKOFF_MIN_NS 40
 #define BACKOFF_MAX_NS 2400
-/* Sleeps are sliced so that a dead peer or a deleted segment is noticed: the first
- * slice is short (it also bounds the cost of a lost wake-up), the rest are long. */
-#define SLICE_FIRST_NS (2 * SHMKIT_MSEC)
-#define SLICE_NS (200 * SHMKIT_MSEC)
-/* Non-blocking calls that find nothing check the peer's liveness at most this often. */
-#define LIVE_CHECK_NS (100 * SHMKIT_MSEC)
 /* Checks spin loops make only every so many iterations. */
 #define SPIN_CLOCK_MASK 63u
 #define SPIN_PEER_MASK 1023u
-
-#define PID_LIMIT 4194304 /* PID_MAX_LIMIT on 64-bit Linux */
 
 #ifndef MADV_POPULATE_READ /* Linux 5.14; older kernels answer EINVAL */
 #define MADV_POPULATE_READ 22
@@ -153,22 +135,6 @@ enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
 
 /* Internal result of the consumer's checks: keep waiting. */
 #define WAIT 2
-
-/* Who holds a role, beside its role word: for people (shmkit_chan_stats()) and for
- * the consumer's pidfd of the producer, never as proof of life (that is the token in
- * the role word). Written by the holder after its claiming CAS succeeded: pid and ns
- * (relaxed), then tok = its token (release); never cleared (they describe only the
- * token they name, and a dead holder's stay readable for people until a successor
- * overwrites them). A reader that finds tok equal to the role word, loaded with
- * acquire, reads the fields its holder wrote, as long as the role word still holds
- * that token afterwards (only a holder writes them, and a successor claims first). */
-struct chan_who {
-	_Atomic uint64_t tok;       /* the token these fields belong to, 0: none */
-	_Atomic uint64_t ns;        /* inode of the holder's /proc/self/ns/pid */
-	_Atomic int32_t pid;        /* getpid() of the holder, in its own pid namespace */
-	uint32_t reserved;
-};
-_Static_assert(sizeof(struct chan_who) == 24, "channel layout changed");
 
 /* At the start of the channel segment's data area; the ring follows at RING_OFF.
  * "P" is the producer handle, "C" the consumer handle. Every field is read by every
@@ -194,8 +160,15 @@ struct chan_ctl {
 	                             * one opens: written by P with release after its last
 	                             * commit, read by C with acquire */
 	uint32_t reserved1a;
-	struct chan_who p_who;      /* who holds p_owner, for people and pidfds */
-	uint64_t reserved1[3];
+	struct shmkit__who p_who;   /* who holds p_owner, for people and pidfds */
+	_Atomic uint64_t p_token;   /* the producer's poller token, 0 if none: written by P
+	                             * (release) before it ever announces POLLING, read by C
+	                             * (acquire) when it signals */
+	_Atomic uint64_t p_want;    /* while p_state is POLLING: the head position at which
+	                             * P's descriptor is ready; written by P (relaxed) before
+	                             * its seq_cst store of POLLING, read by C after loading
+	                             * POLLING; only compared */
+	uint64_t reserved1[1];
 
 	/* Line 2: the consumer's role. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint64_t c_owner; /* as p_owner, for C */
@@ -205,7 +178,7 @@ struct chan_ctl {
 	_Atomic uint32_t c_closed;  /* 1 after the consumer closed: written by C, read by P
 	                             * when the ring is full (-EPIPE) */
 	uint32_t reserved2a;
-	struct chan_who c_who;      /* as p_who, for C */
+	struct shmkit__who c_who;   /* as p_who, for C */
 	uint64_t reserved2[2];
 
 	/* Line 3: written by P on every commit; read by C only when idle, and by stats. */
@@ -236,13 +209,16 @@ struct chan_ctl {
 	uint32_t reserved6[15];
 
 	/* Line 7: P's wait state and futex word: written by P when it sleeps on a full
-	 * ring, by C only to wake it; read by C each time it publishes. */
+	 * ring or polls, by C only to wake it (CAS to AWAKE); read by C each time it
+	 * publishes. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint32_t p_state;
 	uint32_t reserved7[15];
 };
 _Static_assert(sizeof(struct chan_ctl) == 8 * SHMKIT_CACHELINE, "channel control block is 8 lines");
 _Static_assert(offsetof(struct chan_ctl, p_owner) == 64, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, p_who) == 80, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, p_token) == 104, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, p_want) == 112, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_owner) == 128, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_who) == 152, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, tail) == 192, "channel layout changed");
@@ -272,7 +248,9 @@ struct shmkit_chan {
 	uint64_t head_cache;    /* consumer's head as last read */
 	uint64_t resv_pos;      /* position of the pending reservation */
 	size_t resv_len;        /* its length; 0: no reservation */
-	int sock;               /* datagram socket for poll-mode signals, -1 until needed */
+	int sock;               /* either side: datagram socket for signals to the peer's
+	                         * poller, -1 until needed (here, where the producer's
+	                         * was, so that the hot fields keep their places) */
 	uint64_t copy_cost[2];  /* copy_large(): ticks per KiB, plain [0] and claimed [1] */
 	unsigned copy_n;        /* large copies made */
 	unsigned char copy_claim; /* the way in use: 1 claim_copy(), 0 memcpy */
@@ -287,14 +265,14 @@ struct shmkit_chan {
 	unsigned backoff;       /* pauses before a wait's first look (BACKOFF_MIN_NS) */
 	unsigned backoff_min, backoff_max; /* the same limits, in pauses */
 	uint64_t n_csleeps, n_cwakes;
-	int epfd, dsock, pidfd, timerfd; /* poll mode; -1 when unused */
-	uint64_t pidfd_owner;   /* role word the pidfd (or the timer) was chosen for */
-	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
-	int ready_sent;         /* a self-signal keeps the fd readable (end, dead peer) */
+
+	/* Either side: poll mode (shmkit_chan_fd()); poll.epfd < 0 when unused. */
+	struct shmkit__poller poll;
 
 	/* Rarely used; last, so that the hot fields above keep their places. */
 	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
-	uint64_t pidns;         /* pidns_self() at open, 0 for an observer */
+	uint64_t pidns;         /* shmkit__pidns_self() at open, 0 for an observer */
+	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
 };
 
 static inline uint64_t rec_size(uint64_t len)
@@ -329,101 +307,7 @@ static int poison(shmkit_chan *ch)
 	return -EPROTO;
 }
 
-/* ---- roles and liveness ---- */
-
-/* 1 if the holder of a role word lives, 0 if it died or the word names no token
- * (garbage never jams a role). A check that cannot be made (no descriptor left, say)
- * counts as alive: a live peer is never reported dead, and the next check asks again. */
-static int owner_alive(uint64_t w)
-{
-	return shmkit__live_check(w) != 0;
-}
-
-/* This process's pid namespace: the inode of /proc/self/ns/pid, 0 if unknown (then it
- * matches no holder's, and poll mode uses its timer). */
-static uint64_t pidns_self(void)
-{
-	struct stat st;
-	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
-}
-
-/* Take a free role, or one whose holder died: 0, -EBUSY (a live holder), or the error
- * of a liveness check that could not be made (a holder is never robbed on a guess). */
-static int claim(_Atomic uint64_t *owner, uint64_t me)
-{
-	for (int i = 0; i < 16; i++) {
-		/* Acquire pairs with the release CAS in release_role(): what the previous
-		 * holder published before leaving is visible to us. */
-		uint64_t cur = atomic_load_explicit(owner, memory_order_acquire);
-		if (cur != 0) {
-			int r = shmkit__live_check(cur);
-			if (r != 0)
-				return r < 0 ? r : -EBUSY;
-		}
-		/* acq_rel: another claimer's CAS wins exactly once; we take a dead one's. */
-		if (atomic_compare_exchange_strong_explicit(owner, &cur, me, memory_order_acq_rel,
-							    memory_order_acquire))
-			return 0;
-	}
-	return -EBUSY;
-}
-
-/* After a successful claim: record who we are beside the role word (see chan_who). */
-static void who_set(struct chan_who *w, uint64_t me, uint64_t ns)
-{
-	/* Orders our claiming CAS before the stores below, so that a reader that sees our
-	 * pid also sees the role word hold our token (pairs with the acquire fence in
-	 * producer_pidfd()). */
-	atomic_thread_fence(memory_order_release);
-	/* Relaxed: published by the release store of tok. */
-	atomic_store_explicit(&w->pid, (int32_t)getpid(), memory_order_relaxed);
-	atomic_store_explicit(&w->ns, ns, memory_order_relaxed);
-	/* Release pairs with the acquire load of tok in producer_pidfd() and stats. */
-	atomic_store_explicit(&w->tok, me, memory_order_release);
-}
-
-/* The pid a role's holder recorded, for people: 0 when the role is free or its holder
- * has not recorded itself yet. */
-static int32_t who_pid(const _Atomic uint64_t *owner, const struct chan_who *w)
-{
-	uint64_t cur = atomic_load_explicit(owner, memory_order_relaxed);
-	/* Acquire pairs with who_set(): the pid is the one recorded with this token. */
-	if (cur == 0 || atomic_load_explicit(&w->tok, memory_order_acquire) != cur)
-		return 0;
-	return atomic_load_explicit(&w->pid, memory_order_relaxed);
-}
-
-static void release_role(_Atomic uint64_t *owner, uint64_t me)
-{
-	uint64_t cur = me;
-	/* Release: everything this holder stored is visible to the next claimer. CAS so
-	 * that a holder declared dead (and replaced) never frees its successor's role.
-	 * The chan_who fields stay: they describe only the token they name. */
-	atomic_compare_exchange_strong_explicit(owner, &cur, 0, memory_order_release,
-						memory_order_relaxed);
-}
-
 /* ---- waking ---- */
-
-static void signal_socket(shmkit_chan *ch)
-{
-	/* Acquire pairs with the consumer's release store of the token in chan_fd. */
-	uint64_t token = atomic_load_explicit(&ch->ctl->c_token, memory_order_acquire);
-	if (token == 0)
-		return;
-	if (ch->sock < 0) {
-		ch->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (ch->sock < 0)
-			return;
-	}
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "shmkit-chan-%016llx",
-			 (unsigned long long)token);
-	/* Failures are harmless: EAGAIN means wake-ups are already queued; a missing
-	 * socket means the consumer is gone. */
-	(void)sendto(ch->sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
-		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
-}
 
 /* Producer: the consumer may be waiting for what we committed. */
 static void wake_consumer(shmkit_chan *ch)
@@ -449,7 +333,9 @@ static void wake_consumer(shmkit_chan *ch)
 	if (s == ST_SLEEPING)
 		shmkit__futex_wake(&c->c_state, 1);
 	else
-		signal_socket(ch);
+		/* Acquire pairs with the consumer's release store of its token in chan_fd(). */
+		shmkit__poller_signal(&ch->sock,
+				      atomic_load_explicit(&c->c_token, memory_order_acquire));
 	/* Our own counter, on our own line: relaxed. */
 	atomic_store_explicit(&c->p_wakes, ++ch->n_pwakes, memory_order_relaxed);
 }
@@ -474,27 +360,57 @@ static inline void publish_head(shmkit_chan *ch)
 	ch->published = ch->pos;
 }
 
-/* Consumer: publish, and wake a producer sleeping for room. */
-static void publish(shmkit_chan *ch)
+/* Consumer: a producer announced that it sleeps or polls (state @s, loaded after our
+ * latest head store and a fence). Wake a sleeper; signal a poller once our head
+ * reached the position it waits for (p_want), or whatever the room when @force (we
+ * are closing: its descriptor must report that). */
+__attribute__((noinline)) static void wake_producer(shmkit_chan *ch, uint32_t s, int force)
+{
+	struct chan_ctl *c = ch->ctl;
+	if (s == ST_POLLING) {
+		/* Relaxed: stored before POLLING, which we loaded seq_cst. A peer's garbage
+		 * only decides when a signal goes. */
+		uint64_t want = atomic_load_explicit(&c->p_want, memory_order_relaxed);
+		if (!force && (int64_t)(ch->published - want) < 0)
+			return;
+	} else if (s != ST_SLEEPING) {
+		return;
+	}
+	/* CAS, so that only one wake-up is sent per sleep or arming. */
+	if (!atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	if (s == ST_SLEEPING)
+		shmkit__futex_wake(&c->p_state, 1);
+	else
+		/* Acquire pairs with the producer's release store of its token in chan_fd(). */
+		shmkit__poller_signal(&ch->sock,
+				      atomic_load_explicit(&c->p_token, memory_order_acquire));
+	atomic_store_explicit(&c->c_wakes, ++ch->n_cwakes, memory_order_relaxed);
+}
+
+/* Consumer: publish, and wake a producer sleeping or polling for room. */
+static void publish_to(shmkit_chan *ch, int force)
 {
 	struct chan_ctl *c = ch->ctl;
 	/* A guarded call of its own: SHMKIT__GUARDED_CODE (release) may call it. */
 	shmkit__guard_enter();
 	publish_head(ch);
-	/* The handshake with wait_space(), which stores p_state = SLEEPING then reloads
-	 * head, both seq_cst: with this fence between our head store (here or in an
-	 * earlier publish_head()) and our load of p_state, it sees the head, or we see
-	 * SLEEPING. */
+	/* The handshake with wait_space() and producer_arm(), which store p_state =
+	 * SLEEPING or POLLING then reload head, both seq_cst: with this fence between our
+	 * head store (here or in an earlier publish_head()) and our load of p_state, they
+	 * see the head, or we see their state. */
 	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t s = atomic_load_explicit(&c->p_state, memory_order_seq_cst);
-	if (s == ST_SLEEPING &&
-	    atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
-						    memory_order_seq_cst, memory_order_relaxed)) {
-		shmkit__futex_wake(&c->p_state, 1);
-		atomic_store_explicit(&c->c_wakes, ++ch->n_cwakes, memory_order_relaxed);
-	}
+	if (__builtin_expect(s != ST_AWAKE, 0))
+		wake_producer(ch, s, force);
 	/* A truncation met here shows in the replacement's header: the caller sees it. */
 	(void)shmkit__guard_leave();
+}
+
+static inline void publish(shmkit_chan *ch)
+{
+	publish_to(ch, 0);
 }
 
 /* ---- consumer side ---- */
@@ -559,7 +475,7 @@ static int idle_check(shmkit_chan *ch, int live, uint32_t *len)
 		return -EPIPE; /* known dead, and not replaced yet */
 	if (live && owner != 0) {
 		ch->live_checked = shmkit__now_ns();
-		if (!owner_alive(owner)) {
+		if (shmkit__live_check(owner) == 0) {
 			ch->dead_owner = owner;
 			/* Dead: nothing it committed can still appear; recheck once. */
 			r = next_msg(ch, len);
@@ -569,158 +485,33 @@ static int idle_check(shmkit_chan *ch, int live, uint32_t *len)
 	return WAIT;
 }
 
-/* ---- poll mode (consumer) ---- */
+/* ---- poll mode (the poller is src/poll.c) ---- */
 
-static void token_addr(uint64_t token, struct sockaddr_un *a, socklen_t *alen)
+/* Watch the peer's role through the poller: 1 if its holder is known dead. That
+ * holder is remembered in dead_owner, which idle_check() and consumer_gone() answer
+ * without another check (the wake-up queued for it may be drained before anyone
+ * looks). */
+static int fd_watch(shmkit_chan *ch)
 {
-	memset(a, 0, sizeof *a);
-	a->sun_family = AF_UNIX;
-	int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "shmkit-chan-%016llx",
-			 (unsigned long long)token);
-	*alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
-/* Keep the descriptor readable for a lasting condition (end-of-stream, dead producer,
- * deleted segment), as a pipe stays readable at EOF. */
-static void fd_keep_ready(shmkit_chan *ch)
-{
-	if (ch->epfd < 0 || ch->ready_sent)
-		return;
-	struct sockaddr_un a;
-	socklen_t alen;
-	/* Our own token (we stored it): relaxed. */
-	token_addr(atomic_load_explicit(&ch->ctl->c_token, memory_order_relaxed), &a, &alen);
-	if (sendto(ch->dsock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen) == 1)
-		ch->ready_sent = 1;
-}
-
-static void fd_drop_pidfd(shmkit_chan *ch)
-{
-	if (ch->pidfd >= 0) {
-		epoll_ctl(ch->epfd, EPOLL_CTL_DEL, ch->pidfd, NULL);
-		close(ch->pidfd);
-		ch->pidfd = -1;
-	}
-}
-
-/* Without pidfd_open, a periodic timer makes the poller come back and check. */
-static int fd_use_timer(shmkit_chan *ch)
-{
-	if (ch->timerfd >= 0)
+	const struct chan_ctl *c = ch->ctl;
+	int prod = ch->role == SHMKIT_CHAN_PRODUCER;
+	if (!shmkit__poller_watch(&ch->poll, prod ? &c->c_owner : &c->p_owner,
+				  prod ? &c->c_who : &c->p_who, ch->pidns))
 		return 0;
-	int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (t < 0)
-		return -errno;
-	struct itimerspec its = {{0, 200000000}, {0, 200000000}};
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = t};
-	if (timerfd_settime(t, 0, &its, NULL) < 0 || epoll_ctl(ch->epfd, EPOLL_CTL_ADD, t, &ev) < 0) {
-		int r = -errno;
-		close(t);
-		return r;
-	}
-	ch->timerfd = t;
-	return 0;
+	ch->dead_owner = ch->poll.watched;
+	return 1;
 }
 
-/* A pidfd of the producer holding @owner, or -1 when none can be trusted: it lives
- * in another pid namespace (its pid names another process here, or none), has not
- * recorded itself yet, or pidfd_open is missing. The caller then confirms with the
- * token that the producer still lives: had the pid been reused before the pidfd pinned
- * it, the holder would have been dead already. */
-static int producer_pidfd(const shmkit_chan *ch, uint64_t owner)
+/* Drain what made the descriptor readable: 1 if the peer must be checked (its pidfd
+ * or the timer fired, or it is known dead). */
+static int fd_drain(shmkit_chan *ch)
 {
-	const struct chan_who *w = &ch->ctl->p_who;
-	/* Acquire pairs with the release store of tok in who_set(): pid and ns are what
-	 * the holder of this token recorded, or newer. */
-	if (atomic_load_explicit(&w->tok, memory_order_acquire) != owner)
-		return -1;
-	int32_t pid = atomic_load_explicit(&w->pid, memory_order_relaxed);
-	uint64_t ns = atomic_load_explicit(&w->ns, memory_order_relaxed);
-	if (ns == 0 || ns != ch->pidns || pid <= 0 || pid > PID_LIMIT)
-		return -1;
-	int fd = -1;
-#ifdef SYS_pidfd_open
-	fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-#endif
-	if (fd < 0)
-		return -1;
-	/* Newer values come only from a successor, which claims the role before it
-	 * writes them: if the role still names our token after the loads above (the fence
-	 * keeps them before this one; pairs with the fence in who_set()), they were our
-	 * holder's. */
-	atomic_thread_fence(memory_order_acquire);
-	if (atomic_load_explicit(&ch->ctl->p_owner, memory_order_relaxed) != owner) {
-		close(fd);
-		return -1;
-	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	return fd;
+	int live = fd_watch(ch);
+	return shmkit__poller_drain(&ch->poll) | live;
 }
 
-/* Watch the current producer: its pidfd where one can be trusted, else the timer.
- * Returns 1 if it is known dead. */
-static int fd_track_producer(shmkit_chan *ch)
-{
-	/* Acquire pairs with the claiming CAS: a new producer is the one to watch. */
-	uint64_t owner = atomic_load_explicit(&ch->ctl->p_owner, memory_order_acquire);
-	if (owner == ch->pidfd_owner)
-		return 0;
-	fd_drop_pidfd(ch);
-	ch->pidfd_owner = owner;
-	if (owner == 0)
-		return 0;
-	int fd = producer_pidfd(ch, owner);
-	/* After the pidfd is open (see producer_pidfd()). */
-	int alive = shmkit__live_check(owner);
-	if (alive == 0) {
-		if (fd >= 0)
-			close(fd);
-		/* Known dead: idle_check() says so without another check (the wake-up that
-		 * fd_keep_ready() queues for it may be drained before anyone looks). */
-		ch->dead_owner = owner;
-		return 1;
-	}
-	if (fd >= 0 && alive > 0) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-		if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-			ch->pidfd = fd;
-			return 0;
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	/* No pidfd to trust (or the check could not be made): come back and check. */
-	fd_use_timer(ch);
-	return 0;
-}
-
-/* What the descriptor reported: drain wake-ups; 1 if the producer must be checked. */
-static int fd_poll(shmkit_chan *ch)
-{
-	struct epoll_event ev[4];
-	int live = fd_track_producer(ch);
-	int n = epoll_wait(ch->epfd, ev, 4, 0);
-	for (int i = 0; i < n; i++) {
-		int fd = ev[i].data.fd;
-		if (fd == ch->dsock) {
-			char b[16];
-			while (recv(ch->dsock, b, sizeof b, MSG_DONTWAIT) >= 0)
-				;
-			ch->ready_sent = 0;
-		} else if (fd == ch->timerfd) {
-			uint64_t ticks;
-			if (read(ch->timerfd, &ticks, sizeof ticks) < 0)
-				ticks = 0;
-			live = 1;
-		} else {
-			live = 1; /* the pidfd: the producer exited */
-		}
-	}
-	return live;
-}
-
-/* Announce POLLING, so that the producer's next commit signals the socket. Returns
- * 1 if a message turned up meanwhile, or an error. */
+/* Consumer: announce POLLING, so that the producer's next commit signals the socket.
+ * Returns 1 if a message turned up meanwhile, or an error. */
 static int fd_arm(shmkit_chan *ch, uint32_t *len)
 {
 	struct chan_ctl *c = ch->ctl;
@@ -729,12 +520,12 @@ static int fd_arm(shmkit_chan *ch, uint32_t *len)
 	 * POLLING to AWAKE): relaxed. */
 	uint32_t s = atomic_load_explicit(&c->c_state, memory_order_relaxed);
 	if (s != ST_POLLING && s != ST_DROWSY) {
-		/* Drowsy first, for GRACE_NS: see "Waiting" at the top of the file. A hint
-		 * only (the fenced handshake follows), so relaxed. Not needed when already
+		/* Drowsy first, for SHMKIT__GRACE_NS: see "Waiting" at the top of the file. A
+		 * hint only (the fenced handshake follows), so relaxed. Not needed when already
 		 * DROWSY: the producer stored that when it woke us, or we did, in sleep mode,
 		 * after a full grace. */
 		atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
-		int64_t end = shmkit__now_ns() + GRACE_NS;
+		int64_t end = shmkit__now_ns() + SHMKIT__GRACE_NS;
 		for (unsigned i = 1;; i++) {
 			r = next_msg(ch, len);
 			if (r != 0)
@@ -760,30 +551,6 @@ found:
 
 /* ---- consumer waiting ---- */
 
-/* BACKOFF_MIN_NS and BACKOFF_MAX_NS in pause instructions, measured once per process
- * (the fastest of a few rounds, so a preemption does not count; a race between two
- * threads measuring at once is harmless, both store about the same figure). */
-static void pause_counts(unsigned *min, unsigned *max)
-{
-	static _Atomic uint32_t per_1024; /* ns per 1024 pauses; 0: not measured yet */
-	uint32_t t = atomic_load_explicit(&per_1024, memory_order_relaxed);
-	if (t == 0) {
-		int64_t best = INT64_MAX;
-		for (int round = 0; round < 3; round++) {
-			int64_t t0 = shmkit__now_ns();
-			for (int i = 0; i < 1024; i++)
-				shmkit__cpu_relax();
-			int64_t d = shmkit__now_ns() - t0;
-			best = d < best ? d : best;
-		}
-		t = best < 1024 ? 1024 : best > 1024 * 1000 ? 1024 * 1000 : (uint32_t)best;
-		atomic_store_explicit(&per_1024, t, memory_order_relaxed);
-	}
-	uint64_t lo = (uint64_t)BACKOFF_MIN_NS * 1024 / t, hi = (uint64_t)BACKOFF_MAX_NS * 1024 / t;
-	*min = lo < 1 ? 1 : (unsigned)lo;
-	*max = hi < *min ? *min : hi > 4096 ? 4096 : (unsigned)hi;
-}
-
 /* How long to spin before sleeping, for a wait whose other side moves about @bytes
  * before it can end it (the consumer: the size of the last message; the producer: the
  * room it needs). 0 in sleep mode (set_spin(0)). See SPIN_NS_PER_BYTE. */
@@ -807,17 +574,22 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		/* Before answering, make our progress visible: a producer waiting for room
 		 * must not wait on us (the handshake inside publish()). */
 		publish(ch);
-		int live;
-		if (ch->epfd >= 0)
-			live = fd_poll(ch);
+		int live, polled = ch->poll.epfd >= 0;
+		if (polled)
+			live = fd_drain(ch);
 		else
-			live = shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+			live = shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS;
 		r = idle_check(ch, live, len);
-		if (r == WAIT && ch->epfd >= 0) {
+		if (r == WAIT && polled) {
 			r = fd_arm(ch, len);
 			if (r == 0)
 				r = WAIT;
 		}
+		/* Drained, and yet a message is here, which may not be the last: the
+		 * descriptor stays readable (level-triggered) until a receive finds nothing.
+		 * Lasting conditions: consumer_next(). */
+		if (r == 1 && polled)
+			shmkit__poller_keep_ready(&ch->poll);
 		if (r == WAIT && ch->pos != ch->published)
 			publish(ch); /* skipped a pad meanwhile */
 		return r == WAIT ? -EAGAIN : r;
@@ -829,14 +601,14 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 	int drowsy = atomic_load_explicit(&c->c_state, memory_order_relaxed) == ST_DROWSY;
 	int safe = drowsy;
 	int64_t spin = spin_budget(ch, ch->last_len);
-	if (!drowsy && spin < GRACE_NS)
-		spin = GRACE_NS;
+	if (!drowsy && spin < SHMKIT__GRACE_NS)
+		spin = SHMKIT__GRACE_NS;
 
-	/* Spin: the budget, the last GRACE_NS of it drowsy. The first SPIN_CLOCK_MASK
-	 * rounds read no clock and make no fence: at full speed the consumer waits like
-	 * this for nearly every message, and a clock read or a fence would cost as much as
-	 * the message. The fenced publish() is due at the first clock read, and again
-	 * after skipping a pad. */
+	/* Spin: the budget, the last SHMKIT__GRACE_NS of it drowsy. The first
+	 * SPIN_CLOCK_MASK rounds read no clock and make no fence: at full speed the
+	 * consumer waits like this for nearly every message, and a clock read or a fence
+	 * would cost as much as the message. The fenced publish() is due at the first
+	 * clock read, and again after skipping a pad. */
 	int64_t now = 0, spin_end = 0, drowsy_at = 0;
 	int fence_due = 1;
 	if (spin > 0) {
@@ -883,7 +655,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		}
 		if (spin_end == 0) {
 			spin_end = now + spin;
-			drowsy_at = spin_end - GRACE_NS;
+			drowsy_at = spin_end - SHMKIT__GRACE_NS;
 		}
 		if (deadline > 0 && now >= deadline) {
 			r = -ETIMEDOUT;
@@ -907,7 +679,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 	drowsy = safe = 1;
 	publish(ch);
 	int live = 0;
-	for (int64_t slice = SLICE_FIRST_NS;; slice = SLICE_NS) {
+	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = SHMKIT__SLICE_NS) {
 		/* Handshake, sleeper side: announce, then recheck the header; pairs with the
 		 * fence in wake_consumer(). */
 		atomic_store_explicit(&c->c_state, ST_SLEEPING, memory_order_seq_cst);
@@ -922,14 +694,13 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 			r = -ETIMEDOUT;
 			goto out;
 		}
-		int64_t until = now + slice;
-		if (deadline > 0 && deadline < until)
-			until = deadline;
 		atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
-		int fr = shmkit__futex_wait(&c->c_state, ST_SLEEPING, until);
-		/* An expired slice checks the producer, at most every LIVE_CHECK_NS (short
-		 * timeouts in a loop must not pay for a liveness check each time). */
-		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+		int fr = shmkit__sleep_until(&c->c_state, ST_SLEEPING,
+					     shmkit__slice_end(now, slice, deadline));
+		/* An expired slice checks the producer, at most every SHMKIT__LIVE_CHECK_NS
+		 * (short timeouts in a loop must not pay for a liveness check each time). */
+		live = fr == -ETIMEDOUT &&
+		       shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS;
 	}
 out:
 	/* Only if we announced something: the producer loads this line after every
@@ -937,25 +708,37 @@ out:
 	 * time. Sleep mode stays drowsy once that is safe, so that the next wait sleeps at
 	 * once; otherwise back to AWAKE, and the producer's checks are fence-free again.
 	 * Relaxed: a producer that still reads SLEEPING only sends a spare wake-up. */
-	if (drowsy)
+	if (drowsy) {
 		atomic_store_explicit(&c->c_state, ch->spin_ns == 0 && safe ? ST_DROWSY : ST_AWAKE,
 				      memory_order_relaxed);
+		/* We replaced POLLING, if it was there, by states the producer answers with
+		 * futex wakes, never signals: keep the descriptor readable, and the next
+		 * receive that finds nothing arms it again. */
+		shmkit__poller_keep_ready(&ch->poll);
+	}
 	return r;
+}
+
+/* consumer_next() ends without a message (@r <= 0). */
+__attribute__((noinline)) static void consumer_idle(shmkit_chan *ch, int r)
+{
+	/* Lasting conditions keep a poll-mode descriptor readable, as a pipe stays
+	 * readable at end-of-file. */
+	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
+		shmkit__poller_keep_ready(&ch->poll);
+	/* A producer polling for room learns of a deletion from us (fenced). */
+	if (r == -EIDRM)
+		publish_to(ch, 1);
 }
 
 /* The next message for recv/peek: 1 (and *len), 0 at end-of-stream, or an error. */
 static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
 {
-	if (ch->poisoned)
-		return -EPROTO;
-	if (deleted(ch))
-		return -EIDRM;
-	int r = next_msg(ch, len);
+	int r = ch->poisoned ? -EPROTO : deleted(ch) ? -EIDRM : next_msg(ch, len);
 	if (r == 0)
 		r = wait_data(ch, shmkit__deadline(timeout_ns), len);
-	/* Lasting conditions keep a poll-mode descriptor readable. */
-	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
-		fd_keep_ready(ch);
+	if (__builtin_expect(r <= 0, 0))
+		consumer_idle(ch, r);
 	return r;
 }
 
@@ -1049,7 +832,7 @@ static int consumer_gone(shmkit_chan *ch, int live)
 		return -EPIPE; /* known dead, and not replaced yet */
 	if (live && owner != 0) {
 		ch->live_checked = shmkit__now_ns();
-		if (!owner_alive(owner)) {
+		if (shmkit__live_check(owner) == 0) {
 			ch->dead_owner = owner;
 			return -EPIPE;
 		}
@@ -1070,6 +853,32 @@ static int refresh_head(shmkit_chan *ch, uint64_t need)
 	return (ch->tail - h) + need <= ch->cap;
 }
 
+/* Producer in poll mode, after a send refused for want of @need bytes: arm the
+ * descriptor, so that the consumer signals it once max(@need, capacity / 2) bytes are
+ * free (see "Poll mode" at the top of the file), or keep it readable when that room,
+ * or the consumer's end, came meanwhile. @live: check that the consumer lives. */
+static void producer_arm(shmkit_chan *ch, uint64_t need, int live)
+{
+	struct chan_ctl *c = ch->ctl;
+	uint64_t want = need > ch->cap / 2 ? need : ch->cap / 2;
+	live |= fd_drain(ch);
+	/* Relaxed: published by the seq_cst store of POLLING below. The head at which
+	 * want bytes are free. */
+	atomic_store_explicit(&c->p_want, ch->tail + want - ch->cap, memory_order_relaxed);
+	/* Handshake, poller side: announce, then reload head (seq_cst, in refresh_head());
+	 * pairs with the fence in publish_to(). The fence: see fd_arm(). */
+	atomic_store_explicit(&c->p_state, ST_POLLING, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+	int r = refresh_head(ch, want);
+	if (r == 0)
+		r = consumer_gone(ch, live);
+	if (r == 0)
+		return;
+	/* Relaxed: a consumer that still reads POLLING only sends a spare signal. */
+	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
+	shmkit__poller_keep_ready(&ch->poll);
+}
+
 /* Wait until @need bytes are free at the tail. 0, or an error. */
 static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
 {
@@ -1081,11 +890,14 @@ static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
 	 * not be, or it would never free the room we wait for. */
 	wake_consumer(ch);
 	r = consumer_gone(ch, deadline == 0 &&
-				      shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS);
+				      shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS);
 	if (r != 0)
 		return r;
-	if (deadline == 0)
+	if (deadline == 0) {
+		if (ch->poll.epfd >= 0)
+			producer_arm(ch, need, 0);
 		return -EAGAIN;
+	}
 
 	int64_t now = shmkit__now_ns(), spin_end = now + spin_budget(ch, need);
 	for (unsigned i = 1;; i++) {
@@ -1105,7 +917,7 @@ static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
 	}
 
 	int live = 0;
-	for (int64_t slice = SLICE_FIRST_NS;; slice = SLICE_NS) {
+	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = SHMKIT__SLICE_NS) {
 		/* Handshake, sleeper side: announce, then reload head (seq_cst, in
 		 * refresh_head); pairs with publish(). */
 		atomic_store_explicit(&c->p_state, ST_SLEEPING, memory_order_seq_cst);
@@ -1119,15 +931,17 @@ static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
 		}
 		if (r != 0)
 			break;
-		int64_t until = now + slice;
-		if (deadline > 0 && deadline < until)
-			until = deadline;
 		atomic_store_explicit(&c->p_sleeps, ++ch->n_psleeps, memory_order_relaxed);
-		int fr = shmkit__futex_wait(&c->p_state, ST_SLEEPING, until);
-		live = fr == -ETIMEDOUT && shmkit__now_ns() - ch->live_checked >= LIVE_CHECK_NS;
+		int fr = shmkit__sleep_until(&c->p_state, ST_SLEEPING,
+					     shmkit__slice_end(now, slice, deadline));
+		live = fr == -ETIMEDOUT &&
+		       shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS;
 	}
 	/* Relaxed: a consumer that still reads SLEEPING only sends a spare wake-up. */
 	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
+	/* We replaced POLLING, if it was there: keep the descriptor readable, and the next
+	 * send refused for room arms it again. */
+	shmkit__poller_keep_ready(&ch->poll);
 	return r < 0 ? r : 0;
 }
 
@@ -1151,13 +965,15 @@ static inline void put_record(shmkit_chan *ch, uint64_t size, uint32_t lenword)
 
 /* Room for a message of @len bytes at the tail, padding the end of the lap when it
  * does not fit there: 0 and *p, or an error. The common case is room_fast(). */
-__attribute__((noinline)) static int make_room(shmkit_chan *ch, size_t len, int64_t deadline,
-					       void **p)
+static int find_room(shmkit_chan *ch, size_t len, int64_t deadline, void **p)
 {
 	if (ch->poisoned)
 		return -EPROTO;
-	if (deleted(ch))
+	if (deleted(ch)) {
+		/* A consumer polling for our messages learns of it from us (fenced). */
+		wake_consumer(ch);
 		return -EIDRM;
+	}
 	uint64_t size = rec_size(len), off = ch->tail & ch->mask;
 	int r;
 	if (__builtin_expect(off + size > ch->cap, 0)) {
@@ -1174,6 +990,17 @@ __attribute__((noinline)) static int make_room(shmkit_chan *ch, size_t len, int6
 		return r;
 	*p = ch->ring + off + HDR;
 	return 0;
+}
+
+/* find_room(), and in poll mode a descriptor kept readable while a lasting condition
+ * holds (-EPIPE, -EIDRM, -EPROTO; -EAGAIN armed it instead). */
+__attribute__((noinline)) static int make_room(shmkit_chan *ch, size_t len, int64_t deadline,
+					       void **p)
+{
+	int r = find_room(ch, len, deadline, p);
+	if (r < 0 && r != -EAGAIN)
+		shmkit__poller_keep_ready(&ch->poll);
+	return r;
 }
 
 /* The common case of make_room(): room at the tail without a pad, and nothing wrong.
@@ -1578,7 +1405,8 @@ static int producer_start(shmkit_chan *ch)
 	ch->head_cache = head;
 	atomic_store_explicit(&c->tail, pos, memory_order_release);
 	/* Relaxed: a consumer that still sees the old producer's values meanwhile only
-	 * reports end-of-stream, or sends a spare wake-up. */
+	 * reports end-of-stream, or sends a spare wake-up or signal. */
+	atomic_store_explicit(&c->p_token, 0, memory_order_relaxed);
 	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
 	atomic_store_explicit(&c->p_closed, 0, memory_order_release);
 	/* Our counters from now on; relaxed, they order nothing. */
@@ -1638,10 +1466,12 @@ static int chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 	ch->seg_state = &shmkit__seg_hdr(seg)->state;
 	ch->role = role;
 	ch->spin_ns = SPIN_DEFAULT_NS;
-	if (role == SHMKIT_CHAN_CONSUMER)
-		pause_counts(&ch->backoff_min, &ch->backoff_max); /* once per process */
+	if (role == SHMKIT_CHAN_CONSUMER) /* measured once per process */
+		shmkit__pause_counts(BACKOFF_MIN_NS, BACKOFF_MAX_NS, &ch->backoff_min,
+				     &ch->backoff_max);
 	ch->backoff = ch->backoff_min;
-	ch->sock = ch->epfd = ch->dsock = ch->pidfd = ch->timerfd = -1;
+	ch->sock = -1;
+	shmkit__poller_init(&ch->poll);
 	r = validate(ch);
 	if (r < 0)
 		goto fail;
@@ -1653,15 +1483,15 @@ static int chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 	if (r < 0)
 		goto fail;
 	ch->pid = getpid();
-	ch->pidns = pidns_self();
-	r = claim(owner, ch->me);
+	ch->pidns = shmkit__pidns_self();
+	r = shmkit__role_claim(owner, ch->me);
 	if (r < 0)
 		goto fail;
-	who_set(role == SHMKIT_CHAN_PRODUCER ? &ch->ctl->p_who : &ch->ctl->c_who, ch->me,
-		ch->pidns);
+	shmkit__who_set(role == SHMKIT_CHAN_PRODUCER ? &ch->ctl->p_who : &ch->ctl->c_who, ch->me,
+			ch->pidns);
 	r = role == SHMKIT_CHAN_PRODUCER ? producer_start(ch) : consumer_start(ch);
 	if (r < 0) {
-		release_role(owner, ch->me);
+		shmkit__role_release(owner, ch->me);
 		goto fail;
 	}
 	/* Map the ring's pages now rather than on the first messages (a hint: errors,
@@ -1695,7 +1525,10 @@ static int chan_close(shmkit_chan *ch)
 		 * sees our final tail, so end-of-stream comes after every committed message. */
 		atomic_store_explicit(&c->p_closed, 1, memory_order_release);
 		wake_consumer(ch); /* fenced: a sleeping or polling consumer learns of it */
-		release_role(&c->p_owner, ch->me);
+		/* Relaxed: a consumer that reads the old token only signals a socket that is
+		 * about to close. */
+		atomic_store_explicit(&c->p_token, 0, memory_order_relaxed);
+		shmkit__role_release(&c->p_owner, ch->me);
 	} else if (role == SHMKIT_CHAN_CONSUMER) {
 		/* Release pairs with the producer's acquire in consumer_gone(). */
 		atomic_store_explicit(&c->c_closed, 1, memory_order_release);
@@ -1703,73 +1536,55 @@ static int chan_close(shmkit_chan *ch)
 		 * is about to close, or sends a spare wake-up. */
 		atomic_store_explicit(&c->c_token, 0, memory_order_relaxed);
 		atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
-		/* Our final position for a successor, and a wake-up for a producer sleeping on
-		 * a full ring (it will find room, or c_closed). */
-		publish(ch);
-		release_role(&c->c_owner, ch->me);
+		/* Our final position for a successor, and a wake-up for a producer sleeping
+		 * or polling on a full ring (it will find room, or c_closed). */
+		publish_to(ch, 1);
+		shmkit__role_release(&c->c_owner, ch->me);
 	}
 	if (ch->sock >= 0)
 		close(ch->sock);
-	if (ch->epfd >= 0) {
-		fd_drop_pidfd(ch);
-		close(ch->epfd);
-		close(ch->dsock);
-		if (ch->timerfd >= 0)
-			close(ch->timerfd);
-	}
+	shmkit__poller_close(&ch->poll);
 	shmkit_seg_close(ch->seg);
 	free(ch);
 	return 0;
 }
 
+/* Make the consumer's descriptor level-triggered from the start: readable at once if
+ * something waits (a message, end-of-stream, a dead producer), else armed. */
+static void consumer_fd_start(shmkit_chan *ch)
+{
+	uint32_t len;
+	int r = ch->poisoned ? -EPROTO : deleted(ch) ? -EIDRM : idle_check(ch, fd_drain(ch), &len);
+	if (r == WAIT) {
+		r = fd_arm(ch, &len);
+		if (r == 0)
+			r = WAIT;
+	}
+	if (ch->pos != ch->published)
+		publish(ch); /* skipped a pad */
+	if (r != WAIT)
+		shmkit__poller_keep_ready(&ch->poll);
+}
+
 static int chan_fd(shmkit_chan *ch)
 {
-	if (!check_consumer(ch))
+	if (!ch || (ch->role != SHMKIT_CHAN_PRODUCER && ch->role != SHMKIT_CHAN_CONSUMER))
 		return -EINVAL;
-	if (ch->epfd >= 0)
-		return ch->epfd;
-	int r, ep = -1, s = -1;
-	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ch->poll.epfd >= 0)
+		return ch->poll.epfd;
+	int ep = shmkit__poller_open(&ch->poll, ch->me);
 	if (ep < 0)
-		return -errno;
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		r = -errno;
-		goto fail;
-	}
-	uint64_t token = 0;
-	for (int i = 0;; i++) {
-		if (getrandom(&token, sizeof token, GRND_NONBLOCK) != sizeof token)
-			token = (uint64_t)shmkit__now_ns() * UINT64_C(0x9e3779b97f4a7c15) ^ ch->me;
-		token |= 1;
-		struct sockaddr_un a;
-		socklen_t alen;
-		token_addr(token, &a, &alen);
-		if (bind(s, (struct sockaddr *)&a, alen) == 0)
-			break;
-		r = -errno;
-		if (r != -EADDRINUSE || i == 8)
-			goto fail;
-	}
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = s};
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	ch->epfd = ep;
-	ch->dsock = s;
-	ch->pidfd_owner = 0;
-	/* Release pairs with the producer's acquire in signal_socket(); it is stored
-	 * before we ever announce POLLING. */
-	atomic_store_explicit(&ch->ctl->c_token, token, memory_order_release);
-	if (fd_track_producer(ch))
-		fd_keep_ready(ch); /* already dead: let the first poll report it */
+		return ep;
+	struct chan_ctl *c = ch->ctl;
+	/* Release pairs with the peer's acquire when it signals (wake_consumer(),
+	 * wake_producer()); stored before we ever announce POLLING. */
+	atomic_store_explicit(ch->role == SHMKIT_CHAN_PRODUCER ? &c->p_token : &c->c_token,
+			      ch->poll.token, memory_order_release);
+	if (ch->role == SHMKIT_CHAN_PRODUCER)
+		producer_arm(ch, ch->cap / 2, 0); /* readable at once if half the ring is free */
+	else
+		consumer_fd_start(ch);
 	return ep;
-fail:
-	if (s >= 0)
-		close(s);
-	close(ep);
-	return r;
 }
 
 int shmkit_chan_set_spin(shmkit_chan *ch, int64_t spin_ns)
@@ -1805,8 +1620,8 @@ static int chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->consumer_sleeps = atomic_load_explicit(&c->c_sleeps, memory_order_relaxed);
 	st->wakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed) +
 		    atomic_load_explicit(&c->c_wakes, memory_order_relaxed);
-	st->producer_pid = who_pid(&c->p_owner, &c->p_who);
-	st->consumer_pid = who_pid(&c->c_owner, &c->c_who);
+	st->producer_pid = shmkit__who_pid(&c->p_owner, &c->p_who);
+	st->consumer_pid = shmkit__who_pid(&c->c_owner, &c->c_who);
 	st->producer_closed = atomic_load_explicit(&c->p_closed, memory_order_relaxed) != 0;
 	return 0;
 }

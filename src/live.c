@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "wait.h"
 
 #define LIVE_DIR "/dev/shm"
 #define LIVE_PREFIX ".shmkit-live-"
@@ -419,4 +420,77 @@ int shmkit_live_sweep(void)
 	int n = sweep(UINT_MAX);
 	int m = sweep_owners(0);
 	return n < 0 ? n : m < 0 ? m : n + m;
+}
+
+/* ---- roles: a word in shared memory naming its holder by token ----
+ *
+ * A role (a channel's producer, say) is a 64-bit word holding its holder's token, 0
+ * when free. It is claimed with CAS, also over a holder proven dead, and left with
+ * CAS, so a holder declared dead and replaced never frees its successor's role.
+ * Whether a holder lives is asked of shmkit__live_check() only. Beside the word, a
+ * struct shmkit__who records the holder's pid and pid namespace, for people and for
+ * a poller's pidfd, never as proof of life: the holder writes it after its claiming
+ * CAS (pid and ns relaxed, then tok with release) and never clears it (it describes
+ * only the token it names; a dead holder's stays readable for people until a
+ * successor overwrites it). A reader that finds tok equal to the role word, loaded
+ * with acquire, reads the fields that holder wrote, as long as the role word still
+ * holds that token afterwards (only a holder writes them, and a successor claims
+ * first). */
+
+uint64_t shmkit__pidns_self(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+int shmkit__role_claim(_Atomic uint64_t *owner, uint64_t me)
+{
+	for (int i = 0; i < 16; i++) {
+		/* Acquire pairs with the release CAS in shmkit__role_release(): what the
+		 * previous holder published before leaving is visible to us. */
+		uint64_t cur = atomic_load_explicit(owner, memory_order_acquire);
+		if (cur != 0) {
+			int r = shmkit__live_check(cur);
+			if (r != 0)
+				return r < 0 ? r : -EBUSY;
+		}
+		/* acq_rel: another claimer's CAS wins exactly once; we take a dead one's. */
+		if (atomic_compare_exchange_strong_explicit(owner, &cur, me, memory_order_acq_rel,
+							    memory_order_acquire))
+			return 0;
+	}
+	return -EBUSY;
+}
+
+void shmkit__role_release(_Atomic uint64_t *owner, uint64_t me)
+{
+	uint64_t cur = me;
+	/* Release: everything this holder stored is visible to the next claimer. CAS so
+	 * that a holder declared dead (and replaced) never frees its successor's role. */
+	atomic_compare_exchange_strong_explicit(owner, &cur, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+void shmkit__who_set(struct shmkit__who *w, uint64_t me, uint64_t ns)
+{
+	/* Orders our claiming CAS before the stores below, so that a reader that sees our
+	 * pid also sees the role word hold our token (pairs with the acquire fence in
+	 * poll.c's holder_pidfd()). */
+	atomic_thread_fence(memory_order_release);
+	/* Relaxed: published by the release store of tok. */
+	atomic_store_explicit(&w->pid, (int32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&w->ns, ns, memory_order_relaxed);
+	/* Release pairs with the acquire loads of tok in shmkit__who_pid() and
+	 * holder_pidfd(). */
+	atomic_store_explicit(&w->tok, me, memory_order_release);
+}
+
+int32_t shmkit__who_pid(const _Atomic uint64_t *owner, const struct shmkit__who *w)
+{
+	uint64_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+	/* Acquire pairs with shmkit__who_set(): the pid is the one recorded with this
+	 * token. */
+	if (cur == 0 || atomic_load_explicit(&w->tok, memory_order_acquire) != cur)
+		return 0;
+	return atomic_load_explicit(&w->pid, memory_order_relaxed);
 }

@@ -132,7 +132,9 @@ int32_t shmkit__who_pid(const _Atomic uint64_t *owner, const struct shmkit__who 
 
 /* Process-local. An epoll descriptor watching a datagram socket bound to an abstract
  * address named by a random token (which the waiter publishes in shared memory for
- * its peers to signal), plus optionally a pidfd of a peer or a periodic timer. */
+ * its peers to signal), plus optionally a pidfd of a peer or a periodic timer. It
+ * reports POLLIN only: an epoll descriptor never reports POLLOUT, so a kind whose
+ * readiness means "you may write" says so in its documentation. */
 struct shmkit__poller {
 	int epfd, dsock, pidfd, timerfd; /* -1 when unused */
 	uint64_t token;                  /* the socket's address, 0 before open */
@@ -140,26 +142,71 @@ struct shmkit__poller {
 	int ready_sent;                  /* a self-signal is queued (keep_ready) */
 };
 
+/* How often the timer that stands in for a peer's pidfd fires. */
+#define SHMKIT__POLL_TIMER_NS (200 * SHMKIT_MSEC)
+
 /* All descriptors -1. */
 void shmkit__poller_init(struct shmkit__poller *p);
-/* Make the epoll descriptor and the bound socket: the epoll fd, or -errno. */
+/* Make the epoll descriptor and the bound socket: the epoll fd, or -errno. @salt is
+ * mixed into the token when the kernel's random source cannot answer. Already open:
+ * the epoll fd. */
 int shmkit__poller_open(struct shmkit__poller *p, uint64_t salt);
 /* Close everything (init state again). */
 void shmkit__poller_close(struct shmkit__poller *p);
-/* Signal the poller whose token is @token (one sendto(); failures are harmless).
- * *@sock is the caller's sending socket, made on first use (-1 before). */
+/* Signal the poller whose token is @token (one sendto(); failures are harmless; 0
+ * does nothing). *@sock is the caller's sending socket, made on first use (-1
+ * before); the caller closes it. */
 void shmkit__poller_signal(int *sock, uint64_t token);
-/* Keep the descriptor readable until the next drain (a lasting condition). */
+/* Keep the descriptor readable until the next drain (a lasting condition, or one the
+ * caller found while its peers' signals were drained). Nothing before open. */
 void shmkit__poller_keep_ready(struct shmkit__poller *p);
 /* Drain what made it readable. Returns 1 if the pidfd or the timer fired (the caller
- * should check its peer's liveness), else 0. */
+ * should check its peer's liveness), else 0. Nothing before open. */
 int shmkit__poller_drain(struct shmkit__poller *p);
 /* Fire every @period_ns until closed (for peers without a pidfd). 0 or -errno. */
 int shmkit__poller_use_timer(struct shmkit__poller *p, int64_t period_ns);
-/* Watch the holder of the role word @owner (whose who-record is @w): its pidfd when
- * it shares our pid namespace @pidns and still lives, else the timer. Returns 1 if
- * the holder is known dead, 0 otherwise. Cheap when @owner is already watched. */
+/* Watch the holder of the role word @owner_word (whose who-record is @w): its pidfd
+ * when it shares our pid namespace @pidns and still lives, else the timer
+ * (SHMKIT__POLL_TIMER_NS). p->watched becomes the role word's value. Returns 1 if
+ * that holder (p->watched) is known dead, 0 otherwise. Cheap when the same holder is
+ * already watched (one load). */
 int shmkit__poller_watch(struct shmkit__poller *p, const _Atomic uint64_t *owner_word,
 			 const struct shmkit__who *w, uint64_t pidns);
+
+/* ---- many pollers on one shared condition (poll.c) ----
+ *
+ * A table in shared memory where each poller that waits on one condition (a blob's
+ * version) registers its token; whoever changes the condition signals the armed ones.
+ * Like the bell, but for descriptors: a poller arms itself (seq_cst store of armed,
+ * then a fence, then it rechecks the condition), a changer publishes, fences, and
+ * signals each armed slot it disarms with CAS (one sendto() each). count, a hint of
+ * the registrations, lets a changer skip the table when nobody polls. Every word is
+ * hostile: tokens only name sockets, armed is only compared, count only skips. */
+struct shmkit__poll_slot {
+	_Atomic uint64_t owner; /* registrant's liveness token, 0: free; CAS by joiners
+	                         * (also over a dead registrant), CAS to 0 by leavers */
+	_Atomic uint64_t token; /* its poller's token: written by the registrant (release)
+	                         * after its claim, read by changers after armed */
+	_Atomic uint32_t armed; /* 1: wants a signal; stored by the registrant (seq_cst),
+	                         * CAS 1 -> 0 by the changer that signals it */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct shmkit__poll_slot) == 24, "poll slot layout changed");
+
+/* Register the poller @token of the process whose liveness token is @me in a free
+ * slot of @tab (@n slots), or in one whose registrant died. Returns the slot's index,
+ * -EUSERS (every slot held by a live or unknown registrant), or -errno. */
+int shmkit__poll_join(struct shmkit__poll_slot *tab, unsigned n, _Atomic uint32_t *count,
+		      uint64_t me, uint64_t token);
+/* Leave slot @i (CAS: never frees a successor's). */
+void shmkit__poll_leave(struct shmkit__poll_slot *tab, unsigned i, _Atomic uint32_t *count,
+			uint64_t me);
+/* Arm a slot: the caller drained its poller before and rechecks the condition after
+ * (it ends with a seq_cst fence). */
+void shmkit__poll_arm(struct shmkit__poll_slot *s);
+/* After publishing a change (a release store): signal every armed slot. Fenced; no
+ * table scan when count says nobody registered. *@sock as shmkit__poller_signal(). */
+void shmkit__poll_ring(struct shmkit__poll_slot *tab, unsigned n, _Atomic uint32_t *count,
+		       int *sock);
 
 #endif

@@ -422,7 +422,7 @@ static long long chan_commit_more(void)
 		return 1000;
 	return shmkit_chan_commit(p, 9);
 }
-static long long chan_fd_producer(void) { return shmkit_chan_fd(chan(SHMKIT_CHAN_PRODUCER)); }
+static long long chan_fd_observer(void) { return shmkit_chan_fd(chan(SHMKIT_CHAN_OBSERVER)); }
 static long long chan_spin_null(void) { return shmkit_chan_set_spin(NULL, 0); }
 static long long chan_stats_null(void)
 {
@@ -695,7 +695,7 @@ static const struct row rows[] = {
 	ROW(-EMSGSIZE, chan_reserve_big, "shmkit_chan_reserve(4 KiB ring, 2049, 0, &p)"),
 	ROW(-EINVAL, chan_commit_none, "shmkit_chan_commit(no reservation, 8)"),
 	ROW(-EINVAL, chan_commit_more, "shmkit_chan_commit(8 reserved, 9)"),
-	ROW(-EINVAL, chan_fd_producer, "shmkit_chan_fd(producer)"),
+	ROW(-EINVAL, chan_fd_observer, "shmkit_chan_fd(observer)"),
 	ROW(-EINVAL, chan_spin_null, "shmkit_chan_set_spin(NULL, 0)"),
 	ROW(-EINVAL, chan_stats_null, "shmkit_chan_stats(NULL, &st)"),
 	ROW(-EINVAL, chan_stats_nullst, "shmkit_chan_stats(observer, NULL)"),

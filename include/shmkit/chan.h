@@ -142,19 +142,33 @@ SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *l
  * Returns 0, or -EINVAL (nothing peeked). Never blocks. Since 0.1. */
 SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
 
-/** shmkit_chan_fd() - a descriptor that polls readable when the consumer has something
- * to do (a message, end-of-stream, or a dead producer): for poll/epoll beside sockets.
- * Then call shmkit_chan_recv() (or peek) with timeout 0 until -EAGAIN: that -EAGAIN
- * re-arms the descriptor (it may spin up to ~5 µs doing so). It stays readable while
- * a lasting condition holds (end-of-stream, dead producer, deleted segment).
- * It is an epoll descriptor watching a datagram socket in the abstract namespace,
- * which the producer signals (one sendto()) only when the consumer announced that it
- * polls, and a pidfd of the producer, readable when it dies (when the producer is in
+/** shmkit_chan_fd() - a descriptor for poll/epoll beside sockets. It polls readable
+ * (POLLIN) when this end has something to do; it is an epoll descriptor, which
+ * never reports POLLOUT, also on the producer's side.
+ * Consumer: readable whenever a message, end-of-stream, a dead producer or a deleted
+ * segment waits: level-triggered, at once when created with messages queued, and
+ * while messages remain after a receive took one. A receive (or peek) with timeout 0
+ * that finds nothing (-EAGAIN) drains it (spinning up to ~5 µs); only then does the
+ * producer signal it again (one sendto(), at its next message). It may report
+ * readable once more after the last message was taken (a receive then gives -EAGAIN).
+ * Producer (since 0.2): readable when at least half the ring is free and, after a
+ * send refused with -EAGAIN, when that message fits (max(capacity/2, its room) bytes
+ * free), so a wake-up leaves room for many messages; also when the consumer closed
+ * or died, or the segment was deleted (the send then says which). A send with
+ * timeout 0 that gets -EAGAIN drains it; the consumer signals it (one sendto()) when
+ * it publishes that room: after each capacity/8 bytes it took, when a receive finds
+ * the ring empty (-EAGAIN or a wait), and at close. It may report readable when a
+ * send would still be refused; that send re-arms it.
+ * Either side: a pidfd of the other side makes it readable when that side dies (in
  * another pid namespace, or without pidfd_open, a 200 ms timer makes the poller
- * recheck instead). Limits: producer and consumer must
- * share a network namespace; nothing is left in any file system. Owned by the handle
- * (closed by shmkit_chan_close()). Returns the fd, or -EINVAL (not the consumer), or
- * -errno. Since 0.1. */
+ * recheck instead). A deletion is seen when the other side's next call notices it.
+ * Blocking calls on the same handle keep working (after one, the descriptor may be
+ * readable with nothing to do). Limits: both sides must share a network namespace
+ * (the signals are datagrams in the abstract namespace); nothing is left in any file
+ * system. Owned by the handle (closed by shmkit_chan_close()); the same descriptor
+ * on every call. Returns the fd, or -EINVAL (NULL, an observer), -EFAULT (see
+ * shmkit_guard_sigbus()), or the -errno of epoll_create1(), socket() or bind().
+ * Handle's thread. Since 0.1; the producer's since 0.2. */
 SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
 
 /** shmkit_chan_set_spin() - how long a side spins before it sleeps, in nanoseconds

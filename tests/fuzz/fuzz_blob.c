@@ -116,14 +116,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned ops = data[0];
 	memcpy(shmkit_seg_data(fb_seg), fb_snapshot, FB_AREA);
 	fb_patch(data, size, 0);
-	/* Did any patch reach the slots (offsets 256 and up)? Then contents are free. */
+	/* Did any patch reach the slots (offsets FB_SLOT_OFF and up)? Then contents are
+	 * free. */
 	int slots = 0;
 	for (size_t i = 1; i + 3 <= size;) {
 		unsigned off = ((unsigned)data[i] | (unsigned)data[i + 1] << 8) & 0x7fffu;
 		size_t n = data[i + 2];
 		i += 3;
 		n = n > size - i ? size - i : n;
-		if ((off % FB_AREA) + n > 256)
+		if ((off % FB_AREA) + n > FB_SLOT_OFF)
 			slots = 1;
 		i += n;
 	}

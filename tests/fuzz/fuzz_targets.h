@@ -14,9 +14,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* fuzz_seg.c: removes the target's segment (the replay calls it at exit). */
 void fuzz_seg_cleanup(void);
 
-/* fuzz_blob.c: the blob's data area the patches land in: src/blob.c's control block,
- * then 2 slots of 256 bytes. */
-#define FB_AREA (256u + 2u * 256u)
+/* fuzz_blob.c: the blob's data area the patches land in: src/blob.c's control block
+ * (SLOT_OFF bytes), then 2 slots of 256 bytes. */
+#define FB_SLOT_OFF 2048u
+#define FB_AREA (FB_SLOT_OFF + 2u * 256u)
 
 /* fuzz_chan.c: the layout of src/chan.c (its _Static_asserts pin these), the ring's
  * data area as the target set it up before any patch (fz_snapshot), whether that
