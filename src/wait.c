@@ -47,8 +47,14 @@ void shmkit__bell_ring_slow(struct shmkit__bell *b)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&b->sleepers, memory_order_seq_cst) == 0)
 		return;
-	/* Relaxed is enough for the counter; the futex word's change is what a waiter
-	 * about to sleep compares against (FUTEX_WAIT fails when it moved). */
+	/* Only a waiter that announced a sleep since the last wake-up needs one: the
+	 * handshake is pending's store (waiter, then it loads seq and rechecks) against
+	 * our fence and exchange; a waiter whose store came after it sees our news. */
+	if (atomic_load_explicit(&b->pending, memory_order_seq_cst) == 0 ||
+	    atomic_exchange_explicit(&b->pending, 0, memory_order_seq_cst) == 0)
+		return;
+	/* The futex word's change is what a waiter about to sleep compares against
+	 * (FUTEX_WAIT fails when it moved). */
 	atomic_fetch_add_explicit(&b->seq, 1, memory_order_seq_cst);
 	shmkit__futex_wake(&b->seq, INT_MAX);
 	atomic_fetch_add_explicit(&b->rings, 1, memory_order_relaxed);
@@ -96,7 +102,9 @@ int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg,
 
 	int live = 0;
 	for (int64_t slice = SHMKIT__SLICE_FIRST_NS;; slice = slice_ns) {
-		/* Acquire: a ring that bumped seq made its news visible before. */
+		/* Going to sleep: the next ring must wake (see pending), then the seq to
+		 * sleep on. Acquire: a ring that bumped seq made its news visible before. */
+		atomic_store_explicit(&b->pending, 1, memory_order_seq_cst);
 		uint32_t seq = atomic_load_explicit(&b->seq, memory_order_acquire);
 		/* The recheck after reading seq: a ring after it changes seq, and the futex
 		 * then returns at once. */

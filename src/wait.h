@@ -55,8 +55,9 @@ static inline int64_t shmkit__slice_end(int64_t now, int64_t slice, int64_t dead
 
 /* One cache line in shared memory, zero-initialized. A waiter counts itself in
  * sleepers for the whole of its grace and sleep; a ringer that finds sleepers == 0
- * (one relaxed load, no fence, no store) does nothing, else it bumps seq and wakes
- * every sleeper with one FUTEX_WAKE. The fence-free check is made safe by the grace
+ * (one relaxed load, no fence, no store) does nothing, else, when a waiter said it
+ * is going to sleep (pending), it bumps seq and wakes every sleeper with one
+ * FUTEX_WAKE. The fence-free check is made safe by the grace
  * (SHMKIT__GRACE_NS), during which the waiter keeps looking. sleepers is a count a
  * killed waiter leaves too high, which only costs ringers a spare system call; it is
  * never used as an index. */
@@ -66,7 +67,12 @@ struct shmkit__bell {
 	_Atomic uint32_t armed;    /* pollers armed (waiting through a descriptor): the
 	                            * kind's own ring signals them (see topic.c); counted
 	                            * here so that one line says whether anyone waits */
-	uint32_t reserved0;
+	_Atomic uint32_t pending;  /* 1: a waiter is about to sleep or sleeps since the
+	                            * last wake-up; the ringer that exchanges it to 0
+	                            * makes the one system call. So a waiter that counts
+	                            * in sleepers but does not sleep (preempted in its
+	                            * grace, or just woken and not yet run) costs each
+	                            * later ring a load, not a FUTEX_WAKE */
 	_Atomic uint64_t rings;    /* wake-ups sent (futex wakes), for statistics */
 	uint64_t reserved[5];
 };
