@@ -39,7 +39,7 @@
 #define CHAN_CAP 4096u
 #define RING_OFF 4096u    /* src/chan.c: the ring follows the control block's page */
 #define CHAN_CTL_BYTES 512u
-#define BLOB_CTL_BYTES 128u /* src/blob.c: struct blob_ctl, mutex included */
+#define BLOB_CTL_BYTES 1792u /* src/blob.c: struct blob_ctl: mutex, version line, bell, poll table */
 #define TAG_BIT 0x80000000u
 #define PAD_BIT 0x80000000u
 
