@@ -212,7 +212,7 @@ static inline unsigned h_index(uint64_t v)
 	return i < H_N ? i : H_N - 1;
 }
 
-/* The topic section (issue 9): bench/topic.c. */
+/* The topic section (issue 9): bench/bench_topic.c. */
 struct tb_cfg {
 	int rounds, trial_ms, quick, no_install, nice;
 	const char *only;	  /* as struct cfg */
