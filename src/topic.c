@@ -102,6 +102,10 @@ enum { SUB_AWAKE = 0, SUB_POLLING = 1 };
 /* A subscriber that finds nothing looks again for about this long before it counts
  * as waiting (publishes its position, reads the clock, may sleep). */
 #define QUICK_SPIN_NS 1000
+/* A wait's first look comes after a pause of at least this (less than any round
+ * trip), up to the second while a publisher streams ahead; as the channel's. */
+#define BACKOFF_MIN_NS 40
+#define BACKOFF_MAX_NS 2400
 
 #define WAIT SHMKIT__KEEP_WAITING
 
@@ -229,6 +233,7 @@ struct shmkit_topic {
 	                          * again on each call (-EPIPE is a lasting condition) */
 	struct shmkit__poller poller;
 	unsigned quick_spins;    /* pauses in about QUICK_SPIN_NS (measured per process) */
+	unsigned backoff, backoff_min, backoff_max; /* pauses before a wait's first look */
 	uint64_t sleeps;
 };
 
@@ -1163,8 +1168,29 @@ static int sub_next(shmkit_topic *t, int64_t timeout_ns, struct msg_wait *mw)
 		return r;
 	int64_t deadline = shmkit__deadline(timeout_ns);
 	if (deadline != 0 && t->spin_ns > 0) {
+		/* A subscriber that caught up with a streaming publisher and polls the line
+		 * it writes takes that line away after every store (see the channel's
+		 * BACKOFF_MIN_NS): pause first without looking, doubling the pause while
+		 * the first look finds a second message ready behind the first (the
+		 * publisher streams ahead), halving it when not (a request-reply exchange
+		 * must not wait). */
+		unsigned bo = t->backoff;
+		for (unsigned k = 0; k < bo; k++)
+			shmkit__cpu_relax();
+		r = next_msg(t, mw);
+		unsigned next = bo / 2 > t->backoff_min ? bo / 2 : t->backoff_min;
+		if (r == 1) {
+			/* A relaxed peek at the next header: only a hint. */
+			uint64_t p2 = t->pos + mw->ext;
+			uint64_t w = atomic_load_explicit(hw(t, p2, 0), memory_order_relaxed);
+			if ((uint32_t)(w >> 32) == tag_of(p2) && (unsigned)(w >> 30 & 3) == S_DONE)
+				next = bo * 2 < t->backoff_max ? bo * 2 : t->backoff_max;
+		}
+		t->backoff = next;
+		if (r != WAIT)
+			return r;
 		/* Most waits at the head of a busy topic end within a microsecond: look
-		 * again first, before paying for the bookkeeping of a wait. */
+		 * again, before paying for the bookkeeping of a wait. */
 		for (unsigned i = 0; i < t->quick_spins; i++) {
 			shmkit__cpu_relax();
 			if ((r = next_msg(t, mw)) != WAIT)
@@ -1550,6 +1576,9 @@ static int topic_open(const char *name, unsigned role, const struct shmkit_topic
 	if (role == SHMKIT_TOPIC_SUBSCRIBER) {
 		unsigned hi;
 		shmkit__pause_counts(QUICK_SPIN_NS, QUICK_SPIN_NS, &t->quick_spins, &hi);
+		shmkit__pause_counts(BACKOFF_MIN_NS, BACKOFF_MAX_NS, &t->backoff_min,
+				     &t->backoff_max);
+		t->backoff = t->backoff_min;
 	}
 	r = validate(t, want);
 	if (r < 0)
