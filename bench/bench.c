@@ -90,7 +90,7 @@ static unsigned char *g_pbuf;
 static struct hist *g_hists;
 static uint64_t *g_batches;
 
-static double g_ns_per_tick = 1.0;
+double g_ns_per_tick = 1.0;
 static pid_t g_child;	    /* the trial's child, for the watchdog */
 static struct link *g_live; /* the trial in flight, for the watchdog's cleanup */
 static unsigned g_serial;   /* makes names unique within the run */
@@ -99,43 +99,6 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The TSC costs 14 ns to read here against 36 ns for clock_gettime (kvm-clock), which
- * matters when a round trip is 100 ns. Both reads of a sample are on the same CPU. */
-#if defined(__x86_64__) || defined(__i386__)
-static inline uint64_t tick(void)
-{
-	return __rdtsc();
-}
-#else
-static inline uint64_t tick(void)
-{
-	return (uint64_t)now_ns();
-}
-#endif
-
-static void calibrate(int ms)
-{
-	int64_t t0 = now_ns(), t1;
-	uint64_t c0 = tick(), c1;
-	while ((t1 = now_ns()) - t0 < (int64_t)ms * 1000000)
-		;
-	c1 = tick();
-	if (c1 > c0)
-		g_ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
-}
-
-static inline uint64_t ticks_for(int64_t ns)
-{
-	return (uint64_t)((double)ns / g_ns_per_tick);
 }
 
 /* What a spinning loop does between checks. The limit must be the fastest ping-pong

@@ -212,6 +212,52 @@ static inline unsigned h_index(uint64_t v)
 	return i < H_N ? i : H_N - 1;
 }
 
+/* Formatting, shared by both sections (report.c). */
+const char *shmkit__bench_state_name(enum state s);
+const char *shmkit__bench_fmt_ratio(char *b, size_t n, double v);
+const char *shmkit__bench_fmt_rate(char *b, size_t n, double v);
+
+/* Clocks, shared by both sections (bench.c defines g_ns_per_tick: ns per tick(),
+ * set by calibrate()). */
+extern double g_ns_per_tick;
+
+static inline int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The TSC costs 14 ns to read here against 36 ns for clock_gettime (kvm-clock), which
+ * matters when a round trip is 100 ns. Both reads of a sample are on the same CPU. */
+#if defined(__x86_64__) || defined(__i386__)
+static inline uint64_t tick(void)
+{
+	return __rdtsc();
+}
+#else
+static inline uint64_t tick(void)
+{
+	return (uint64_t)now_ns();
+}
+#endif
+
+static inline void calibrate(int ms)
+{
+	int64_t t0 = now_ns(), t1;
+	uint64_t c0 = tick(), c1;
+	while ((t1 = now_ns()) - t0 < (int64_t)ms * 1000000)
+		;
+	c1 = tick();
+	if (c1 > c0)
+		g_ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
+}
+
+static inline uint64_t ticks_for(int64_t ns)
+{
+	return (uint64_t)((double)ns / g_ns_per_tick);
+}
+
 /* The topic section (issue 9): bench/bench_topic.c. */
 struct tb_cfg {
 	int rounds, trial_ms, quick, no_install, nice;

@@ -195,7 +195,6 @@ struct tb_ctl {
 };
 
 static struct tb_ctl *t_ctl;
-static double t_ns_per_tick = 1.0;
 static unsigned t_serial;
 static uint64_t *t_samples; /* wake cost: the parent's per-message figures */
 static uint64_t *t_samples2;
@@ -211,41 +210,6 @@ static struct sigaction t_old_sa[4];
 
 static const int t_signals[] = {SIGALRM, SIGINT, SIGTERM, SIGHUP};
 #define TB_NSIGNALS (sizeof t_signals / sizeof t_signals[0])
-
-static int64_t t_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-static inline uint64_t t_tick(void)
-{
-	return __rdtsc();
-}
-#else
-static inline uint64_t t_tick(void)
-{
-	return (uint64_t)t_now();
-}
-#endif
-
-static void t_calibrate(int ms)
-{
-	int64_t t0 = t_now(), t1;
-	uint64_t c0 = t_tick(), c1;
-	while ((t1 = t_now()) - t0 < (int64_t)ms * 1000000)
-		;
-	c1 = t_tick();
-	if (c1 > c0)
-		t_ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
-}
-
-static inline uint64_t t_ticks_for(int64_t ns)
-{
-	return (uint64_t)((double)ns / t_ns_per_tick);
-}
 
 static inline void t_relax(void)
 {
@@ -1162,34 +1126,34 @@ static int t_rtt_parent(struct tb_link *l, int64_t trial_ns, double *typical, do
 		return r;
 	if (t_wait_ready(1))
 		return -1;
-	end = t_tick() + t_ticks_for(trial_ns / 10);
-	t0 = t_now();
+	end = tick() + ticks_for(trial_ns / 10);
+	t0 = now_ns();
 	do {
 		if ((r = t_rt_once(l, topic, buf, ++seq)))
 			return r;
 		n++;
-	} while (t_tick() < end);
-	t1 = t_now();
+	} while (tick() < end);
+	t1 = now_ns();
 	batch = (uint64_t)(10000.0 * (double)n / (double)(t1 - t0 + 1));
 	batch = batch < 1 ? 1 : batch > 64 ? 64 : batch;
 
-	end = t_tick() + t_ticks_for(trial_ns * 9 / 10);
+	end = tick() + ticks_for(trial_ns * 9 / 10);
 	n = 0;
-	t0 = t_now();
+	t0 = now_ns();
 	do {
-		a = t_tick();
+		a = tick();
 		for (uint64_t j = 0; j < batch; j++)
 			if ((r = t_rt_once(l, topic, buf, ++seq)))
 				return r;
-		b = t_tick();
+		b = tick();
 		if (nb < TB_BATCH_CAP)
 			t_batches[nb++] = b - a;
 		n += batch;
 	} while (b < end);
-	t1 = t_now();
+	t1 = now_ns();
 	*mean = (double)(t1 - t0) / (double)n;
 	qsort(t_batches, nb, sizeof *t_batches, t_cmp_u64);
-	*typical = (double)t_batches[nb / 2] * t_ns_per_tick / (double)batch;
+	*typical = (double)t_batches[nb / 2] * g_ns_per_tick / (double)batch;
 	return t_rt_once(l, topic, buf, TB_STOP);
 }
 
@@ -1293,8 +1257,8 @@ static int t_stream_parent(struct tb_link *l, const struct tb_case *c, int64_t t
 	if (r || (r = t_wait_ready(c->subs)))
 		goto out;
 
-	warm = t_tick() + t_ticks_for(trial_ns / 8);
-	end = t_tick() + t_ticks_for(trial_ns);
+	warm = tick() + ticks_for(trial_ns / 8);
+	end = tick() + ticks_for(trial_ns);
 	for (seq = 1;; seq++) {
 		if (c->kind == TB_TPUT)
 			t_stamp(buf, l->size, seq);
@@ -1304,19 +1268,19 @@ static int t_stream_parent(struct tb_link *l, const struct tb_case *c, int64_t t
 			goto out;
 		if (seq & (every - 1))
 			continue;
-		if (!warmed && t_tick() >= warm) {
+		if (!warmed && tick() >= warm) {
 			warmed = 1;
-			t0 = t_now();
+			t0 = now_ns();
 			d0 = t_delivered(c->subs);
 			l0 = t_lost(c->subs);
-		} else if (warmed && seq >= 16 && t_tick() >= end &&
+		} else if (warmed && seq >= 16 && tick() >= end &&
 			   t_delivered(c->subs) >= d0 + 16) {
 			/* (a loaded machine may keep subscribers off their CPU for the
 			 * whole window: go on until they received something) */
 			break;
 		}
 	}
-	t1 = t_now();
+	t1 = now_ns();
 	d1 = t_delivered(c->subs);
 	l1 = t_lost(c->subs);
 	if (d1 <= d0) {
@@ -1363,8 +1327,8 @@ static int t_wake_parent(struct tb_link *l, const struct tb_case *c, int64_t tri
 	if ((r = t_topic_attach(l->name[0], SHMKIT_TOPIC_PUBLISHER, &l->pub)) ||
 	    (r = t_wait_ready(c->subs)))
 		return r;
-	end = t_tick() + t_ticks_for(trial_ns);
-	for (k = 1; ns < TB_WAKE_SAMPLES_MAX && (ns < 3 || t_tick() < end); k++) {
+	end = tick() + ticks_for(trial_ns);
+	for (k = 1; ns < TB_WAKE_SAMPLES_MAX && (ns < 3 || tick() < end); k++) {
 		/* acquire pairs with the subscribers' release of waiting */
 		for (int i = 0; i < c->subs; i++)
 			while (atomic_load_explicit(&t_ctl->slot[i].waiting,
@@ -1375,20 +1339,20 @@ static int t_wake_parent(struct tb_link *l, const struct tb_case *c, int64_t tri
 			}
 		t_sleep_ns(TB_SETTLE_NS);
 		t_fill(buf, sizeof buf, k);
-		a = t_tick();
+		a = tick();
 		r = shmkit_topic_publish(l->pub, buf, sizeof buf, SHMKIT_FOREVER);
-		b = t_tick();
+		b = tick();
 		if (r)
 			return r;
 		for (int i = 0; i < c->subs; i++)
 			while (atomic_load_explicit(&t_ctl->slot[i].acked, memory_order_acquire) <
 			       k)
 				t_relax();
-		t_samples2[ns] = t_tick() - a;
+		t_samples2[ns] = tick() - a;
 		t_samples[ns++] = b - a;
 	}
-	*pub_ns = t_median_u64(t_samples, ns) * t_ns_per_tick;
-	*all_ns = c->subs ? t_median_u64(t_samples2, ns) * t_ns_per_tick : NAN;
+	*pub_ns = t_median_u64(t_samples, ns) * g_ns_per_tick;
+	*all_ns = c->subs ? t_median_u64(t_samples2, ns) * g_ns_per_tick : NAN;
 	atomic_store_explicit(&t_ctl->stop, 1, memory_order_release);
 	shmkit_topic_close(l->pub); /* end-of-stream wakes every subscriber */
 	l->pub = NULL;
@@ -1613,7 +1577,7 @@ int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
 
 	signal(SIGPIPE, SIG_IGN);
 	t_set_handlers(1);
-	t_calibrate(cfg->quick ? 5 : 20);
+	calibrate(cfg->quick ? 5 : 20);
 	any = isatty(STDERR_FILENO);
 	for (int round = 0; round < cfg->rounds; round++) {
 		if (any)
@@ -1666,14 +1630,6 @@ void shmkit__bench_topic_free(struct tbench *tb)
 	free(tb);
 }
 
-static const char *t_state_name(enum state s)
-{
-	return s == ST_OK	     ? "ok"
-	       : s == ST_UNAVAILABLE ? "unavailable"
-	       : s == ST_SKIPPED     ? "skipped"
-				     : "failed";
-}
-
 static const char *t_kind_name(enum tb_kind k)
 {
 	return k == TB_RTT    ? "round_trip"
@@ -1712,7 +1668,7 @@ static void t_print_json(FILE *f, const struct tbench *tb)
 		fprintf(f,
 			", \"kind\": \"%s\", \"bytes\": %zu, \"subscribers\": %d, \"status\": "
 			"\"%s\", \"error\": ",
-			t_kind_name(c->kind), c->size, c->subs, t_state_name(r->state));
+			t_kind_name(c->kind), c->size, c->subs, shmkit__bench_state_name(r->state));
 		if (r->state == ST_OK)
 			fputs("null", f);
 		else
@@ -1785,38 +1741,12 @@ static const char *t_fmt(char *b, size_t n, double v, const char *unit_fmt, doub
 	return b;
 }
 
-static const char *t_fmt_ratio(char *b, size_t n, double v)
-{
-	if (!isfinite(v))
-		snprintf(b, n, "%6s", "-");
-	else if (v >= 100)
-		snprintf(b, n, "%6.0f", v);
-	else if (v >= 10)
-		snprintf(b, n, "%6.1f", v);
-	else
-		snprintf(b, n, "%6.2f", v);
-	return b;
-}
-
-static const char *t_fmt_rate(char *b, size_t n, double v)
-{
-	if (!isfinite(v))
-		snprintf(b, n, "%9s", "-");
-	else if (v >= 1e6)
-		snprintf(b, n, "%7.2f M", v / 1e6);
-	else if (v >= 1e3)
-		snprintf(b, n, "%7.2f k", v / 1e3);
-	else
-		snprintf(b, n, "%9.1f", v);
-	return b;
-}
-
 /* A case that did not measure: its state, on the rest of its line. */
 static int t_not_ok(FILE *f, const struct tb_res *r)
 {
 	if (r->state == ST_OK)
 		return 0;
-	fprintf(f, "  %s: %s\n", t_state_name(r->state), r->why);
+	fprintf(f, "  %s: %s\n", shmkit__bench_state_name(r->state), r->why);
 	return 1;
 }
 
@@ -1857,7 +1787,7 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 			continue;
 		fprintf(f, " %s %s  %s\n", t_fmt(b[0], 32, t_median_of(r->val, rounds), "%9.3f", 1e3),
 			t_fmt(b[1], 32, t_median_of(r->aux, rounds), "%9.3f", 1e3),
-			t_fmt_ratio(b[2], 32, t_ratio(tb, tb_cases[i].id, "topic.rtt.chan", NULL)));
+			shmkit__bench_fmt_ratio(b[2], 32, t_ratio(tb, tb_cases[i].id, "topic.rtt.chan", NULL)));
 	}
 	fprintf(f, "  (the topics in lossy mode, the default; one message in flight, nothing "
 		   "lost)\n\n");
@@ -1876,8 +1806,8 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 			continue;
 		fig = t_median_of(r->val, rounds);
 		snprintf(id, sizeof id, "topic.tput.chan.%zu", tb_cases[i].size);
-		fprintf(f, " %s %8.2f  %s\n", t_fmt_rate(b[0], 32, fig / (double)tb_cases[i].size),
-			fig / 1e9, t_fmt_ratio(b[1], 32, t_ratio(tb, tb_cases[i].id, id, NULL)));
+		fprintf(f, " %s %8.2f  %s\n", shmkit__bench_fmt_rate(b[0], 32, fig / (double)tb_cases[i].size),
+			fig / 1e9, shmkit__bench_fmt_ratio(b[1], 32, t_ratio(tb, tb_cases[i].id, id, NULL)));
 	}
 	fputc('\n', f);
 
@@ -1889,7 +1819,7 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 			snprintf(id, sizeof id, "topic.fanout.%s.%d", fan_m[m], fan_n[k]);
 			ci = t_find(id);
 			fprintf(f, " %s", tb->res[ci].state == ST_OK
-					      ? t_fmt_rate(b[0], 32,
+					      ? shmkit__bench_fmt_rate(b[0], 32,
 							   t_median_of(tb->res[ci].val, rounds))
 					      : "        -");
 		}
@@ -1922,7 +1852,7 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 		for (size_t k = 0; k < 4; k++) {
 			snprintf(id, sizeof id, "topic.fanout.topic.%d", fan_n[k]);
 			snprintf(id2, sizeof id2, "topic.fanout.%s.%d", fan_m[m], fan_n[k]);
-			fprintf(f, "    %s", t_fmt_ratio(b[0], 32, t_ratio(tb, id, id2, NULL)));
+			fprintf(f, "    %s", shmkit__bench_fmt_ratio(b[0], 32, t_ratio(tb, id, id2, NULL)));
 		}
 		fputc('\n', f);
 	}
@@ -1930,7 +1860,7 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 		if (tb_cases[i].kind == TB_FAN && tb->res[i].state != ST_OK &&
 		    tb->res[i].state != ST_SKIPPED &&
 		    (i == t_find("topic.fanout.zmq.1") || tb_cases[i].mech != TB_ZMQ))
-			fprintf(f, "  %s: %s: %s\n", tb_cases[i].id, t_state_name(tb->res[i].state),
+			fprintf(f, "  %s: %s: %s\n", tb_cases[i].id, shmkit__bench_state_name(tb->res[i].state),
 				tb->res[i].why);
 	fprintf(f, "  (deliveries the subscribers received, all together, per second; "
 		   "reliable mode and UNIX\n   sockets lose nothing; the topic's lossy row and "
@@ -1975,7 +1905,7 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 	for (i = 0; i < (int)TB_NCASES; i++)
 		if (tb_cases[i].kind == TB_WAKE && tb->res[i].state != ST_OK &&
 		    tb->res[i].state != ST_SKIPPED)
-			fprintf(f, "  %s: %s: %s\n", tb_cases[i].id, t_state_name(tb->res[i].state),
+			fprintf(f, "  %s: %s: %s\n", tb_cases[i].id, shmkit__bench_state_name(tb->res[i].state),
 				tb->res[i].why);
 	fprintf(f, "  (one message at a time, published once every subscriber has taken the "
 		   "last and waited\n   %d µs; the median publish call; lossy mode)\n\n",
@@ -1993,11 +1923,11 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 		if (isfinite(v) && v < 10)
 			snprintf(b[0], 32, "%6.3f", v);
 		else
-			t_fmt_ratio(b[0], 32, v);
+			shmkit__bench_fmt_ratio(b[0], 32, v);
 		fprintf(f, "  %s  %-42s %s %5.2f  measured %s  (quartiles %s %s; %d rounds)\n", vd,
 			a->what, a->le ? "<=" : ">=", a->bound, b[0],
-			t_fmt_ratio(b[1], 32, t_ratio_q(tb, an, ad, 0.25, NULL)),
-			t_fmt_ratio(b[2], 32, t_ratio_q(tb, an, ad, 0.75, NULL)), used);
+			shmkit__bench_fmt_ratio(b[1], 32, t_ratio_q(tb, an, ad, 0.25, NULL)),
+			shmkit__bench_fmt_ratio(b[2], 32, t_ratio_q(tb, an, ad, 0.75, NULL)), used);
 	}
 	fprintf(f, "%s\n",
 		miss   ? "Some topic targets are missed."

@@ -173,7 +173,7 @@ static void json_array(FILE *f, const char *key, const double *v, int n)
 	fputc(']', f);
 }
 
-static const char *state_name(enum state s)
+const char *shmkit__bench_state_name(enum state s)
 {
 	return s == ST_OK	     ? "ok"
 	       : s == ST_UNAVAILABLE ? "unavailable"
@@ -252,7 +252,7 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 		fprintf(f, ", \"label\": ");
 		json_str(f, bc->label);
 		fprintf(f, ", \"kind\": \"%s\", \"bytes\": %zu, \"status\": \"%s\", \"error\": ",
-			kind_name(bc->kind), bc->size, state_name(r->state));
+			kind_name(bc->kind), bc->size, shmkit__bench_state_name(r->state));
 		if (r->state == ST_OK)
 			fputs("null", f);
 		else
@@ -343,7 +343,7 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 }
 
 /* A ratio in 6 columns, "-" when there is none. */
-static const char *fmt_ratio(char *b, size_t n, double v)
+const char *shmkit__bench_fmt_ratio(char *b, size_t n, double v)
 {
 	if (!isfinite(v))
 		snprintf(b, n, "%6s", "-");
@@ -367,7 +367,7 @@ static const char *fmt_us(char *b, size_t n, double ns)
 	return b;
 }
 
-static const char *fmt_rate(char *b, size_t n, double v)
+const char *shmkit__bench_fmt_rate(char *b, size_t n, double v)
 {
 	if (!isfinite(v))
 		snprintf(b, n, "%9s", "-");
@@ -429,14 +429,14 @@ void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cf
 			    fmt_us(b[1], 32, h_quantile(r->hist, 0.5)),
 			    fmt_us(b[2], 32, h_quantile(r->hist, 0.99)),
 			    fmt_us(b[3], 32, h_quantile(r->hist, 0.999)),
-			    fmt_ratio(
+			    shmkit__bench_fmt_ratio(
 				b[4], 32,
 				ratio(res, (int)i, find_case(cases[i].limit), cfg->rounds, NULL)),
 			    !strcmp(cases[i].limit, "rtt.cacheline") ? "CL" : "FX",
-			    fmt_ratio(b[5], 32, shmkit_factor(res, (int)i, spin, cfg->rounds)),
-			    fmt_ratio(b[6], 32, shmkit_factor(res, (int)i, sleep_, cfg->rounds)));
+			    shmkit__bench_fmt_ratio(b[5], 32, shmkit_factor(res, (int)i, spin, cfg->rounds)),
+			    shmkit__bench_fmt_ratio(b[6], 32, shmkit_factor(res, (int)i, sleep_, cfg->rounds)));
 		else
-			fprintf(f, "  %s: %s\n", state_name(r->state), r->why);
+			fprintf(f, "  %s: %s\n", shmkit__bench_state_name(r->state), r->why);
 	}
 	fprintf(f, "  (typical: median over ~10 µs batches of the batch's mean, no timer inside a "
 		   "batch; ratios\n   divide typical times. vs limit: ÷ cache-line (CL) or futex "
@@ -453,16 +453,16 @@ void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cf
 		fig = figure(r, cfg->rounds);
 		fprintf(f, "  %-30s%-6s", cases[i].label, fmt_size(cases[i].size));
 		if (r->state != ST_OK) {
-			fprintf(f, "  %s: %s\n", state_name(r->state), r->why);
+			fprintf(f, "  %s: %s\n", shmkit__bench_state_name(r->state), r->why);
 			continue;
 		}
 		fprintf(
 		    f, " %s %8.2f     %s  %s\n",
-		    fmt_rate(b[0], 32, cases[i].kind == K_TPUT ? fig / (double)cases[i].size : NAN),
+		    shmkit__bench_fmt_rate(b[0], 32, cases[i].kind == K_TPUT ? fig / (double)cases[i].size : NAN),
 		    fig / 1e9,
-		    fmt_ratio(b[1], 32,
+		    shmkit__bench_fmt_ratio(b[1], 32,
 			      ratio(res, (int)i, find_case(cases[i].limit), cfg->rounds, NULL)),
-		    fmt_ratio(
+		    shmkit__bench_fmt_ratio(
 			b[2], 32,
 			cases[i].shmkit
 			    ? shmkit_factor(res, (int)i, find_case(cases[i].shmkit), cfg->rounds)
@@ -496,11 +496,11 @@ void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cf
 		miss += !strcmp(vd, "MISS");
 		skip += !strcmp(vd, "SKIP");
 		fprintf(f, "  %s  %-37s %s %6.3f  measured %s  (quartiles %s %s; %d rounds)\n", vd,
-			a->what, a->le ? "<=" : ">=", a->bound, fmt_ratio(b[0], 32, v),
-			fmt_ratio(b[1], 32,
+			a->what, a->le ? "<=" : ">=", a->bound, shmkit__bench_fmt_ratio(b[0], 32, v),
+			shmkit__bench_fmt_ratio(b[1], 32,
 				  ratio_q(res, find_case(a->num), find_case(a->den), cfg->rounds,
 					  0.25, NULL)),
-			fmt_ratio(b[2], 32,
+			shmkit__bench_fmt_ratio(b[2], 32,
 				  ratio_q(res, find_case(a->num), find_case(a->den), cfg->rounds,
 					  0.75, NULL)),
 			used);

@@ -316,23 +316,6 @@ out:
 	return r;
 }
 
-/* Readers copy while a writer may be filling the same slot (a detected, retried
- * seqlock race). ThreadSanitizer would report that copy, so under it the copy is an
- * uninstrumented byte loop; everywhere else it is memcpy. */
-#if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize_thread, noinline,
-	       optimize("no-tree-loop-distribute-patterns"))) static void
-racy_copy(void *dst, const void *src, size_t n)
-{
-	volatile unsigned char *d = dst;
-	const volatile unsigned char *s = src;
-	for (size_t i = 0; i < n; i++)
-		d[i] = s[i];
-}
-#else
-#define racy_copy memcpy
-#endif
-
 /* ---- the descriptor's level ---- */
 
 /* 1 if the handle's descriptor should poll readable: the version moved on from the one
@@ -392,7 +375,7 @@ static ssize_t blob_read(const shmkit_blob *b, void *buf, size_t cap, uint64_t *
 		uint64_t s1 = atomic_load_explicit(&ctl->seq[i], memory_order_acquire);
 		if (!(s1 & 1)) {
 			uint64_t ver = atomic_load_explicit(&ctl->slot_ver[i], memory_order_relaxed);
-			racy_copy(buf, b->slot[i], n);
+			shmkit__racy_copy(buf, b->slot[i], n);
 			/* Seqlock reader: the copy's loads happen before the recheck. */
 			atomic_thread_fence(memory_order_acquire);
 			if (atomic_load_explicit(&ctl->seq[i], memory_order_relaxed) == s1) {

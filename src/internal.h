@@ -190,6 +190,16 @@ int shmkit__guard_poisoned(const struct shmkit__guard_slot *s);
 /* The same for a handle (seg.c). */
 int shmkit__seg_poisoned(const shmkit_seg *seg);
 
+/* Copy out of shared memory that a writer may be changing meanwhile: a sequence-lock
+ * reader's copy (blob, topic), whose race is detected and the copy discarded.
+ * ThreadSanitizer would report that race, so under it the copy is an uninstrumented
+ * byte loop (util.c); everywhere else it is memcpy. */
+#if defined(__SANITIZE_THREAD__)
+void shmkit__racy_copy(void *dst, const void *src, size_t n);
+#else
+#define shmkit__racy_copy memcpy
+#endif
+
 /* Turn a -errno return into the compat conventions: errno = e, -1. */
 static inline int shmkit__compat_fail(int neg_err)
 {

@@ -289,23 +289,6 @@ static inline uint64_t extent_of(const shmkit_topic *t, uint64_t pos, uint64_t w
 	return rec_size(size);
 }
 
-/* Seqlock copies race with a publisher that overtakes them (detected, discarded).
- * ThreadSanitizer would report that copy, so under it the copy is a plain loop it does
- * not see. */
-#if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize_thread, noinline,
-	       optimize("no-tree-loop-distribute-patterns"))) static void
-racy_copy(void *dst, const void *src, size_t n)
-{
-	volatile unsigned char *d = dst;
-	const volatile unsigned char *s = src;
-	for (size_t i = 0; i < n; i++)
-		d[i] = s[i];
-}
-#else
-#define racy_copy memcpy
-#endif
-
 /* ---- the claim lock ---- */
 
 struct lock_wait {
@@ -1238,7 +1221,7 @@ static ssize_t topic_receive(shmkit_topic *t, void *buf, size_t cap, int64_t tim
 			return r;
 		if (mw.len > cap)
 			return -EMSGSIZE;
-		racy_copy(buf, payload(t, t->pos), mw.len);
+		shmkit__racy_copy(buf, payload(t, t->pos), mw.len);
 		/* Seqlock reader: the copy happened before the check. */
 		atomic_thread_fence(memory_order_acquire);
 		if (lapped(t)) {

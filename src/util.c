@@ -91,3 +91,15 @@ const char *shmkit_version_string(void)
 {
 	return SHMKIT_VERSION_STRING;
 }
+
+#if defined(__SANITIZE_THREAD__)
+/* See internal.h. Not inlined, not turned back into memcpy by the optimizer. */
+__attribute__((no_sanitize_thread, noinline, optimize("no-tree-loop-distribute-patterns"))) void
+shmkit__racy_copy(void *dst, const void *src, size_t n)
+{
+	volatile unsigned char *d = dst;
+	const volatile unsigned char *s = src;
+	for (size_t i = 0; i < n; i++)
+		d[i] = s[i];
+}
+#endif
