@@ -116,34 +116,6 @@ static inline void relax(void)
 #endif
 }
 
-/* The payload: the sequence number, then its low byte repeated. Writing it touches
- * every byte; check() reads every byte into a checksum and verifies the ends. */
-static inline void fill(void *p, size_t n, uint64_t seq)
-{
-	memset(p, (int)(seq & 0xff), n);
-	memcpy(p, &seq, sizeof seq);
-}
-
-static inline int check(const void *p, size_t n, uint64_t seq, uint64_t *sum)
-{
-	const unsigned char *b = p;
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, w[4];
-	size_t i = 0;
-
-	for (; i + sizeof w <= n; i += sizeof w) {
-		memcpy(w, b + i, sizeof w);
-		s0 += w[0];
-		s1 += w[1];
-		s2 += w[2];
-		s3 += w[3];
-	}
-	for (; i < n; i++)
-		s0 += b[i];
-	*sum += s0 + s1 + s2 + s3;
-	memcpy(w, b, sizeof w[0]);
-	return w[0] == seq && b[n - 1] == (unsigned char)seq;
-}
-
 /* The copying mechanisms' per-message payload: the sequence number stamped every
  * STAMP_STRIDE bytes and in the last 8 bytes of a buffer that fill() wrote once. */
 #define STAMP_STRIDE 65536 /* 4 KiB cost the 1 MiB copy cases about 5 %: 512 lines touched */

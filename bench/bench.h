@@ -258,6 +258,34 @@ static inline uint64_t ticks_for(int64_t ns)
 	return (uint64_t)((double)ns / g_ns_per_tick);
 }
 
+/* The payload: the sequence number, then its low byte repeated. Writing it touches
+ * every byte; check() reads every byte into a checksum and verifies the ends. */
+static inline void fill(void *p, size_t n, uint64_t seq)
+{
+	memset(p, (int)(seq & 0xff), n);
+	memcpy(p, &seq, sizeof seq);
+}
+
+static inline int check(const void *p, size_t n, uint64_t seq, uint64_t *sum)
+{
+	const unsigned char *b = p;
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, w[4];
+	size_t i = 0;
+
+	for (; i + sizeof w <= n; i += sizeof w) {
+		memcpy(w, b + i, sizeof w);
+		s0 += w[0];
+		s1 += w[1];
+		s2 += w[2];
+		s3 += w[3];
+	}
+	for (; i < n; i++)
+		s0 += b[i];
+	*sum += s0 + s1 + s2 + s3;
+	memcpy(w, b, sizeof w[0]);
+	return w[0] == seq && b[n - 1] == (unsigned char)seq;
+}
+
 /* The topic section (issue 9): bench/bench_topic.c. */
 struct tb_cfg {
 	int rounds, trial_ms, quick, no_install, nice;

@@ -242,34 +242,6 @@ static int t_cmp_double(const void *a, const void *b)
  * number stamped every 64 KiB and in its last 8 bytes (stamp, check_stamps), for the
  * copying throughput cases, where rewriting the whole buffer would be the
  * application's work and hide the transport. */
-static inline void t_fill(void *p, size_t n, uint64_t seq)
-{
-	memset(p, (int)(seq & 0xff), n);
-	memcpy(p, &seq, sizeof seq);
-}
-
-static inline int t_check(const void *p, size_t n, uint64_t seq, uint64_t *sum)
-{
-	/* four words at a time, as bench.c: a byte loop cost a subscriber ~20 ns per
-	 * 64 B message, which is the application's, not the transport's */
-	const unsigned char *b = p;
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, w[4];
-	size_t i = 0;
-
-	for (; i + sizeof w <= n; i += sizeof w) {
-		memcpy(w, b + i, sizeof w);
-		s0 += w[0];
-		s1 += w[1];
-		s2 += w[2];
-		s3 += w[3];
-	}
-	for (; i < n; i++)
-		s0 += b[i];
-	*sum += s0 + s1 + s2 + s3;
-	memcpy(w, b, sizeof w[0]);
-	return w[0] == seq && b[n - 1] == (unsigned char)seq;
-}
-
 #define TB_STAMP_STRIDE 65536
 
 static inline void t_stamp(unsigned char *p, size_t n, uint64_t seq)
@@ -775,12 +747,12 @@ static int t_rtt_echo(struct tb_link *l, int idx)
 			return -1;
 		}
 		memcpy(&seq, buf, sizeof seq);
-		if (!t_check(buf, TB_RTT_BYTES, seq, &l->sum) ||
+		if (!check(buf, TB_RTT_BYTES, seq, &l->sum) ||
 		    (seq != TB_STOP && seq != last + 1)) {
 			t_child_fail(idx, "receive", 0);
 			return -1;
 		}
-		t_fill(buf, TB_RTT_BYTES, seq);
+		fill(buf, TB_RTT_BYTES, seq);
 		r = topic ? shmkit_topic_publish(l->pub, buf, TB_RTT_BYTES, SHMKIT_FOREVER)
 			  : shmkit_chan_send(l->ctx, buf, TB_RTT_BYTES, SHMKIT_FOREVER);
 		if (r) {
@@ -933,7 +905,7 @@ static int t_fan_sub(struct tb_link *l, int idx)
 			return -1;
 		}
 		memcpy(&seq, buf, sizeof seq);
-		if (r != TB_FAN_BYTES || !t_check(buf, TB_FAN_BYTES, seq, &l->sum)) {
+		if (r != TB_FAN_BYTES || !check(buf, TB_FAN_BYTES, seq, &l->sum)) {
 			t_child_fail(idx, "receive", 0);
 			return -1;
 		}
@@ -1001,7 +973,7 @@ static int t_wake_sub(struct tb_link *l, int idx)
 			}
 			/* drain: the descriptor is level-triggered */
 			while ((r = shmkit_topic_receive(l->sub, buf, sizeof buf, 0)) > 0) {
-				if (r != 64 || !t_check(buf, 64, count + 1, &l->sum)) {
+				if (r != 64 || !check(buf, 64, count + 1, &l->sum)) {
 					t_child_fail(idx, "receive", 0);
 					return -1;
 				}
@@ -1010,7 +982,7 @@ static int t_wake_sub(struct tb_link *l, int idx)
 		} else {
 			r = shmkit_topic_receive(l->sub, buf, sizeof buf, TB_WAKE_POLL_NS);
 			if (r > 0) {
-				if (r != 64 || !t_check(buf, 64, count + 1, &l->sum)) {
+				if (r != 64 || !check(buf, 64, count + 1, &l->sum)) {
 					t_child_fail(idx, "receive", 0);
 					return -1;
 				}
@@ -1097,7 +1069,7 @@ static int t_wait_ready(int n)
 static inline int t_rt_once(struct tb_link *l, int topic, unsigned char *buf, uint64_t seq)
 {
 	ssize_t r;
-	t_fill(buf, TB_RTT_BYTES, seq);
+	fill(buf, TB_RTT_BYTES, seq);
 	r = topic ? shmkit_topic_publish(l->pub, buf, TB_RTT_BYTES, SHMKIT_FOREVER)
 		  : shmkit_chan_send(l->ctx, buf, TB_RTT_BYTES, SHMKIT_FOREVER);
 	if (r)
@@ -1106,7 +1078,7 @@ static inline int t_rt_once(struct tb_link *l, int topic, unsigned char *buf, ui
 		  : shmkit_chan_recv(l->crx, buf, TB_RTT_BYTES, SHMKIT_FOREVER);
 	if (r != TB_RTT_BYTES)
 		return r < 0 ? (int)r : -EPIPE;
-	return t_check(buf, TB_RTT_BYTES, seq, &l->sum) ? 0 : -EBADMSG;
+	return check(buf, TB_RTT_BYTES, seq, &l->sum) ? 0 : -EBADMSG;
 }
 
 /* Round trip, parent: warm-up, then batches of about 10 µs with no timer inside; the
@@ -1215,7 +1187,7 @@ static int t_stream_parent(struct tb_link *l, const struct tb_case *c, int64_t t
 
 	if (!buf)
 		return -ENOMEM;
-	t_fill(buf, l->size, 0);
+	fill(buf, l->size, 0);
 	switch (l->mech) {
 	case TB_CHAN:
 		r = t_chan_attach(l->name[0], SHMKIT_CHAN_PRODUCER, &l->ctx);
@@ -1263,7 +1235,7 @@ static int t_stream_parent(struct tb_link *l, const struct tb_case *c, int64_t t
 		if (c->kind == TB_TPUT)
 			t_stamp(buf, l->size, seq);
 		else
-			t_fill(buf, l->size, seq);
+			fill(buf, l->size, seq);
 		if ((r = t_publish(l, buf, l->size)))
 			goto out;
 		if (seq & (every - 1))
@@ -1338,7 +1310,7 @@ static int t_wake_parent(struct tb_link *l, const struct tb_case *c, int64_t tri
 				sched_yield();
 			}
 		t_sleep_ns(TB_SETTLE_NS);
-		t_fill(buf, sizeof buf, k);
+		fill(buf, sizeof buf, k);
 		a = tick();
 		r = shmkit_topic_publish(l->pub, buf, sizeof buf, SHMKIT_FOREVER);
 		b = tick();
