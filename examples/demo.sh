@@ -50,4 +50,8 @@ if [ -x "$bin/chan_demo" ]; then
 	say "channels: a producer and a consumer process exchange messages"
 	"$bin/chan_demo"
 fi
+if [ -x "$bin/topic_demo" ]; then
+	say "topics: two publishers, three subscribers, and a late joiner reading the history"
+	"$bin/topic_demo"
+fi
 printf '\ndemo: done\n'
