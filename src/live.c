@@ -319,34 +319,52 @@ void shmkit__live_unbind(uint64_t seg_ino)
 
 /* Remove owner links whose segment is gone (no entry of /dev/shm has that inode) and
  * whose creator is dead; exiting: our own count as dead (we are leaving). */
-static int sweep_owners(int exiting)
+/* The inodes of everything in /dev/shm that may be a segment (not tokens, not owner
+ * links), into *inos (grown as needed): their count, or -errno. */
+static long seg_inodes(DIR *d, uint64_t **inos, size_t *cap)
 {
-	DIR *d = opendir(LIVE_DIR);
 	struct dirent *de;
-	uint64_t *inos = NULL;
-	size_t n = 0, cap = 0;
-	int removed = 0;
-	if (!d)
-		return -errno;
-	/* Pass 1: the inodes of everything that may be a segment. */
+	size_t n = 0;
+	rewinddir(d);
 	while ((de = readdir(d))) {
 		if (!strncmp(de->d_name, LIVE_PREFIX, sizeof LIVE_PREFIX - 1) ||
 		    !strncmp(de->d_name, OWNER_PREFIX, sizeof OWNER_PREFIX - 1))
 			continue;
-		if (n == cap) {
-			size_t c = cap ? cap * 2 : 256;
-			uint64_t *p = realloc(inos, c * sizeof *p);
-			if (!p) {
-				free(inos);
-				closedir(d);
+		if (n == *cap) {
+			size_t c = *cap ? *cap * 2 : 256;
+			uint64_t *p = realloc(*inos, c * sizeof *p);
+			if (!p)
 				return -ENOMEM;
-			}
-			inos = p;
-			cap = c;
+			*inos = p;
+			*cap = c;
 		}
-		inos[n++] = (uint64_t)de->d_ino;
+		(*inos)[n++] = (uint64_t)de->d_ino;
 	}
-	/* Pass 2: owner links naming none of them. */
+	return (long)n;
+}
+
+static int ino_in(const uint64_t *inos, long n, uint64_t ino)
+{
+	for (long i = 0; i < n; i++)
+		if (inos[i] == ino)
+			return 1;
+	return 0;
+}
+
+static int sweep_owners(int exiting)
+{
+	DIR *d = opendir(LIVE_DIR);
+	struct dirent *de;
+	uint64_t *inos = NULL, *cand = NULL;
+	size_t cap = 0, ncand = 0, candcap = 0;
+	int removed = 0;
+	if (!d)
+		return -errno;
+	/* Pass 1: the inodes of everything that may be a segment. */
+	long n = seg_inodes(d, &inos, &cap);
+	if (n < 0)
+		goto out;
+	/* Pass 2: owner links naming none of them, whose creator is dead. */
 	rewinddir(d);
 	while ((de = readdir(d))) {
 		const char *hex = de->d_name + sizeof OWNER_PREFIX - 1;
@@ -354,10 +372,7 @@ static int sweep_owners(int exiting)
 		    strlen(hex) != 16 || strspn(hex, "0123456789abcdef") != 16)
 			continue;
 		uint64_t ino = strtoull(hex, NULL, 16);
-		size_t i = 0;
-		while (i < n && inos[i] != ino)
-			i++;
-		if (i < n)
+		if (ino_in(inos, n, ino))
 			continue;
 		/* Not seen: its segment is gone, or was being linked while we read the
 		 * directory. Only a dead creator's link goes: a live one may be binding
@@ -373,10 +388,32 @@ static int sweep_owners(int exiting)
 		} else {
 			alive = link_alive(opath);
 		}
-		if (alive == 0 && unlink(opath) == 0)
-			removed++;
+		if (alive != 0)
+			continue;
+		if (ncand == candcap) {
+			size_t c = candcap ? candcap * 2 : 16;
+			uint64_t *p = realloc(cand, c * sizeof *p);
+			if (!p)
+				break;
+			cand = p;
+			candcap = c;
+		}
+		cand[ncand++] = ino;
 	}
+	/* Pass 3: a creator may have made its segment after pass 1 read past where it
+	 * appears, and died before pass 2 (a slow sweep, a short-lived creator): its link
+	 * still tells gc it is dead, so only links whose segment is still not there go. */
+	if (ncand && (n = seg_inodes(d, &inos, &cap)) >= 0) {
+		for (size_t i = 0; i < ncand; i++) {
+			char opath[64];
+			owner_path(cand[i], opath, sizeof opath);
+			if (!ino_in(inos, n, cand[i]) && unlink(opath) == 0)
+				removed++;
+		}
+	}
+out:
 	free(inos);
+	free(cand);
 	closedir(d);
 	return removed;
 }
