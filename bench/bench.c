@@ -62,10 +62,10 @@ struct link {
 	int tx, rx;  /* this side's descriptors */
 	mqd_t mq[2]; /* [0] parent->child, [1] back */
 	mqd_t mtx, mrx;
-	char name[2][64];	/* channel or queue names, [0] parent->child, [1] back */
-	shmkit_chan *ctx, *crx; /* this side's channel ends */
-	void *ring[2];		/* textbook rings (MAP_SHARED), [0] parent->child, [1] back */
-	size_t ring_len;	/* bytes of each */
+	char name[2][64];	  /* channel or queue names, [0] parent->child, [1] back */
+	shmkit_chan *ctx, *crx;	  /* this side's channel ends */
+	void *ring[2];		  /* textbook rings (MAP_SHARED), [0] parent->child, [1] back */
+	size_t ring_len;	  /* bytes of each */
 	struct ring_end rtx, rrx; /* this side's ring ends */
 	unsigned char *slot_tx, *slot_rx;
 	struct ctl *ctl;

@@ -70,10 +70,10 @@ enum mech {
 	M_EVENTFD,    /* data in a shared mapping, one eventfd per direction, blocking read */
 	M_MQ,	      /* POSIX message queue, one per direction */
 	/* issue 10: the yardstick and the zero-copy comparison */
-	M_RING,	      /* textbook SPSC ring (bench_ring.c), one per direction */
-	M_CHAN_WORK,  /* shmkit channel, send/recv, with zero-copy's payload work: the
-		       * sender writes every byte before send, the receiver checksums
-		       * every byte after recv */
+	M_RING,	     /* textbook SPSC ring (bench_ring.c), one per direction */
+	M_CHAN_WORK, /* shmkit channel, send/recv, with zero-copy's payload work: the
+		      * sender writes every byte before send, the receiver checksums
+		      * every byte after recv */
 };
 
 static inline int mech_is_chan(enum mech m)
@@ -349,12 +349,12 @@ extern struct tbench *g_topic;
  * attaches its end. The functions are out of line, as the channel's are. */
 struct ring;
 struct ring_end {
-	struct ring *r;		/* the shared header */
-	unsigned char *slots;	/* slot i at slots + i * slot */
-	size_t msg, slot;	/* message bytes; slot bytes (msg rounded up to a line) */
-	uint64_t nslots, mask;	/* a power of two, and nslots - 1 */
-	uint64_t pos;		/* this side's own index: head (producer), tail (consumer) */
-	uint64_t other;		/* cached copy of the other side's index */
+	struct ring *r;	       /* the shared header */
+	unsigned char *slots;  /* slot i at slots + i * slot */
+	size_t msg, slot;      /* message bytes; slot bytes (msg rounded up to a line) */
+	uint64_t nslots, mask; /* a power of two, and nslots - 1 */
+	uint64_t pos;	       /* this side's own index: head (producer), tail (consumer) */
+	uint64_t other;	       /* cached copy of the other side's index */
 };
 /* Bytes of a ring of nslots (a power of two) slots for messages of msg bytes. */
 size_t shmkit__bench_ring_size(size_t msg, uint64_t nslots);

@@ -103,8 +103,11 @@ int shmkit__bench_ring_send(struct ring_end *e, const void *buf, size_t n)
 		/* Full as far as the cached tail says: look at the real one until a slot is
 		 * free. acquire pairs with the consumer's release of tail, so its copy out
 		 * of the slot we are about to overwrite is complete. */
-		while ((used = e->pos - (e->other = atomic_load_explicit(
-						   &r->tail, memory_order_acquire))) >= e->nslots) {
+		for (;;) {
+			e->other = atomic_load_explicit(&r->tail, memory_order_acquire);
+			used = e->pos - e->other;
+			if (used < e->nslots)
+				break;
 			if (used > e->nslots)
 				return -EPROTO; /* a tail ahead of head, or too far behind */
 			if (atomic_load_explicit(&r->closed, memory_order_relaxed))
