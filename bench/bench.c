@@ -1,5 +1,6 @@
-/* shmkit bench — the message channel against the machine's limits and the kernel's IPC
- * mechanisms, in one run, two processes pinned to two CPUs.
+/* shmkit bench — the message channel against the machine's limits, a textbook ring
+ * (bench_ring.c, the yardstick of issue 10's targets) and the kernel's IPC mechanisms
+ * (context), in one run, two processes pinned to two CPUs.
  *
  * Why it is built this way:
  * - The host moves this VM's vCPUs between physical cores, so absolute times drift by a
@@ -17,9 +18,9 @@
  *   child consumes, and measures from the end of a warm-up to the end of the stream.
  * - Honesty: every mechanism moves messages of the same size one at a time, and every
  *   byte of every message goes into the transport and out of it once: the copying
- *   mechanisms (shmkit copy, pipe, socket) copy the sender's whole buffer in and the
- *   whole message out into the receiver's buffer; zero-copy writes every byte in place
- *   and the receiver checksums every byte in place. The copying senders' buffer holds
+ *   mechanisms (shmkit copy, textbook ring, pipe, socket) copy the sender's whole
+ *   buffer in and the whole message out into the receiver's buffer; zero-copy writes
+ *   every byte in place and the receiver checksums every byte in place. The copying senders' buffer holds
  *   a full payload written once, and each message stamps its sequence number into it
  *   every 64 KiB and at both ends, which the receiver checks: a lost, duplicated, stale
  *   or torn message fails the case instead of making it faster. (Rewriting and
