@@ -1,5 +1,6 @@
-/* shmkit bench — the message channel against the machine's limits and the kernel's IPC
- * mechanisms, in one run, two processes pinned to two CPUs.
+/* shmkit bench — the message channel against the machine's limits, a textbook ring
+ * (bench_ring.c, the yardstick of issue 10's targets) and the kernel's IPC mechanisms
+ * (context), in one run, two processes pinned to two CPUs.
  *
  * Why it is built this way:
  * - The host moves this VM's vCPUs between physical cores, so absolute times drift by a
@@ -17,9 +18,9 @@
  *   child consumes, and measures from the end of a warm-up to the end of the stream.
  * - Honesty: every mechanism moves messages of the same size one at a time, and every
  *   byte of every message goes into the transport and out of it once: the copying
- *   mechanisms (shmkit copy, pipe, socket) copy the sender's whole buffer in and the
- *   whole message out into the receiver's buffer; zero-copy writes every byte in place
- *   and the receiver checksums every byte in place. The copying senders' buffer holds
+ *   mechanisms (shmkit copy, textbook ring, pipe, socket) copy the sender's whole
+ *   buffer in and the whole message out into the receiver's buffer; zero-copy writes
+ *   every byte in place and the receiver checksums every byte in place. The copying senders' buffer holds
  *   a full payload written once, and each message stamps its sequence number into it
  *   every 64 KiB and at both ends, which the receiver checks: a lost, duplicated, stale
  *   or torn message fails the case instead of making it faster. (Rewriting and
@@ -62,8 +63,11 @@ struct link {
 	int tx, rx;  /* this side's descriptors */
 	mqd_t mq[2]; /* [0] parent->child, [1] back */
 	mqd_t mtx, mrx;
-	char name[2][64];	/* channel or queue names, [0] parent->child, [1] back */
-	shmkit_chan *ctx, *crx; /* this side's channel ends */
+	char name[2][64];	  /* channel or queue names, [0] parent->child, [1] back */
+	shmkit_chan *ctx, *crx;	  /* this side's channel ends */
+	void *ring[2];		  /* textbook rings (MAP_SHARED), [0] parent->child, [1] back */
+	size_t ring_len;	  /* bytes of each */
+	struct ring_end rtx, rrx; /* this side's ring ends */
 	unsigned char *slot_tx, *slot_rx;
 	struct ctl *ctl;
 	uint64_t sum;
@@ -207,7 +211,10 @@ static inline __attribute__((always_inline)) int xsend(struct link *l, enum mech
 	case M_CHAN:
 	case M_CHAN_SLEEP:
 	case M_CHAN_ZC:
+	case M_CHAN_WORK:
 		return shmkit_chan_send(l->ctx, buf, n, SHMKIT_FOREVER);
+	case M_RING:
+		return shmkit__bench_ring_send(&l->rtx, buf, n);
 	default:
 		return -ENOSYS;
 	}
@@ -237,7 +244,10 @@ static inline __attribute__((always_inline)) ssize_t xrecv(struct link *l, enum 
 	case M_CHAN:
 	case M_CHAN_SLEEP:
 	case M_CHAN_ZC:
+	case M_CHAN_WORK:
 		return shmkit_chan_recv(l->crx, buf, n, SHMKIT_FOREVER);
+	case M_RING:
+		return shmkit__bench_ring_recv(&l->rrx, buf, n);
 	default:
 		return -ENOSYS;
 	}
@@ -382,6 +392,11 @@ static inline __attribute__((always_inline)) int produce(struct link *l, enum me
 		fill(p, n, seq);
 		return shmkit_chan_commit(l->ctx, n);
 	}
+	if (m == M_CHAN_WORK) {
+		/* zero-copy's payload work, with a copy: write every byte, then send */
+		fill(buf, n, seq);
+		return xsend(l, m, buf, n);
+	}
 	stamp(buf, n, seq);
 	return xsend(l, m, buf, n);
 }
@@ -405,6 +420,8 @@ static inline __attribute__((always_inline)) int consume(struct link *l, enum me
 	r = xrecv(l, m, buf, n);
 	if (r <= 0)
 		return (int)r;
+	if (m == M_CHAN_WORK) /* zero-copy's payload work, after the copy out */
+		return (size_t)r == n && check(buf, n, seq, &l->sum) ? 1 : -EBADMSG;
 	if ((size_t)r != n || !check_stamps(buf, n, seq, &l->sum))
 		return -EBADMSG;
 	return 1;
@@ -429,8 +446,12 @@ static int end_stream(struct link *l)
 		break;
 	case M_CHAN:
 	case M_CHAN_ZC:
+	case M_CHAN_WORK:
 		r = shmkit_chan_close(l->ctx);
 		l->ctx = NULL;
+		break;
+	case M_RING:
+		shmkit__bench_ring_close(&l->rtx);
 		break;
 	default:
 		r = -ENOSYS;
@@ -515,9 +536,24 @@ static int rtt_parent(struct link *l, int64_t trial_ns, struct rtt_out *mean, st
 	case M_CHAN:
 	case M_CHAN_SLEEP:
 		return rtt_run(l, M_CHAN, trial_ns, mean, h);
+	case M_RING:
+		return rtt_run(l, M_RING, trial_ns, mean, h);
 	default:
 		return -ENOSYS;
 	}
+}
+
+/* A ring has no liveness: a child that stops with an error closes both directions, so
+ * that the parent's waits end (-EPIPE, end of stream) instead of spinning until the
+ * watchdog. Returns r. */
+static int ring_gave_up(struct link *l, int r)
+{
+	if (r) {
+		shmkit__bench_ring_close(&l->rrx);
+		if (l->two_way)
+			shmkit__bench_ring_close(&l->rtx);
+	}
+	return r;
 }
 
 static int rtt_child(struct link *l)
@@ -538,6 +574,8 @@ static int rtt_child(struct link *l)
 	case M_CHAN:
 	case M_CHAN_SLEEP:
 		return rtt_echo(l, M_CHAN);
+	case M_RING:
+		return ring_gave_up(l, rtt_echo(l, M_RING));
 	default:
 		return -ENOSYS;
 	}
@@ -554,6 +592,10 @@ static int tput_parent(struct link *l, unsigned char *buf, int64_t trial_ns)
 		return tput_run(l, M_CHAN, buf, trial_ns);
 	case M_CHAN_ZC:
 		return tput_run(l, M_CHAN_ZC, buf, trial_ns);
+	case M_CHAN_WORK:
+		return tput_run(l, M_CHAN_WORK, buf, trial_ns);
+	case M_RING:
+		return tput_run(l, M_RING, buf, trial_ns);
 	default:
 		return -ENOSYS;
 	}
@@ -570,14 +612,13 @@ static int tput_child(struct link *l, unsigned char *buf, int64_t trial_ns)
 		return tput_drain(l, M_CHAN, buf, trial_ns);
 	case M_CHAN_ZC:
 		return tput_drain(l, M_CHAN_ZC, buf, trial_ns);
+	case M_CHAN_WORK:
+		return tput_drain(l, M_CHAN_WORK, buf, trial_ns);
+	case M_RING:
+		return ring_gave_up(l, tput_drain(l, M_RING, buf, trial_ns));
 	default:
 		return -ENOSYS;
 	}
-}
-
-static int is_chan(enum mech m)
-{
-	return m == M_CHAN || m == M_CHAN_SLEEP || m == M_CHAN_ZC;
 }
 
 /* Fault a mapping in before the clock starts, without changing a byte. */
@@ -664,9 +705,31 @@ static int link_setup(struct link *l, char *why, size_t whylen)
 			snprintf(why, whylen, "mq_open: %s", strerror(-r));
 		return r;
 	}
+	case M_RING: {
+		/* The channel's ring bytes, in whole-message slots (a power of two of them). */
+		size_t cap = chan_capacity(l), slot = (l->size + 63) & ~(size_t)63;
+		uint64_t nslots = 1;
+		while ((nslots * 2) * slot <= cap)
+			nslots *= 2;
+		l->ring_len = shmkit__bench_ring_size(l->size, nslots);
+		for (int i = 0; i < 1 + l->two_way && !r; i++) {
+			void *p = mmap(NULL, l->ring_len, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED) {
+				r = -errno;
+				break;
+			}
+			l->ring[i] = p;
+			shmkit__bench_ring_init(p, l->size, nslots);
+		}
+		if (r)
+			snprintf(why, whylen, "mmap: %s", strerror(-r));
+		return r;
+	}
 	case M_CHAN:
 	case M_CHAN_SLEEP:
 	case M_CHAN_ZC:
+	case M_CHAN_WORK:
 		for (int i = 0; i < 1 + l->two_way && !r; i++)
 			if ((r = chan_create(l->name[i], chan_capacity(l))))
 				l->name[i][0] = '\0';
@@ -719,9 +782,20 @@ static int link_attach(struct link *l, int side)
 		l->mtx = l->mq[side];
 		l->mrx = l->mq[!side];
 		return 0;
+	case M_RING: {
+		/* side 0 produces into ring 0 and consumes ring 1; side 1 the reverse */
+		struct ring_end *ends[2] = {&l->rtx, &l->rrx};
+		int r = 0;
+		for (int i = 0; i < 1 + l->two_way && !r; i++) {
+			prefault(l->ring[i], l->ring_len); /* as chan_attach does */
+			r = shmkit__bench_ring_attach(ends[i ^ side], l->ring[i], l->ring_len);
+		}
+		return r;
+	}
 	case M_CHAN:
 	case M_CHAN_SLEEP:
-	case M_CHAN_ZC: {
+	case M_CHAN_ZC:
+	case M_CHAN_WORK: {
 		int r;
 		if (side == 0) {
 			r = chan_attach(l, l->name[0], SHMKIT_CHAN_PRODUCER, &l->ctx);
@@ -771,7 +845,10 @@ static void link_teardown(struct link *l)
 	}
 	shmkit_chan_close(l->ctx);
 	shmkit_chan_close(l->crx);
-	if (is_chan(l->mech))
+	for (int i = 0; i < 2; i++)
+		if (l->ring[i])
+			munmap(l->ring[i], l->ring_len);
+	if (mech_is_chan(l->mech))
 		for (int i = 0; i < 1 + l->two_way; i++)
 			if (l->name[i][0])
 				shmkit_seg_unlink(l->name[i], 0);
@@ -791,7 +868,7 @@ static void on_signal(int sig)
 				continue;
 			if (g_live->mech == M_MQ)
 				mq_unlink(g_live->name[i]);
-			else if (is_chan(g_live->mech))
+			else if (mech_is_chan(g_live->mech))
 				shm_unlink(g_live->name[i]);
 		}
 	w = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -1001,7 +1078,7 @@ static int run_case(const struct bcase *bc, struct result *res, int64_t trial_ns
 	alarm(0);
 	g_child = 0;
 	g_live = NULL;
-	if (is_chan(l.mech))
+	if (mech_is_chan(l.mech))
 		chan_count(&l, res);
 	link_teardown(&l);
 
@@ -1034,9 +1111,11 @@ static void bench_usage(FILE *f)
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
 		"                    [--no-nice] [--topic | --no-topic] [--no-install]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
-		"ping-pong, futex wake, memcpy) and the kernel's IPC (pipe, UNIX socket,\n"
-		"eventfd, POSIX message queue), two processes pinned to two CPUs; then topics\n"
-		"against the channel, ZeroMQ PUB/SUB and UNIX datagram sockets (fan-out).\n\n"
+		"ping-pong, futex wake, memcpy), a textbook shared-memory ring (fixed slots\n"
+		"sized to the message, spinning: the yardstick) and the kernel's IPC (pipe,\n"
+		"UNIX socket, eventfd, POSIX message queue, for context), two processes\n"
+		"pinned to two CPUs; then topics against the channel, ZeroMQ PUB/SUB and\n"
+		"UNIX datagram sockets (fan-out).\n\n"
 		"  --json        machine-readable output on stdout\n"
 		"  --quick       %d rounds of %d ms trials (a few seconds; for tests)\n"
 		"  --rounds N    rounds of interleaved trials (default %d)\n"

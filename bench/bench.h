@@ -69,7 +69,17 @@ enum mech {
 	M_UNIX,	      /* socketpair(AF_UNIX, SOCK_STREAM) */
 	M_EVENTFD,    /* data in a shared mapping, one eventfd per direction, blocking read */
 	M_MQ,	      /* POSIX message queue, one per direction */
+	/* issue 10: the yardstick and the zero-copy comparison */
+	M_RING,	     /* textbook SPSC ring (bench_ring.c), one per direction */
+	M_CHAN_WORK, /* shmkit channel, send/recv, with zero-copy's payload work: the
+		      * sender writes every byte before send, the receiver checksums
+		      * every byte after recv */
 };
+
+static inline int mech_is_chan(enum mech m)
+{
+	return m == M_CHAN || m == M_CHAN_SLEEP || m == M_CHAN_ZC || m == M_CHAN_WORK;
+}
 
 /* The cases, in the order each round runs them. limit and shmkit name the cases this
  * one is divided by; pairs that a ratio compares sit close together. */
@@ -83,10 +93,16 @@ struct bcase {
 	const char *shmkit;
 };
 
+/* Per size: the channel's copy first (bw.memcpy, just before the 1 MiB group, divides
+ * it), the textbook ring next to it, then copy with payload work next to zero-copy. */
 /* clang-format off */
 #define TPUT(sz)                                                                          \
 	{"tput.chan_copy." #sz, "shmkit chan, copy", K_TPUT, M_CHAN, sz,                  \
 	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
+	{"tput.ring." #sz, "textbook ring [yardstick]", K_TPUT, M_RING, sz,               \
+	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
+	{"tput.chan_copy_work." #sz, "shmkit chan, copy+fill+check", K_TPUT, M_CHAN_WORK, \
+	 sz, "bw.memcpy", "tput.chan_copy." #sz},                                         \
 	{"tput.chan_zerocopy." #sz, "shmkit chan, zero-copy", K_TPUT, M_CHAN_ZC, sz,      \
 	 "bw.memcpy", "tput.chan_copy." #sz},                                             \
 	{"tput.pipe." #sz, "pipe", K_TPUT, M_PIPE, sz,                                    \
@@ -98,6 +114,8 @@ static const struct bcase cases[] = {
 	{"rtt.cacheline", "cache-line ping-pong [limit]", K_RTT, M_CACHELINE, 8,
 	 "rtt.cacheline", "rtt.chan_spin"},
 	{"rtt.chan_spin", "shmkit chan, spinning", K_RTT, M_CHAN, RTT_BYTES,
+	 "rtt.cacheline", "rtt.chan_spin"},
+	{"rtt.ring", "textbook ring [yardstick]", K_RTT, M_RING, RTT_BYTES,
 	 "rtt.cacheline", "rtt.chan_spin"},
 	{"rtt.futex", "futex wake [limit]", K_RTT, M_FUTEX, 4,
 	 "rtt.futex", "rtt.chan_spin"},
@@ -120,29 +138,47 @@ static const struct bcase cases[] = {
 /* clang-format on */
 #define NCASES (sizeof cases / sizeof cases[0])
 
-/* The acceptance thresholds of the channel, each a ratio of two cases of one round. */
+/* The acceptance thresholds of the channel (issue 10's targets), each a ratio of two
+ * cases of one round. Context lines keep an older threshold against a kernel mechanism
+ * for reference only: the kernel's speed moves 2-3 x between CPUs, so it passes or
+ * fails nothing. */
 struct accept {
 	const char *id;
 	const char *what;
 	const char *num, *den;
 	int le; /* 1: ratio <= bound, 0: ratio >= bound */
 	double bound;
+	int context; /* 1: printed for reference, never PASS or MISS */
 };
 
 /* clang-format off */
 static const struct accept accepts[] = {
+	{"rtt_spin_vs_ring", "chan spinning RTT / textbook ring RTT",
+	 "rtt.chan_spin", "rtt.ring", 1, 0.9, 0},
 	{"rtt_spin_vs_cacheline", "chan spinning RTT / cache-line RTT",
-	 "rtt.chan_spin", "rtt.cacheline", 1, 1.3},
-	{"rtt_spin_vs_pipe", "chan spinning RTT / pipe RTT",
-	 "rtt.chan_spin", "rtt.pipe", 1, 1.0 / 20},
-	{"rtt_sleep_vs_futex", "chan sleeping RTT / futex wake RTT",
-	 "rtt.chan_sleep", "rtt.futex", 1, 1.3},
-	{"tput64_vs_pipe", "chan 64 B msgs/s / pipe 64 B msgs/s",
-	 "tput.chan_copy.64", "tput.pipe.64", 0, 40},
-	{"tput1m_vs_unix", "chan 1 MiB copy / UNIX socket 1 MiB",
-	 "tput.chan_copy.1048576", "tput.unix.1048576", 0, 2},
+	 "rtt.chan_spin", "rtt.cacheline", 1, 1.3, 0},
+	{"tput64_vs_ring", "chan 64 B copy msgs/s / textbook ring",
+	 "tput.chan_copy.64", "tput.ring.64", 0, 2.0, 0},
+	{"tput4k_vs_ring", "chan 4 KiB copy msgs/s / textbook ring",
+	 "tput.chan_copy.4096", "tput.ring.4096", 0, 1.3, 0},
+	{"tput1m_vs_ring", "chan 1 MiB copy msgs/s / textbook ring",
+	 "tput.chan_copy.1048576", "tput.ring.1048576", 0, 2.0, 0},
 	{"tput1m_vs_memcpy", "chan 1 MiB copy GB/s / memcpy GB/s",
-	 "tput.chan_copy.1048576", "bw.memcpy", 0, 0.4},
+	 "tput.chan_copy.1048576", "bw.memcpy", 0, 0.8, 0},
+	{"zc64_vs_copy", "64 B zero-copy / copy, same work",
+	 "tput.chan_zerocopy.64", "tput.chan_copy_work.64", 0, 1.0, 0},
+	{"zc4k_vs_copy", "4 KiB zero-copy / copy, same work",
+	 "tput.chan_zerocopy.4096", "tput.chan_copy_work.4096", 0, 1.0, 0},
+	{"zc1m_vs_copy", "1 MiB zero-copy / copy, same work",
+	 "tput.chan_zerocopy.1048576", "tput.chan_copy_work.1048576", 0, 1.0, 0},
+	{"rtt_spin_vs_pipe", "chan spinning RTT / pipe RTT",
+	 "rtt.chan_spin", "rtt.pipe", 1, 1.0 / 20, 1},
+	{"rtt_sleep_vs_futex", "chan sleeping RTT / futex wake RTT",
+	 "rtt.chan_sleep", "rtt.futex", 1, 1.3, 1},
+	{"tput64_vs_pipe", "chan 64 B msgs/s / pipe 64 B msgs/s",
+	 "tput.chan_copy.64", "tput.pipe.64", 0, 40, 1},
+	{"tput1m_vs_unix", "chan 1 MiB copy / UNIX socket 1 MiB",
+	 "tput.chan_copy.1048576", "tput.unix.1048576", 0, 2, 1},
 };
 /* clang-format on */
 #define NACCEPTS (sizeof accepts / sizeof accepts[0])
@@ -306,6 +342,36 @@ void shmkit__bench_topic_print(FILE *f, const struct tbench *tb, int json, int a
 void shmkit__bench_topic_free(struct tbench *tb);
 /* The topic section's results for report.c's JSON, or NULL (set by bench.c). */
 extern struct tbench *g_topic;
+
+/* The textbook ring (bench_ring.c): the yardstick every channel ratio is measured
+ * against. Fixed slots of one message each, a power-of-two count of them, in one
+ * MAP_SHARED mapping that the parent prepares before the fork; each process then
+ * attaches its end. The functions are out of line, as the channel's are. */
+struct ring;
+struct ring_end {
+	struct ring *r;	       /* the shared header */
+	unsigned char *slots;  /* slot i at slots + i * slot */
+	size_t msg, slot;      /* message bytes; slot bytes (msg rounded up to a line) */
+	uint64_t nslots, mask; /* a power of two, and nslots - 1 */
+	uint64_t pos;	       /* this side's own index: head (producer), tail (consumer) */
+	uint64_t other;	       /* cached copy of the other side's index */
+};
+/* Bytes of a ring of nslots (a power of two) slots for messages of msg bytes. */
+size_t shmkit__bench_ring_size(size_t msg, uint64_t nslots);
+/* Initialize zeroed memory of shmkit__bench_ring_size() bytes, before the fork. */
+void shmkit__bench_ring_init(void *mem, size_t msg, uint64_t nslots);
+/* Take one end of the ring at mem, len bytes (either side: which index it moves is
+ * decided by use). 0, or -EPROTO when the header's sizes do not fit len. */
+int shmkit__bench_ring_attach(struct ring_end *e, void *mem, size_t len);
+/* Copy one message of exactly e->msg bytes in, spinning while the ring is full.
+ * 0, -EMSGSIZE (n is not the ring's message size), -EPIPE (the consumer closed),
+ * -EPROTO (the consumer's index is impossible). */
+int shmkit__bench_ring_send(struct ring_end *e, const void *buf, size_t n);
+/* Copy the next message out, spinning while the ring is empty. e->msg, 0 (closed by
+ * the producer and drained), -EMSGSIZE (cap too small), -EPROTO (bad index). */
+ssize_t shmkit__bench_ring_recv(struct ring_end *e, void *buf, size_t cap);
+/* This side is done (end of stream, or giving up): the other side's waits end. */
+void shmkit__bench_ring_close(struct ring_end *e);
 
 /* report.c: the 1-minute load average; the machine's description (CPU, kernel, load
  * before); the results of every round as JSON (--json) or as a table. */

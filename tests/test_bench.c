@@ -1,5 +1,7 @@
 /* test_bench: `shmkit bench --quick --json` runs, exits 0 and prints valid JSON that
- * names every case and every acceptance check (the topic section's too); the tool's dispatcher answers --help,
+ * names every case (the textbook ring's too) and every acceptance check with its
+ * threshold, issue 10's targets judged and the kernel mechanisms' as context (the
+ * topic section's checks too); the tool's dispatcher answers --help,
  * --version and bad usage with the documented exit codes. No timing is asserted: a
  * benchmark's figures are not a test's business. */
 #include "common.h"
@@ -8,6 +10,7 @@
 static const char *const case_ids[] = {
     "rtt.cacheline",
     "rtt.chan_spin",
+    "rtt.ring",
     "rtt.futex",
     "rtt.chan_sleep",
     "rtt.pipe",
@@ -16,14 +19,20 @@ static const char *const case_ids[] = {
     "rtt.mq",
     "bw.memcpy",
     "tput.chan_copy.64",
+    "tput.ring.64",
+    "tput.chan_copy_work.64",
     "tput.chan_zerocopy.64",
     "tput.pipe.64",
     "tput.unix.64",
     "tput.chan_copy.4096",
+    "tput.ring.4096",
+    "tput.chan_copy_work.4096",
     "tput.chan_zerocopy.4096",
     "tput.pipe.4096",
     "tput.unix.4096",
     "tput.chan_copy.1048576",
+    "tput.ring.1048576",
+    "tput.chan_copy_work.1048576",
     "tput.chan_zerocopy.1048576",
     "tput.pipe.1048576",
     "tput.unix.1048576",
@@ -36,12 +45,6 @@ static const char *const keys[] = {
     "\"kernel\"",
     "\"cases\"",
     "\"acceptance\"",
-    "\"rtt_spin_vs_cacheline\"",
-    "\"rtt_spin_vs_pipe\"",
-    "\"rtt_sleep_vs_futex\"",
-    "\"tput64_vs_pipe\"",
-    "\"tput1m_vs_unix\"",
-    "\"tput1m_vs_memcpy\"",
     /* the topic section (bench/topic.c) */
     "\"topic\": {",
     "\"id\": \"topic.rtt.topic\"",
@@ -58,6 +61,42 @@ static const char *const keys[] = {
     "\"fanout8_vs_zmq\"",
     "\"fanout1_vs_unix\"",
 };
+
+/* Issue 10's targets, judged PASS or MISS (or SKIP), each with its threshold; and the
+ * kernel mechanisms' old thresholds, shown as context and never judged. */
+static const struct {
+	const char *id, *op, *threshold;
+	int context;
+} accept_ids[] = {
+    /* clang-format off */
+    {"rtt_spin_vs_ring", "<=", "0.9", 0},
+    {"rtt_spin_vs_cacheline", "<=", "1.3", 0},
+    {"tput64_vs_ring", ">=", "2", 0},
+    {"tput4k_vs_ring", ">=", "1.3", 0},
+    {"tput1m_vs_ring", ">=", "2", 0},
+    {"tput1m_vs_memcpy", ">=", "0.8", 0},
+    {"zc64_vs_copy", ">=", "1", 0},
+    {"zc4k_vs_copy", ">=", "1", 0},
+    {"zc1m_vs_copy", ">=", "1", 0},
+    {"rtt_spin_vs_pipe", "<=", "0.05", 1},
+    {"rtt_sleep_vs_futex", "<=", "1.3", 1},
+    {"tput64_vs_pipe", ">=", "40", 1},
+    {"tput1m_vs_unix", ">=", "2", 1},
+    /* clang-format on */
+};
+
+/* The acceptance object with this id: its text up to the closing brace, in buf. */
+static int accept_object(const char *out, const char *id, char *buf, size_t cap)
+{
+	char needle[96];
+	const char *p, *end;
+	snprintf(needle, sizeof needle, "{\"id\": \"%s\"", id);
+	if (!(p = strstr(out, needle)) || !(end = strchr(p, '}')) || (size_t)(end - p) >= cap)
+		return -1;
+	memcpy(buf, p, (size_t)(end - p));
+	buf[end - p] = '\0';
+	return 0;
+}
 
 /* A strict JSON (RFC 8259) recognizer: 0 if the text is one valid value, else -1. */
 struct json {
@@ -275,6 +314,27 @@ int main(void)
 		if (!strstr(out, keys[i]))
 			fprintf(stderr, "key %s missing\n", keys[i]);
 		CHECK(strstr(out, keys[i]) != NULL);
+	}
+	for (size_t i = 0; i < sizeof accept_ids / sizeof accept_ids[0]; i++) {
+		char obj[1024], want[64];
+		int ok = accept_object(out, accept_ids[i].id, obj, sizeof obj) == 0;
+		if (!ok)
+			fprintf(stderr, "acceptance %s missing\n", accept_ids[i].id);
+		CHECK(ok);
+		snprintf(want, sizeof want, "\"op\": \"%s\"", accept_ids[i].op);
+		ok = strstr(obj, want) != NULL;
+		snprintf(want, sizeof want, "\"threshold\": %s,", accept_ids[i].threshold);
+		ok &= strstr(obj, want) != NULL;
+		/* a context line is never judged; a target always is */
+		if (accept_ids[i].context)
+			ok &= strstr(obj, "\"result\": \"context\"") != NULL;
+		else
+			ok &= strstr(obj, "\"result\": \"PASS\"") ||
+			      strstr(obj, "\"result\": \"MISS\"") ||
+			      strstr(obj, "\"result\": \"SKIP\"");
+		if (!ok)
+			fprintf(stderr, "acceptance %s wrong: %s\n", accept_ids[i].id, obj);
+		CHECK(ok);
 	}
 	/* No case may have failed outright (unavailable, e.g. no mqueue, is allowed). */
 	CHECK(strstr(out, "\"status\": \"failed\"") == NULL);
