@@ -33,16 +33,16 @@
 
 #include "json.h"
 
-#define SC_CHANS 1000		       /* channels in the big epoll set */
-#define SC_ENDS 10000		       /* ends opened by the opening case (both ends) */
-#define SC_CAP 4096		       /* every ring: the smallest */
-#define SC_SETTLE_NS 100000	       /* the consumer has been waiting this long */
-#define SC_SAMPLES_MAX 4096	       /* per trial */
-#define SC_MIN_SAMPLES 16	       /* per trial, whatever its length */
-#define SC_WAIT_S 5		       /* a wake-up this late is lost: the case fails */
-#define SC_IDLE_MS 2000		       /* idle measurement, each set (quick: 300) */
-#define SC_OPEN_REPS 3		       /* opening case repetitions (quick: 1) */
-#define SC_STOP UINT64_MAX	       /* sample number that ends a trial */
+#define SC_CHANS 1000	    /* channels in the big epoll set */
+#define SC_ENDS 10000	    /* ends opened by the opening case (both ends) */
+#define SC_CAP 4096	    /* every ring: the smallest */
+#define SC_SETTLE_NS 100000 /* the consumer has been waiting this long */
+#define SC_SAMPLES_MAX 4096 /* per trial */
+#define SC_MIN_SAMPLES 16   /* per trial, whatever its length */
+#define SC_WAIT_S 5	    /* a wake-up this late is lost: the case fails */
+#define SC_IDLE_MS 2000	    /* idle measurement, each set (quick: 300) */
+#define SC_OPEN_REPS 3	    /* opening case repetitions (quick: 1) */
+#define SC_STOP UINT64_MAX  /* sample number that ends a trial */
 
 enum sc_op { SC_OP_NONE, SC_OP_TRIAL1, SC_OP_TRIALN, SC_OP_IDLE1, SC_OP_IDLEN, SC_OP_QUIT };
 
@@ -51,11 +51,11 @@ enum { SC_WAKE1, SC_WAKEN, SC_IDLE1, SC_IDLEN, SC_OPEN, SC_NCASES };
 static const struct {
 	const char *id, *label;
 } sc_cases[SC_NCASES] = {
-	{"scale.wake.1", "1 channel in the epoll set"},
-	{"scale.wake.1000", "1 000 channels in the epoll set"},
-	{"scale.idle.1", "1 idle channel"},
-	{"scale.idle.1000", "1 000 idle channels"},
-	{"scale.open.10000", "10 000 channel ends"},
+    {"scale.wake.1", "1 channel in the epoll set"},
+    {"scale.wake.1000", "1 000 channels in the epoll set"},
+    {"scale.idle.1", "1 idle channel"},
+    {"scale.idle.1000", "1 000 idle channels"},
+    {"scale.open.10000", "10 000 channel ends"},
 };
 
 /* One message: its number in the trial and the producer's clock just before the send. */
@@ -90,7 +90,7 @@ struct sc_ctl {
 struct sc_res {
 	enum state state;
 	char why[200];
-	double *val; /* per round: the trial's median latency, ns */
+	double *val;  /* per round: the trial's median latency, ns */
 	int64_t *all; /* every sample, for p99 */
 	size_t nall;
 	uint64_t reports, empty;
@@ -377,8 +377,8 @@ static int s_await(_Atomic uint64_t *w, uint64_t v, pid_t child, char *why, size
 			return -1;
 		}
 		if (now_ns() > deadline) {
-			snprintf(why, n, "no wake-up within %d s: message %" PRIu64 " lost", SC_WAIT_S,
-				 v);
+			snprintf(why, n, "no wake-up within %d s: message %" PRIu64 " lost",
+				 SC_WAIT_S, v);
 			return -1;
 		}
 	}
@@ -408,8 +408,8 @@ static int s_command(uint32_t *seq, enum sc_op op, pid_t child, int64_t limit_ns
 
 /* One wake-up trial on the set of @ch (@nch channels, starting at @first). Its median
  * sample goes to @res's round; every sample to res->all. */
-static int s_trial(struct sbench *sb, struct sc_res *res, int round, shmkit_chan **prod,
-		   int first, int nch, enum sc_op op, uint32_t *seq, pid_t child, uint64_t *rng)
+static int s_trial(struct sbench *sb, struct sc_res *res, int round, shmkit_chan **prod, int first,
+		   int nch, enum sc_op op, uint32_t *seq, pid_t child, uint64_t *rng)
 {
 	int64_t trial_ns = (int64_t)sb->cfg.trial_ms * 1000000, t_end;
 	uint32_t s = ++*seq;
@@ -423,7 +423,8 @@ static int s_trial(struct sbench *sb, struct sc_res *res, int round, shmkit_chan
 	     atomic_load_explicit(&s_ctl->waiting, memory_order_acquire) != 0;) {
 		if (now_ns() > d || s_ctl->failed || waitpid(child, NULL, WNOHANG) != 0) {
 			snprintf(res->why, sizeof res->why, "%s",
-				 s_ctl->failed ? s_ctl->msg : "the consumer did not start the trial");
+				 s_ctl->failed ? s_ctl->msg
+					       : "the consumer did not start the trial");
 			return -1;
 		}
 		s_nap(50000);
@@ -447,13 +448,16 @@ static int s_trial(struct sbench *sb, struct sc_res *res, int round, shmkit_chan
 #endif
 		}
 		ch = prod[first + (nch > 1 ? (int)((*rng = *rng * 6364136223846793005ULL +
-							  1442695040888963407ULL) >> 33) % nch
-					     : 0)];
+							   1442695040888963407ULL) >>
+						   33) %
+						 nch
+					   : 0)];
 		m.k = k;
 		m.t0 = now_ns();
 		r = shmkit_chan_send(ch, &m, sizeof m, 0);
 		if (r < 0) {
-			snprintf(res->why, sizeof res->why, "shmkit_chan_send: %s", shmkit_strerror(r));
+			snprintf(res->why, sizeof res->why, "shmkit_chan_send: %s",
+				 shmkit_strerror(r));
 			return -1;
 		}
 	}
@@ -635,7 +639,8 @@ static int s_open_once(double *open_s, double *close_s, char *why, size_t n)
 			}
 		}
 		if (r < 0) {
-			snprintf(why, n, "shmkit_chan_open (channel %d): %s", made, shmkit_strerror(r));
+			snprintf(why, n, "shmkit_chan_open (channel %d): %s", made,
+				 shmkit_strerror(r));
 			break;
 		}
 	}
@@ -767,8 +772,8 @@ int shmkit__bench_scale_run(const struct sc_cfg *cfg, struct sbench **out)
 	}
 	if (!sb->ran)
 		return 0;
-	s_ctl = mmap(NULL, sizeof *s_ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-		     -1, 0);
+	s_ctl =
+	    mmap(NULL, sizeof *s_ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s_ctl == MAP_FAILED) {
 		s_ctl = NULL;
 		goto nomem;
@@ -811,13 +816,14 @@ static void s_print_json(FILE *f, const struct sbench *sb)
 	fprintf(f, "{\n    \"producer_cpu\": %d, \"consumer_cpu\": %d, \"seconds\": ",
 		sb->cfg.pinned ? sb->cfg.cpu[0] : -1, sb->cfg.pinned ? sb->cfg.cpu[1] : -1);
 	shmkit__json_num(f, sb->seconds);
-	fprintf(f, ",\n    \"method\": \"wake-up latency: 16-byte messages, one at a time, sent "
-		   "%d us after the consumer went back to epoll_wait on the set, on a random "
-		   "channel of it; time from before the send to after the receive, CLOCK_MONOTONIC "
-		   "on both sides; one consumer process holds both sets (1 and 1000 channels, "
-		   "4 KiB rings), trials alternate; a trial's figure is its median sample; the "
-		   "ratio is the median of per-round ratios; idle: getrusage over an epoll_wait "
-		   "with nothing sent, the producer alive in the same pid namespace\",\n",
+	fprintf(f,
+		",\n    \"method\": \"wake-up latency: 16-byte messages, one at a time, sent "
+		"%d us after the consumer went back to epoll_wait on the set, on a random "
+		"channel of it; time from before the send to after the receive, CLOCK_MONOTONIC "
+		"on both sides; one consumer process holds both sets (1 and 1000 channels, "
+		"4 KiB rings), trials alternate; a trial's figure is its median sample; the "
+		"ratio is the median of per-round ratios; idle: getrusage over an epoll_wait "
+		"with nothing sent, the producer alive in the same pid namespace\",\n",
 		SC_SETTLE_NS / 1000);
 	fprintf(f, "    \"cases\": [\n");
 	for (int i = 0; i < SC_NCASES; i++) {
@@ -837,8 +843,9 @@ static void s_print_json(FILE *f, const struct sbench *sb)
 			shmkit__json_num(f, r->state == ST_OK ? s_median(r->val, rounds) : NAN);
 			fprintf(f, ", \"p99_ns\": ");
 			shmkit__json_num(f, r->state == ST_OK ? s_p99(r) : NAN);
-			fprintf(f, ", \"samples\": %zu, \"reports\": %" PRIu64
-				   ", \"empty_reports\": %" PRIu64 ", \"per_round_median_ns\": [",
+			fprintf(f,
+				", \"samples\": %zu, \"reports\": %" PRIu64
+				", \"empty_reports\": %" PRIu64 ", \"per_round_median_ns\": [",
 				r->nall, r->reports, r->empty);
 			for (int k = 0; k < rounds; k++) {
 				fputs(k ? ", " : "", f);
@@ -885,17 +892,20 @@ static void s_print_table(FILE *f, const struct sbench *sb)
 	char b[3][32];
 	double v;
 
-	fprintf(f, "\nScale (issue 10): %d rounds of 2 wake-up trials of %d ms, interleaved "
-		   "(1 channel, 1 000 channels, ...);\n",
+	fprintf(f,
+		"\nScale (issue 10): %d rounds of 2 wake-up trials of %d ms, interleaved "
+		"(1 channel, 1 000 channels, ...);\n",
 		rounds, sb->cfg.trial_ms);
 	if (sb->cfg.pinned)
-		fprintf(f, "producer on CPU %d, consumer on CPU %d; ", sb->cfg.cpu[0], sb->cfg.cpu[1]);
+		fprintf(f, "producer on CPU %d, consumer on CPU %d; ", sb->cfg.cpu[0],
+			sb->cfg.cpu[1]);
 	else
 		fprintf(f, "producer and consumer unpinned (one CPU); ");
 	fprintf(f, "the section took %.1f s.\n", sb->seconds);
 	if (sb->copen_ns)
-		fprintf(f, "The consumer opened its 1 001 ends in %.3f s and took their descriptors "
-			   "in %.3f s.\n\n",
+		fprintf(f,
+			"The consumer opened its 1 001 ends in %.3f s and took their descriptors "
+			"in %.3f s.\n\n",
 			(double)sb->copen_ns / 1e9, (double)sb->cfd_ns / 1e9);
 	else
 		fputc('\n', f);
@@ -912,10 +922,11 @@ static void s_print_table(FILE *f, const struct sbench *sb)
 		fprintf(f, " %9.2f %9.2f %8zu %8" PRIu64 "\n", s_median(r->val, rounds) / 1e3,
 			s_p99(r) / 1e3, r->nall, r->empty);
 	}
-	fprintf(f, "  (16 B messages, one at a time, each sent %d µs after the consumer went "
-		   "back to\n   epoll_wait(), on a random channel of the set; send to receive "
-		   "returning, CLOCK_MONOTONIC;\n   empty reports: the set reported a channel "
-		   "with nothing to receive, allowed by level\n   triggering)\n\n",
+	fprintf(f,
+		"  (16 B messages, one at a time, each sent %d µs after the consumer went "
+		"back to\n   epoll_wait(), on a random channel of the set; send to receive "
+		"returning, CLOCK_MONOTONIC;\n   empty reports: the set reported a channel "
+		"with nothing to receive, allowed by level\n   triggering)\n\n",
 		SC_SETTLE_NS / 1000);
 
 	fprintf(f, "Idle consumer in epoll_wait, producer alive        CPU ms   seconds  "
@@ -934,10 +945,11 @@ static void s_print_table(FILE *f, const struct sbench *sb)
 	}
 	if (sb->res[SC_IDLE1].state == ST_OK || sb->res[SC_IDLEN].state == ST_OK) {
 		int s = sb->res[SC_IDLEN].state == ST_OK;
-		fprintf(f, "  (the consumer's 1 001 descriptors watched their producer through %d "
-			   "pidfds and %d timers:\n   the common case, the producer in the same pid "
-			   "namespace; in another, or without\n   pidfd_open, a 200 ms timer per "
-			   "descriptor ticks instead)\n\n",
+		fprintf(f,
+			"  (the consumer's 1 001 descriptors watched their producer through %d "
+			"pidfds and %d timers:\n   the common case, the producer in the same pid "
+			"namespace; in another, or without\n   pidfd_open, a 200 ms timer per "
+			"descriptor ticks instead)\n\n",
 			sb->pidfds[s], sb->timers[s]);
 	} else {
 		fputc('\n', f);
@@ -945,12 +957,14 @@ static void s_print_table(FILE *f, const struct sbench *sb)
 
 	{
 		const struct sc_res *r = &sb->res[SC_OPEN];
-		fprintf(f, "Opening %s (5 000 channels, both ends, 4 KiB rings)", sc_cases[SC_OPEN].label);
+		fprintf(f, "Opening %s (5 000 channels, both ends, 4 KiB rings)",
+			sc_cases[SC_OPEN].label);
 		if (r->state != ST_OK)
 			fprintf(f, ": %s: %s\n\n", shmkit__bench_state_name(r->state), r->why);
 		else
-			fprintf(f, ":\n  %.3f s (%.1f µs per end); closing and removing them %.3f s; "
-				   "the median of %d\n\n",
+			fprintf(f,
+				":\n  %.3f s (%.1f µs per end); closing and removing them %.3f s; "
+				"the median of %d\n\n",
 				sb->open_s, sb->open_s * 1e6 / SC_ENDS, sb->close_s, sb->open_reps);
 	}
 
@@ -960,13 +974,14 @@ static void s_print_table(FILE *f, const struct sbench *sb)
 		snprintf(b[0], 32, "%6.3f", v);
 	else
 		shmkit__bench_fmt_ratio(b[0], 32, v);
-	fprintf(f, "  %s  %-42s %s %5.2f  measured %s  (quartiles %s %s; %d rounds)\n", s_verdict(v),
-		"wake-up, 1 000 channels in epoll / 1", "<=", SC_TARGET, b[0],
+	fprintf(f, "  %s  %-42s %s %5.2f  measured %s  (quartiles %s %s; %d rounds)\n",
+		s_verdict(v), "wake-up, 1 000 channels in epoll / 1", "<=", SC_TARGET, b[0],
 		shmkit__bench_fmt_ratio(b[1], 32, s_ratio_q(sb, 0.25, NULL)),
 		shmkit__bench_fmt_ratio(b[2], 32, s_ratio_q(sb, 0.75, NULL)), used);
-	fprintf(f, "%s\n", !strcmp(s_verdict(v), "PASS")   ? "The scale target is met."
-			   : !strcmp(s_verdict(v), "MISS") ? "The scale target is missed."
-							   : "The scale target could not be measured.");
+	fprintf(f, "%s\n",
+		!strcmp(s_verdict(v), "PASS")	? "The scale target is met."
+		: !strcmp(s_verdict(v), "MISS") ? "The scale target is missed."
+						: "The scale target could not be measured.");
 }
 
 void shmkit__bench_scale_print(FILE *f, const struct sbench *sb, int json, int alone)
@@ -989,19 +1004,22 @@ void shmkit__bench_scale_print(FILE *f, const struct sbench *sb, int json, int a
 		shmkit__json_str(f, sb->cfg.machine);
 		fprintf(f, ", \"nproc\": %ld, \"kernel\": ", sb->cfg.nproc);
 		shmkit__json_str(f, sb->cfg.kernel);
-		fprintf(f, ", \"nice\": %d},\n  \"config\": {\"rounds\": %d, \"trial_ms\": %d, "
-			   "\"quick\": %s},\n  \"scale\": ",
-			sb->cfg.nice, sb->cfg.rounds, sb->cfg.trial_ms, sb->cfg.quick ? "true" : "false");
+		fprintf(f,
+			", \"nice\": %d},\n  \"config\": {\"rounds\": %d, \"trial_ms\": %d, "
+			"\"quick\": %s},\n  \"scale\": ",
+			sb->cfg.nice, sb->cfg.rounds, sb->cfg.trial_ms,
+			sb->cfg.quick ? "true" : "false");
 		s_print_json(f, sb);
 		fprintf(f, "\n}\n");
 	} else if (json) {
 		s_print_json(f, sb);
 	} else {
 		if (alone)
-			fprintf(f, "shmkit bench --scale (shmkit %s)\nmachine: %s; nproc %ld; %s; "
-				   "nice %d\n",
-				shmkit_version_string(), sb->cfg.machine, sb->cfg.nproc, sb->cfg.kernel,
-				sb->cfg.nice);
+			fprintf(f,
+				"shmkit bench --scale (shmkit %s)\nmachine: %s; nproc %ld; %s; "
+				"nice %d\n",
+				shmkit_version_string(), sb->cfg.machine, sb->cfg.nproc,
+				sb->cfg.kernel, sb->cfg.nice);
 		s_print_table(f, sb);
 	}
 }

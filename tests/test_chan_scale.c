@@ -31,24 +31,39 @@
 
 #include "common.h"
 
-#define NCHAN 1000   /* part 1: channels in the consumer's epoll set */
-#define NPROD 4      /* part 1: producer processes */
-#define CAP 4096     /* every ring: the smallest, so that rings fill and wrap */
-#define MAXLEN 1024  /* largest message sent (the ring takes CAP / 2) */
-#define NCHAN2 5000  /* part 2: channels, both ends open here */
+#define NCHAN 1000    /* part 1: channels in the consumer's epoll set */
+#define NPROD 4	      /* part 1: producer processes */
+#define CAP 4096      /* every ring: the smallest, so that rings fill and wrap */
+#define MAXLEN 1024   /* largest message sent (the ring takes CAP / 2) */
+#define NCHAN2 5000   /* part 2: channels, both ends open here */
 #define WAIT_MS 10000 /* no report at all for this long, with messages waiting: lost */
+
+/* ThreadSanitizer maps memory of its own as the program runs: there the mappings are
+ * printed, not compared. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN 1
+#endif
+#endif
+#ifndef TSAN
+#define TSAN 0
+#endif
 
 /* Part 1's processes share this (t_shared()). */
 struct shared {
 	_Atomic uint32_t sent[NCHAN]; /* messages committed on channel i (its producer) */
 	_Atomic int done;	      /* producers that committed all their messages */
 	_Atomic int quit;	      /* the consumer took everything: producers close */
+	_Atomic uint64_t refused;     /* non-blocking sends refused (-EAGAIN), all producers */
+	_Atomic uint64_t blocking;    /* sends that waited for room, all producers */
 };
 
 static struct shared *sh;
 static uint64_t per_chan; /* part 1: messages per channel */
 static pid_t main_pid;
-static int made[2];	  /* highest channel count of each part: removed at exit */
+static int made[2]; /* highest channel count of each part: removed at exit */
 
 static const char *chan_name(int part, int i)
 {
@@ -140,14 +155,15 @@ static int fd_budget(long need, const char *what, int quiet)
 		if (hard != RLIM_INFINITY && hard < (rlim_t)need) {
 			struct rlimit up = {(rlim_t)need, (rlim_t)need};
 			if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
-				printf("%s: RLIMIT_NOFILE hard limit raised from %llu to %ld\n", what,
-				       (unsigned long long)hard, need);
+				printf("%s: RLIMIT_NOFILE hard limit raised from %llu to %ld\n",
+				       what, (unsigned long long)hard, need);
 				return 0;
 			}
 			if (!quiet)
-				printf("SKIP %s: needs %ld descriptors, and RLIMIT_NOFILE's hard limit is "
-				       "%llu (raising it: %s); raise it (ulimit -Hn) to run this "
-				       "part\n", what, need, (unsigned long long)hard, strerror(errno));
+				printf("SKIP %s: needs %ld descriptors, and RLIMIT_NOFILE's hard "
+				       "limit is %llu (raising it: %s); raise it (ulimit -Hn) to "
+				       "run this part\n",
+				       what, need, (unsigned long long)hard, strerror(errno));
 			return -1;
 		}
 		rl.rlim_cur = hard;
@@ -176,7 +192,7 @@ static int producer_main(void *arg)
 	int live[NCHAN / NPROD + 1], nlive = n;
 	for (int j = 0; j < n; j++)
 		live[j] = j;
-	uint64_t rng = UINT64_C(0x5ca1e) + (uint64_t)k * 7919, eagain = 0;
+	uint64_t rng = UINT64_C(0x5ca1e) + (uint64_t)k * 7919, eagain = 0, blocking = 0;
 	while (nlive) {
 		uint64_t x = t_rand(&rng);
 		int lj = (int)(x % (uint64_t)nlive), j = live[lj];
@@ -205,7 +221,8 @@ static int producer_main(void *arg)
 			for (int v = 0; v < b; v++) {
 				iov[v].iov_len = t_msg_len(msg_id(idx[j], m + (uint64_t)v), MAXLEN);
 				iov[v].iov_base = pbuf[v];
-				t_msg_fill(pbuf[v], iov[v].iov_len, msg_id(idx[j], m + (uint64_t)v));
+				t_msg_fill(pbuf[v], iov[v].iov_len,
+					   msg_id(idx[j], m + (uint64_t)v));
 			}
 			r = shmkit_chan_sendv(ch[j], iov, b, to);
 			if (r > 0) {
@@ -220,10 +237,11 @@ static int producer_main(void *arg)
 			sent = r == 0;
 			break;
 		}
-		if (r == -EAGAIN && to == 0) {
-			eagain++;
+		blocking += to != 0;
+		if (to != 0 || r == -EAGAIN)
+			eagain++; /* the next refusals are non-blocking again */
+		if (r == -EAGAIN && to == 0)
 			continue;
-		}
 		if (r < 0) {
 			fprintf(stderr, "producer %d, channel %d, message %" PRIu64 ": %s\n", k,
 				idx[j], m, shmkit_strerror(r));
@@ -235,6 +253,8 @@ static int producer_main(void *arg)
 		if (next[j] == per_chan)
 			live[lj] = live[--nlive];
 	}
+	atomic_fetch_add(&sh->refused, eagain - blocking);
+	atomic_fetch_add(&sh->blocking, blocking);
 	atomic_fetch_add(&sh->done, 1);
 	while (!atomic_load(&sh->quit))
 		t_nap_ms(2);
@@ -256,16 +276,19 @@ static void report_stall(shmkit_chan **c, const uint64_t *next, int ep)
 		struct pollfd pf = {shmkit_chan_fd(c[i]), POLLIN, 0};
 		int pr = poll(&pf, 1, 0);
 		if (stalled++ < 10)
-			fprintf(stderr, "channel %d: %u sent, %" PRIu64 " received, no epoll report "
-				"for %d ms (poll() of its descriptor alone: %d, revents %#x; sent %"
-				PRIu64 " received %" PRIu64 " wakes %" PRIu64 ")\n", i, s, next[i],
-				WAIT_MS, pr, (unsigned)pf.revents, st.msgs_sent, st.msgs_recv,
-				st.wakes);
+			fprintf(stderr,
+				"channel %d: %u sent, %" PRIu64 " received, no epoll report "
+				"for %d ms (poll() of its descriptor alone: %d, revents %#x; sent "
+				"%" PRIu64 " received %" PRIu64 " wakes %" PRIu64 ")\n",
+				i, s, next[i], WAIT_MS, pr, (unsigned)pf.revents, st.msgs_sent,
+				st.msgs_recv, st.wakes);
 	}
 	(void)ep;
 	if (stalled) {
-		fprintf(stderr, "LOST WAKE-UP: %d channel(s) with messages waiting and no "
-			"readiness reported\n", stalled);
+		fprintf(stderr,
+			"LOST WAKE-UP: %d channel(s) with messages waiting and no "
+			"readiness reported\n",
+			stalled);
 		exit(T_FAIL);
 	}
 }
@@ -348,14 +371,17 @@ static void thousand_channels(void)
 				if (r == -EAGAIN)
 					break;
 				if (r <= 0 || next[i] >= per_chan) {
-					fprintf(stderr, "channel %d, after %" PRIu64 " messages: %zd (%s)\n",
-						i, next[i], r, r < 0 ? shmkit_strerror((int)r) : "");
+					fprintf(
+					    stderr,
+					    "channel %d, after %" PRIu64 " messages: %zd (%s)\n", i,
+					    next[i], r, r < 0 ? shmkit_strerror((int)r) : "");
 					exit(T_FAIL);
 				}
 				if (!t_msg_check(buf, (size_t)r, msg_id(i, next[i]), MAXLEN)) {
-					fprintf(stderr, "channel %d: message %" PRIu64 " wrong or out of "
-						"order (got %zd bytes claiming %#" PRIx64 ")\n", i, next[i], r,
-						t_msg_seq(buf, (size_t)r));
+					fprintf(stderr,
+						"channel %d: message %" PRIu64 " wrong or out of "
+						"order (got %zd bytes claiming %#" PRIx64 ")\n",
+						i, next[i], r, t_msg_seq(buf, (size_t)r));
 					exit(T_FAIL);
 				}
 				if (style == 2)
@@ -386,8 +412,10 @@ static void thousand_channels(void)
 	for (int i = 0; i < NCHAN; i++) {
 		uint64_t bound = per_chan + 2 + (pidfds ? 0 : (uint64_t)(t_recv / tick_ns) + 1);
 		if (spurious[i] > bound) {
-			fprintf(stderr, "channel %d: %" PRIu64 " reports with nothing to receive "
-				"(bound %" PRIu64 ")\n", i, spurious[i], bound);
+			fprintf(stderr,
+				"channel %d: %" PRIu64 " reports with nothing to receive "
+				"(bound %" PRIu64 ")\n",
+				i, spurious[i], bound);
 			exit(T_FAIL);
 		}
 		nspur += spurious[i];
@@ -426,8 +454,10 @@ static void thousand_channels(void)
 		if (n == 0) {
 			for (int i = 0; i < NCHAN; i++)
 				if (!at_eos[i]) {
-					fprintf(stderr, "channel %d: no end-of-stream reported in %d ms "
-						"(%d of %d seen)\n", i, WAIT_MS, eos, NCHAN);
+					fprintf(stderr,
+						"channel %d: no end-of-stream reported in %d ms "
+						"(%d of %d seen)\n",
+						i, WAIT_MS, eos, NCHAN);
 					break;
 				}
 			exit(T_FAIL);
@@ -463,16 +493,19 @@ static void thousand_channels(void)
 		CHECK_OK(shmkit_seg_unlink(chan_name(1, i), 0));
 	int fds1 = count_fds(), maps1 = t_count_maps();
 	CHECK_EQ(fds1, fds0);
-	CHECK_EQ(maps1, maps0);
+	if (!TSAN)
+		CHECK_EQ(maps1, maps0);
 	CHECK_EQ(count_segments(), 0);
-	printf("1000 channels, 1 epoll set, %d producer processes: %" PRIu64 " messages (%"
-	       PRIu64 " per channel) in %.2f s, %" PRIu64 " reports; %" PRIu64 " with nothing "
+	printf("1000 channels, 1 epoll set, %d producer processes: %" PRIu64 " messages (%" PRIu64
+	       " per channel) in %.2f s, %" PRIu64 " reports; %" PRIu64 " with nothing "
 	       "to receive (at most %" PRIu64 " on one channel), %" PRIu64 " more at "
-	       "end-of-stream\n", NPROD, total, per_chan, (double)t_recv / 1e9, nreports, nspur,
-	       maxspur, eos_spurious);
+	       "end-of-stream; %" PRIu64 " sends refused on a full ring, %" PRIu64 " waited "
+	       "for room\n",
+	       NPROD, total, per_chan, (double)t_recv / 1e9, nreports, nspur, maxspur, eos_spurious,
+	       atomic_load(&sh->refused), atomic_load(&sh->blocking));
 	printf("  opened with descriptors in %.2f s (%d descriptors for them); idle with "
-	       "%d pidfds: %d reports, %.2f ms CPU in %.0f ms\n", (double)t_open / 1e9,
-	       fds_open - fds0, npidfds, idle_reports, (double)idle_cpu / 1e6,
+	       "%d pidfds: %d reports, %.2f ms CPU in %.0f ms\n",
+	       (double)t_open / 1e9, fds_open - fds0, npidfds, idle_reports, (double)idle_cpu / 1e6,
 	       (double)idle_wall / 1e6);
 	printf("  closed: descriptors %d -> %d, mappings %d -> %d, segments left 0\n", fds0, fds1,
 	       maps0, maps1);
@@ -534,8 +567,10 @@ static double ends_cycle(uint64_t *rng, int polled)
 		if (n == 0) {
 			for (int i = 0; i < polled; i++)
 				if (!got[i]) {
-					fprintf(stderr, "LOST WAKE-UP: channel %d of %d: its message was "
-						"never reported (%d left)\n", i, polled, left);
+					fprintf(stderr,
+						"LOST WAKE-UP: channel %d of %d: its message was "
+						"never reported (%d left)\n",
+						i, polled, left);
 					break;
 				}
 			exit(T_FAIL);
@@ -578,8 +613,8 @@ static void channel_cost(int *bare, int *polled)
 	unsigned char buf[16];
 	const char *n = chan_name(2, 0);
 	int base = count_fds();
-	shmkit_chan *c = t_chan_open_ok(n, SHMKIT_CHAN_CONSUMER, CAP,
-					SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL);
+	shmkit_chan *c =
+	    t_chan_open_ok(n, SHMKIT_CHAN_CONSUMER, CAP, SHMKIT_SEG_CREATE | SHMKIT_SEG_EXCL);
 	shmkit_chan *p = t_chan_open_ok(n, SHMKIT_CHAN_PRODUCER, 0, 0);
 	*bare = count_fds() - base;
 	CHECK(shmkit_chan_fd(c) >= 0);
@@ -605,12 +640,13 @@ static void ten_thousand_ends(void)
 	long need_bare = base + (long)NCHAN2 * bare + 64, need = need_bare + (long)NCHAN2 * extra;
 	printf("one channel costs %d descriptors with both ends open, %d more with the "
 	       "consumer's descriptor signalled; %d channels need %ld, or %ld with every "
-	       "consumer's descriptor\n", bare, extra, NCHAN2, need_bare, need);
+	       "consumer's descriptor\n",
+	       bare, extra, NCHAN2, need_bare, need);
 	/* The ends are the point: skipped only when they do not fit. The consumers'
 	 * descriptors are taken on as many as the limit leaves room for. */
 	if (fd_budget(need, "10000 channel ends", 1) < 0 &&
-	    fd_budget(need_bare + 1000L * extra, "10000 channel ends (1000 with descriptors)",
-		      0) < 0) {
+	    fd_budget(need_bare + 1000L * extra, "10000 channel ends (1000 with descriptors)", 0) <
+		0) {
 		part2_skipped = 1;
 		return;
 	}
@@ -620,7 +656,8 @@ static void ten_thousand_ends(void)
 	int polled = room >= need ? NCHAN2 : (int)((room - need_bare) / extra);
 	if (polled < NCHAN2)
 		printf("RLIMIT_NOFILE %ld: descriptors on %d of the %d consumer ends (all of them "
-		       "need %ld)\n", room, polled, NCHAN2, need);
+		       "need %ld)\n",
+		       room, polled, NCHAN2, need);
 
 	uint64_t rng = 0x10000e4d5, cycles = 2 * t_scale();
 	int fds0 = count_fds(), maps0 = t_count_maps(), maps1 = 0;
@@ -634,14 +671,16 @@ static void ten_thousand_ends(void)
 		if (k == 0) {
 			/* The SIGBUS guard's table: a mapping per 1 024 segments, made once. */
 			maps1 = maps;
-			CHECK(maps1 >= maps0 && maps1 <= maps0 + (2 * NCHAN2 + 1023) / 1024);
-		} else {
+			CHECK(TSAN ||
+			      (maps1 >= maps0 && maps1 <= maps0 + (2 * NCHAN2 + 1023) / 1024));
+		} else if (!TSAN) {
 			CHECK_EQ(maps, maps1);
 		}
 		printf("cycle %" PRIu64 ": %d channel ends opened (%d consumer descriptors in one "
 		       "epoll set) in %.2f s, a message through each, all closed: %.2f s in all; "
-		       "descriptors %d -> %d, mappings %d -> %d\n", k + 1, 2 * NCHAN2, polled,
-		       open_s, (double)(t_now_ns() - t0) / 1e9, fds0, fds, maps0, maps);
+		       "descriptors %d -> %d, mappings %d -> %d\n",
+		       k + 1, 2 * NCHAN2, polled, open_s, (double)(t_now_ns() - t0) / 1e9, fds0,
+		       fds, maps0, maps);
 	}
 	t_guard(0, "");
 }
