@@ -1051,7 +1051,7 @@ static void bench_usage(FILE *f)
 		"  --scale       only the scale section (case ids start with scale.): wake-up\n"
 		"                latency through 1 000 channels in one epoll set against 1, idle\n"
 		"                CPU, opening 10 000 ends; it is part of the default full run\n"
-		"                too (about 10 s)\n"
+		"                too (about 10 s on a quiet machine)\n"
 		"  --no-install  when libzmq.so.5 is missing, skip ZeroMQ (by default root\n"
 		"                installs Debian's libzmq3-dev with apt-get first)\n\n"
 		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed,\n"
@@ -1252,7 +1252,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	else if (cfg.topic > 0)
 		shmkit__bench_topic_print(stdout, g_topic, cfg.json, 1);
 	else if (cfg.json)
-		shmkit__bench_print_json(stdout, &m, &cfg, res); /* with the topic section inside */
+		shmkit__bench_print_json(stdout, &m, &cfg, res); /* with the topic and scale sections inside */
 	else
 		shmkit__bench_print_table(stdout, &m, &cfg, res);
 	if (cfg.topic == 0 && !cfg.scale && !cfg.json) {
