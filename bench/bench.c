@@ -1033,7 +1033,8 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
-		"                    [--no-nice] [--topic | --no-topic | --scale] [--no-install]\n\n"
+		"                    [--no-nice] [--topic | --no-topic | --scale]\n"
+		"                    [--no-install]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
 		"ping-pong, futex wake, memcpy) and the kernel's IPC (pipe, UNIX socket,\n"
 		"eventfd, POSIX message queue), two processes pinned to two CPUs; then topics\n"
@@ -1252,7 +1253,8 @@ int shmkit_cmd_bench(int argc, char **argv)
 	else if (cfg.topic > 0)
 		shmkit__bench_topic_print(stdout, g_topic, cfg.json, 1);
 	else if (cfg.json)
-		shmkit__bench_print_json(stdout, &m, &cfg, res); /* with the topic and scale sections inside */
+		/* with the topic and scale sections inside */
+		shmkit__bench_print_json(stdout, &m, &cfg, res);
 	else
 		shmkit__bench_print_table(stdout, &m, &cfg, res);
 	if (cfg.topic == 0 && !cfg.scale && !cfg.json) {
