@@ -31,6 +31,7 @@
 
 int g_pinned, g_onecpu, g_cpu[2] = {-1, -1}, g_allowed, g_nice;
 struct tbench *g_topic;
+struct sbench *g_scale;
 
 /* Shared by the parent and the child of one trial (MAP_SHARED | MAP_ANONYMOUS), zeroed
  * before each fork. The limits' words each have a cache line of their own. */
@@ -1109,13 +1110,15 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
-		"                    [--no-nice] [--topic | --no-topic] [--no-install]\n\n"
+		"                    [--no-nice] [--topic | --no-topic | --scale]\n"
+		"                    [--no-install]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
 		"ping-pong, futex wake, memcpy), a textbook shared-memory ring (fixed slots\n"
 		"sized to the message, spinning: the yardstick) and the kernel's IPC (pipe,\n"
 		"UNIX socket, eventfd, POSIX message queue, for context), two processes\n"
 		"pinned to two CPUs; then topics against the channel, ZeroMQ PUB/SUB and\n"
-		"UNIX datagram sockets (fan-out).\n\n"
+		"UNIX datagram sockets (fan-out); then channels at scale (1 000 in one epoll\n"
+		"set, 10 000 open ends).\n\n"
 		"  --json        machine-readable output on stdout\n"
 		"  --quick       %d rounds of %d ms trials (a few seconds; for tests)\n"
 		"  --rounds N    rounds of interleaved trials (default %d)\n"
@@ -1125,6 +1128,10 @@ static void bench_usage(FILE *f)
 		"                when permitted, to keep other processes out of its figures)\n"
 		"  --topic       only the topic section (its case ids start with topic.)\n"
 		"  --no-topic    only the channel section\n"
+		"  --scale       only the scale section (case ids start with scale.): wake-up\n"
+		"                latency through 1 000 channels in one epoll set against 1, idle\n"
+		"                CPU, opening 10 000 ends; it is part of the default full run\n"
+		"                too (about 10 s on a quiet machine)\n"
 		"  --no-install  when libzmq.so.5 is missing, skip ZeroMQ (by default root\n"
 		"                installs Debian's libzmq3-dev with apt-get first)\n\n"
 		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed,\n"
@@ -1163,6 +1170,8 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->no_nice = 1;
 		} else if (!strcmp(a, "--topic") || !strcmp(a, "--no-topic")) {
 			cfg->topic = a[2] == 't' ? 1 : -1;
+		} else if (!strcmp(a, "--scale")) {
+			cfg->scale = 1;
 		} else if (!strcmp(a, "--no-install")) {
 			cfg->no_install = 1;
 		} else if (!strcmp(a, "--only")) {
@@ -1184,6 +1193,11 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 		} else {
 			goto bad;
 		}
+	}
+	if (cfg->scale && cfg->topic) {
+		fprintf(stderr, "shmkit bench: --scale and --topic/--no-topic: choose one\n");
+		bench_usage(stderr);
+		return -1;
 	}
 	cfg->rounds = rounds ? rounds : cfg->quick ? ROUNDS_QUICK : ROUNDS_DEFAULT;
 	cfg->trial_ms = trial ? trial : cfg->quick ? TRIAL_MS_QUICK : TRIAL_MS_DEFAULT;
@@ -1266,7 +1280,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	calibrate(cfg.quick ? 5 : 20);
 
 	progress = isatty(STDERR_FILENO);
-	for (int round = 0; round < cfg.rounds && cfg.topic <= 0; round++) {
+	for (int round = 0; round < cfg.rounds && cfg.topic <= 0 && !cfg.scale; round++) {
 		if (progress)
 			fprintf(stderr, "\rshmkit bench: round %d/%d ", round + 1, cfg.rounds);
 		for (size_t i = 0; i < NCASES; i++) {
@@ -1281,7 +1295,7 @@ int shmkit_cmd_bench(int argc, char **argv)
 	}
 	if (progress)
 		fprintf(stderr, "\r%40s\r", "");
-	if (cfg.topic >= 0) {
+	if (cfg.topic >= 0 && !cfg.scale) {
 		struct tb_cfg tc = {.rounds = cfg.rounds, .trial_ms = cfg.trial_ms,
 				    .quick = cfg.quick, .no_install = cfg.no_install,
 				    .nice = g_nice, .only = cfg.only, .pinned = g_pinned,
@@ -1292,6 +1306,13 @@ int shmkit_cmd_bench(int argc, char **argv)
 		else
 			CPU_ZERO(&tc.allowed);
 		failed |= shmkit__bench_topic_run(&tc, &g_topic) != 0;
+	}
+	if (cfg.scale || cfg.topic == 0) {
+		struct sc_cfg sc = {.rounds = cfg.rounds, .trial_ms = cfg.trial_ms,
+				    .quick = cfg.quick, .nice = g_nice, .only = cfg.only,
+				    .pinned = g_pinned, .cpu = {g_cpu[0], g_cpu[1]},
+				    .machine = m.cpu, .kernel = m.kernel, .nproc = m.nproc};
+		failed |= shmkit__bench_scale_run(&sc, &g_scale) != 0;
 	}
 
 	set_handlers(0);
@@ -1305,15 +1326,20 @@ int shmkit_cmd_bench(int argc, char **argv)
 	if (have_saved)
 		sched_setaffinity(0, sizeof saved, &saved);
 	for (size_t i = 0; i < NCASES; i++)
-		failed |= res[i].state == ST_FAILED && cfg.topic <= 0;
-	if (cfg.topic > 0)
+		failed |= res[i].state == ST_FAILED && cfg.topic <= 0 && !cfg.scale;
+	if (cfg.scale)
+		shmkit__bench_scale_print(stdout, g_scale, cfg.json, 1);
+	else if (cfg.topic > 0)
 		shmkit__bench_topic_print(stdout, g_topic, cfg.json, 1);
 	else if (cfg.json)
-		shmkit__bench_print_json(stdout, &m, &cfg, res); /* with the topic section inside */
+		/* with the topic and scale sections inside */
+		shmkit__bench_print_json(stdout, &m, &cfg, res);
 	else
 		shmkit__bench_print_table(stdout, &m, &cfg, res);
-	if (cfg.topic == 0 && !cfg.json)
+	if (cfg.topic == 0 && !cfg.scale && !cfg.json) {
 		shmkit__bench_topic_print(stdout, g_topic, 0, 0);
+		shmkit__bench_scale_print(stdout, g_scale, 0, 0);
+	}
 	fflush(stdout);
 	for (size_t i = 0; i < NCASES; i++)
 		if (res[i].state == ST_FAILED)
@@ -1332,5 +1358,7 @@ out:
 	g_pbuf = NULL;
 	shmkit__bench_topic_free(g_topic);
 	g_topic = NULL;
+	shmkit__bench_scale_free(g_scale);
+	g_scale = NULL;
 	return failed ? SHMKIT_EXIT_FAIL : SHMKIT_EXIT_OK;
 }

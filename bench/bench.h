@@ -224,6 +224,7 @@ struct cfg {
 	int no_nice;
 	const char *only; /* run only the cases whose id contains this */
 	int topic;	  /* 1: only the topic section (--topic), -1: without it */
+	int scale;	  /* 1: only the scale section (--scale) */
 	int no_install;	  /* never install libzmq3-dev */
 };
 
@@ -372,6 +373,24 @@ int shmkit__bench_ring_send(struct ring_end *e, const void *buf, size_t n);
 ssize_t shmkit__bench_ring_recv(struct ring_end *e, void *buf, size_t cap);
 /* This side is done (end of stream, or giving up): the other side's waits end. */
 void shmkit__bench_ring_close(struct ring_end *e);
+
+/* The scale section (issue 10): bench/bench_scale.c. */
+struct sc_cfg {
+	int rounds, trial_ms, quick, nice;
+	const char *only; /* as struct cfg */
+	int pinned, cpu[2]; /* producer's CPU (the caller's), consumer's */
+	const char *machine, *kernel; /* for --scale alone */
+	long nproc;
+};
+struct sbench;
+/* Measure (interleaved rounds; call at the benchmark's priority, pinned). *out gets the
+ * results (free them) even on failure. Returns 0, -1 a case failed, -ENOMEM. */
+int shmkit__bench_scale_run(const struct sc_cfg *cfg, struct sbench **out);
+/* As shmkit__bench_topic_print(), for "scale". */
+void shmkit__bench_scale_print(FILE *f, const struct sbench *sb, int json, int alone);
+void shmkit__bench_scale_free(struct sbench *sb);
+/* The scale section's results for report.c's JSON, or NULL (set by bench.c). */
+extern struct sbench *g_scale;
 
 /* report.c: the 1-minute load average; the machine's description (CPU, kernel, load
  * before); the results of every round as JSON (--json) or as a table. */

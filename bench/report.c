@@ -342,6 +342,10 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 		fprintf(f, ",\n  \"topic\": ");
 		shmkit__bench_topic_print(f, g_topic, 1, 0);
 	}
+	if (g_scale) {
+		fprintf(f, ",\n  \"scale\": ");
+		shmkit__bench_scale_print(f, g_scale, 1, 0);
+	}
 	fprintf(f, "\n}\n");
 }
 
