@@ -495,8 +495,12 @@ __attribute__((noinline)) static int odd_record(shmkit_chan *ch, uint32_t *len)
 
 /* The record at the consumer's position: 1 and *len for a message (pads before it
  * are skipped), 0 if nothing is committed there, -EPROTO if the header is corrupt.
- * Streaming and skipped records: odd_record(), off the fast path. */
-static inline int next_msg(shmkit_chan *ch, uint32_t *len)
+ * Streaming and skipped records: odd_record(), off the fast path; or, when @quick
+ * (peek's fast path, which must make no call, so that it needs no stack frame), 0 for
+ * any header that is not a plain message or pad, and the slow path that follows looks
+ * again and decides with odd_record(). */
+static inline __attribute__((always_inline)) int next_msg_in(shmkit_chan *ch, uint32_t *len,
+							     int quick)
 {
 	for (int i = 0; i < 2; i++) {
 		uint64_t pos = ch->pos;
@@ -510,16 +514,21 @@ static inline int next_msg(shmkit_chan *ch, uint32_t *len)
 		if (n & PAD_BIT) {
 			/* A pad fills exactly the rest of the lap, and never starts one. */
 			if (off == 0 || (n & ~PAD_BIT) != ch->cap - off)
-				return odd_record(ch, len);
+				return quick ? 0 : odd_record(ch, len);
 			ch->pos += ch->cap - off;
 			continue;
 		}
 		if (n == 0 || n > ch->max_msg || off + HDR + n > ch->cap)
-			return odd_record(ch, len);
+			return quick ? 0 : odd_record(ch, len);
 		*len = n;
 		return 1;
 	}
 	return poison(ch); /* a pad at the start of a lap */
+}
+
+static inline int next_msg(shmkit_chan *ch, uint32_t *len)
+{
+	return next_msg_in(ch, len, 0);
 }
 
 /* The consumer found nothing at its position: end-of-stream, dead producer, a
@@ -2198,7 +2207,7 @@ SHMKIT__GUARDED_CODE ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
 	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned,
 			     1)) {
 		SHMKIT__FAST_ENTER();
-		int found = !deleted(ch) && next_msg(ch, &n) == 1;
+		int found = !deleted(ch) && next_msg_in(ch, &n, 1) == 1;
 		int gone = found && deleted(ch);
 		SHMKIT__FAST_LEAVE();
 		if (__builtin_expect(found, 1)) {
