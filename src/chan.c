@@ -15,6 +15,32 @@
  * follows a pad record that fills the end, so every message is contiguous and both
  * zero-copy APIs work.
  *
+ * Large messages. A message copied whole into the ring and then whole out runs the
+ * two copies one after the other, through more memory than the caches hold. So a
+ * payload of stream_min bytes or more (STREAM_MIN_CHUNKS chunks; a chunk is an eighth
+ * of the L2 cache the kernel reports, see stream_chunk()) is streamed by the copying
+ * calls (send, sendv): the producer release-stores the header with STREAM_BIT and the
+ * final length first, then copies chunk by chunk, release-storing after each the
+ * position its payload has reached in s_progress, and finally commits the record as
+ * any other (the plain header, and the slot after it zeroed first). A blocking
+ * receive whose buffer holds the message copies each chunk once s_progress (acquire)
+ * covers it, while the producer writes the next: both copies run in the caches. It
+ * returns the message only after it loaded the committed header (acquire), so never
+ * a part of one; every other reader (peek, a non-blocking receive, a buffer too
+ * small) takes a streaming header for "nothing committed yet", so peek never shows an
+ * incomplete record. s_progress is a position, not a count: a value left by an
+ * earlier record is below this record's payload and means nothing copyable. A
+ * producer that dies mid-message leaves a streaming header that never commits: the
+ * consumer discards what it copied and reports -EPIPE. Its successor
+ * (producer_start()) zeroes the slot after the abandoned record and rewrites its
+ * header as SKIP_BITS (never as committed), and writes after it; consumers pass a
+ * skipped record as they pass a pad. Rewriting it, rather than writing over it, means
+ * that the header at a position the consumer streams from changes only to committed
+ * (by its producer, complete) or to skipped, never back to a streaming header whose
+ * progress would belong to another message. The producer checks the consumer's
+ * state after the header and after each chunk (one relaxed load, as after a commit),
+ * so a consumer that went to sleep waiting is woken to stream.
+ *
  * Positions. Free-running uint64 byte positions, masked by capacity - 1 (a power of
  * two). The consumer publishes its released position ("head") lazily: every
  * capacity/8 bytes, when it finds the ring empty, and at close. The producer caches

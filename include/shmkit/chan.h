@@ -66,9 +66,12 @@ struct shmkit_chan_stats {
  * @role: enum shmkit_chan_role. A role held by a live process (in any pid namespace)
  *   gives -EBUSY; one held by a process that died is taken over.
  * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096,
- *   maximum 1 GiB), or 0 for the default, 256 KiB (small enough for the caches, so
- *   messages move cache to cache; for messages of 1 MiB, use 4 MiB or more). When
- *   opening, 0 accepts any capacity and anything else must match (else -EINVAL).
+ *   maximum 1 GiB), or 0 for the default: half the L2 cache the kernel reports
+ *   (sysconf(_SC_LEVEL2_CACHE_SIZE), else /sys/devices/system/cpu/cpu0/cache), a
+ *   power of two from 64 KiB to 4 MiB, or 256 KiB when the kernel reports none;
+ *   found once per process (small enough for the caches, so messages move cache to
+ *   cache; for messages of 1 MiB, use 4 MiB or more). When opening, 0 accepts any
+ *   capacity and anything else must match (else -EINVAL).
  *   The largest message is capacity / 2.
  * @mode, @flags: as shmkit_seg_open(): CREATE, EXCL, SYSV (RAW and RDONLY: -EINVAL).
  *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
@@ -116,6 +119,12 @@ SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int 
  * -EPIPE (the producer died and everything it committed was received; reported
  * within about 200 ms even while sleeping, and until a new producer takes over),
  * -EINVAL, -EIDRM, -EPROTO (corrupt length, tag or index; the handle stays poisoned).
+ * Large messages (two streaming chunks or more: a chunk is an eighth of the L2 cache,
+ * 16 to 64 KiB) are streamed: a receive with a timeout other than 0, into a buffer
+ * that holds the message, copies each chunk as soon as the producer wrote it, and
+ * returns the message only once all of it is committed; a timeout meanwhile leaves
+ * it queued, and a producer that dies before the commit gives -EPIPE (or, once a new
+ * producer took over, its next message), never the partial one.
  * Consumer thread only. Blocks while empty. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
 
@@ -134,7 +143,8 @@ SHMKIT_API int shmkit_chan_commit(shmkit_chan *ch, size_t len);
  * aligned). *@buf and *@len describe it until shmkit_chan_release(); peeking again
  * first gives the same message. On failure *@buf is NULL and *@len 0. Returns its
  * length like shmkit_chan_recv() (0: end-of-stream), with the same errors except
- * -EMSGSIZE. Since 0.1. */
+ * -EMSGSIZE. A large message still being streamed in is shown only once committed,
+ * whole. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len,
 				    int64_t timeout_ns);
 
