@@ -39,7 +39,8 @@
  * (by its producer, complete) or to skipped, never back to a streaming header whose
  * progress would belong to another message. The producer checks the consumer's
  * state after the header and after each chunk (one relaxed load, as after a commit),
- * so a consumer that went to sleep waiting is woken to stream.
+ * so a consumer that went to sleep waiting is woken to stream (a polling one is
+ * signalled only after the commit: its non-blocking receives do not stream).
  *
  * Positions. Free-running uint64 byte positions, masked by capacity - 1 (a power of
  * two). The consumer publishes its released position ("head") lazily: every
@@ -1422,6 +1423,18 @@ static inline void copy_in(shmkit_chan *ch, void *dst, const void *src, size_t l
 		memcpy(dst, src, len);
 }
 
+/* Producer, streaming: wake_check() for a consumer that may stream, one that waits
+ * in a blocking receive (DROWSY or SLEEPING). A polling consumer receives without
+ * waiting, so it cannot stream: it is signalled once, after the commit, rather than
+ * after every chunk for nothing. */
+static inline void stream_wake(shmkit_chan *ch)
+{
+	/* Relaxed, as in wake_check(); DROWSY takes the fenced path. */
+	uint32_t s = atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed);
+	if (s == ST_DROWSY || s == ST_SLEEPING)
+		wake_consumer(ch);
+}
+
 /* Copy a payload of stream_min bytes or more into the record at the tail, streaming
  * (see "Large messages" at the top of the file): publish the header with STREAM_BIT
  * and the final length, then copy chunk by chunk, publishing the progress after each,
@@ -1439,7 +1452,7 @@ __attribute__((noinline)) static void stream_in(shmkit_chan *ch, unsigned char *
 	atomic_store_explicit(slot(ch, pos), hdr_word(pos, STREAM_BIT | (uint32_t)len),
 			      memory_order_release);
 	/* A sleeping consumer can start copying now. */
-	wake_check(ch);
+	stream_wake(ch);
 	for (size_t i = 0; i < len;) {
 		size_t n = len - i < chunk ? len - i : chunk;
 		copy_in(ch, d + i, q + i, n);
@@ -1449,7 +1462,7 @@ __attribute__((noinline)) static void stream_in(shmkit_chan *ch, unsigned char *
 		/* Release pairs with the consumer's acquire in stream_copy(): the bytes below
 		 * are written. Then the wake check, as after a commit. */
 		atomic_store_explicit(&c->s_progress, start + i, memory_order_release);
-		wake_check(ch);
+		stream_wake(ch);
 	}
 }
 
