@@ -15,33 +15,6 @@
  * follows a pad record that fills the end, so every message is contiguous and both
  * zero-copy APIs work.
  *
- * Large messages. A message copied whole into the ring and then whole out runs the
- * two copies one after the other, through more memory than the caches hold. So a
- * payload of stream_min bytes or more (STREAM_MIN_CHUNKS chunks; a chunk is an eighth
- * of the L2 cache the kernel reports, see stream_chunk()) is streamed by the copying
- * calls (send, sendv): the producer release-stores the header with STREAM_BIT and the
- * final length first, then copies chunk by chunk, release-storing after each the
- * position its payload has reached in s_progress, and finally commits the record as
- * any other (the plain header, and the slot after it zeroed first). A blocking
- * receive whose buffer holds the message copies each chunk once s_progress (acquire)
- * covers it, while the producer writes the next: both copies run in the caches. It
- * returns the message only after it loaded the committed header (acquire), so never
- * a part of one; every other reader (peek, a non-blocking receive, a buffer too
- * small) takes a streaming header for "nothing committed yet", so peek never shows an
- * incomplete record. s_progress is a position, not a count: a value left by an
- * earlier record is below this record's payload and means nothing copyable. A
- * producer that dies mid-message leaves a streaming header that never commits: the
- * consumer discards what it copied and reports -EPIPE. Its successor
- * (producer_start()) zeroes the slot after the abandoned record and rewrites its
- * header as SKIP_BITS (never as committed), and writes after it; consumers pass a
- * skipped record as they pass a pad. Rewriting it, rather than writing over it, means
- * that the header at a position the consumer streams from changes only to committed
- * (by its producer, complete) or to skipped, never back to a streaming header whose
- * progress would belong to another message. The producer checks the consumer's
- * state after the header and after each chunk (one relaxed load, as after a commit),
- * so a consumer that went to sleep waiting is woken to stream (a polling one is
- * signalled only after the commit: its non-blocking receives do not stream).
- *
  * Positions. Free-running uint64 byte positions, masked by capacity - 1 (a power of
  * two). The consumer publishes its released position ("head") lazily: every
  * capacity/8 bytes, when it finds the ring empty, and at close. The producer caches
@@ -111,10 +84,8 @@
 #define CHAN_MAGIC UINT64_C(0x314e414843544b53) /* "SKTCHAN1" little-endian */
 /* 2: role words hold liveness tokens, with the holder's pid and pid namespace beside.
  * 3: the producer may poll (p_state POLLING, p_token, p_want), which a consumer of
- * version 2 would never signal.
- * 4: streaming records (STREAM_BIT, SKIP) and s_progress, which a consumer of version
- * 3 would take for corruption. */
-#define CHAN_VERSION 4u
+ * version 2 would never signal. */
+#define CHAN_VERSION 3u
 
 /* The ring starts one page into the data area, so it is page aligned. */
 #define RING_OFF 4096u
@@ -122,27 +93,16 @@
 /* Lengths fit the header's 31 bits, and tags (31 bits of position / 8) differ between
  * a position and the same offset one lap earlier as long as capacity < 2^34. */
 #define CAP_MAX ((uint64_t)1 << 30)
-/* The default ring is half the L2 cache the kernel reports (see cache_params()), a
+/* The default ring is half the L2 cache the kernel reports (see cap_default()), a
  * power of two within these limits, so that it fits the L2 caches of both cores with
  * room to spare and messages move cache to cache; CAP_DEFAULT_FALLBACK when the kernel
  * reports no L2 size. */
 #define CAP_DEFAULT_MIN ((uint64_t)64 << 10)
 #define CAP_DEFAULT_MAX ((uint64_t)4 << 20)
 #define CAP_DEFAULT_FALLBACK ((uint64_t)256 << 10)
-/* Streaming (see "Large messages" at the top of the file): the chunk is an eighth of
- * the L2 cache, a power of two within these limits (STREAM_CHUNK_FALLBACK when the
- * kernel reports no L2 size), and a message streams when it spans STREAM_MIN_CHUNKS
- * chunks or more. */
-#define STREAM_CHUNK_MIN ((size_t)16 << 10)
-#define STREAM_CHUNK_MAX ((size_t)64 << 10)
-#define STREAM_CHUNK_FALLBACK ((size_t)32 << 10)
-#define STREAM_MIN_CHUNKS 2u
 
 #define HDR 8u                 /* record header bytes */
 #define PAD_BIT 0x80000000u    /* in the length half: a pad record up to the lap end */
-#define STREAM_BIT 0x40000000u /* in the length half: a message still being written */
-#define SKIP_BITS (PAD_BIT | STREAM_BIT) /* a streaming record abandoned by a dead
-                                           * producer, skipped by its successor */
 #define TAG_BIT 0x80000000u    /* always set in a tag, so a zero word never matches */
 
 #define SPIN_DEFAULT_NS 50000
@@ -180,12 +140,8 @@
 /* c_state and p_state: what a side is doing, for the other side's wake check. */
 enum { ST_AWAKE = 0, ST_DROWSY = 1, ST_SLEEPING = 2, ST_POLLING = 3 };
 
-/* Internal results of the consumer's checks: keep waiting; a streaming record that
- * the receive may copy as it is written (next_msg()); the record changed under a
- * streaming receive, look again (stream_copy()). */
+/* Internal result of the consumer's checks: keep waiting. */
 #define WAIT 2
-#define STREAM 3
-#define RESTART 4
 
 /* At the start of the channel segment's data area; the ring follows at RING_OFF.
  * "P" is the producer handle, "C" the consumer handle. Every field is read by every
@@ -239,13 +195,7 @@ struct chan_ctl {
 	_Atomic uint64_t bytes_sent;
 	_Atomic uint64_t p_sleeps;
 	_Atomic uint64_t p_wakes;
-	_Atomic uint64_t s_progress; /* while a streaming record is being written: the
-	                             * position up to which its payload is (its start + HDR
-	                             * + bytes written); stored by P with release after
-	                             * each chunk, read by a streaming C with acquire; only
-	                             * meaningful between the record's start + HDR and its
-	                             * end (an older value is below, and is ignored) */
-	uint64_t reserved3[2];
+	uint64_t reserved3[3];
 
 	/* Line 4: the released position, published by C lazily (see publish()); read by
 	 * P only when its cached copy says the ring is full. */
@@ -279,7 +229,6 @@ _Static_assert(offsetof(struct chan_ctl, p_want) == 112, "channel layout changed
 _Static_assert(offsetof(struct chan_ctl, c_owner) == 128, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_who) == 152, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, tail) == 192, "channel layout changed");
-_Static_assert(offsetof(struct chan_ctl, s_progress) == 232, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, head) == 256, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, msgs_recv) == 320, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_state) == 384, "channel layout changed");
@@ -331,11 +280,6 @@ struct shmkit_chan {
 	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
 	uint64_t pidns;         /* shmkit__pidns_self() at open, 0 for an observer */
 	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
-	size_t stream_min;      /* P: payloads this long or longer are streamed */
-	size_t stream_chunk;    /* P: bytes between progress stores */
-	size_t stream_cap;      /* C: while a blocking receive waits, its buffer's size:
-	                         * next_msg() may then answer STREAM; 0 otherwise */
-	int64_t stream_deadline; /* C: that receive's deadline */
 };
 
 static inline uint64_t rec_size(uint64_t len)
@@ -478,56 +422,9 @@ static inline void publish(shmkit_chan *ch)
 
 /* ---- consumer side ---- */
 
-/* next_msg() met a header that its fast path does not take: a streaming record, a
- * skipped one, or corruption. From the consumer's position: 1 and *len for a
- * committed message (pads and skipped records before it are passed), STREAM and *len
- * for a streaming record that the waiting receive may copy as it is written (its
- * length fits stream_cap), 0 if nothing is committed there (a streaming record too,
- * for anyone else), -EPROTO if a header is corrupt. */
-__attribute__((noinline)) static int odd_record(shmkit_chan *ch, uint32_t *len)
-{
-	/* A lap at most: every record passed advances the position. */
-	for (uint64_t start = ch->pos; ch->pos - start <= ch->cap;) {
-		uint64_t pos = ch->pos;
-		/* Acquire, as in next_msg(). */
-		uint64_t h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
-		if ((uint32_t)(h >> 32) != tag_of(pos))
-			return 0;
-		uint32_t n = (uint32_t)h, m = n & ~SKIP_BITS;
-		uint64_t off = pos & ch->mask;
-		if ((n & SKIP_BITS) == PAD_BIT) {
-			if (off == 0 || m != ch->cap - off)
-				return poison(ch);
-			ch->pos += ch->cap - off;
-			continue;
-		}
-		if (m == 0 || m > ch->max_msg || off + HDR + m > ch->cap)
-			return poison(ch);
-		switch (n & SKIP_BITS) {
-		case 0:
-			*len = m;
-			return 1;
-		case SKIP_BITS:
-			ch->pos += rec_size(m);
-			continue;
-		default: /* STREAM_BIT */
-			if (m > ch->stream_cap)
-				return 0;
-			*len = m;
-			return STREAM;
-		}
-	}
-	return poison(ch);
-}
-
 /* The record at the consumer's position: 1 and *len for a message (pads before it
- * are skipped), 0 if nothing is committed there, -EPROTO if the header is corrupt.
- * Streaming and skipped records: odd_record(), off the fast path; or, when @quick
- * (peek's fast path, which must make no call, so that it needs no stack frame), 0 for
- * any header that is not a plain message or pad, and the slow path that follows looks
- * again and decides with odd_record(). */
-static inline __attribute__((always_inline)) int next_msg_in(shmkit_chan *ch, uint32_t *len,
-							     int quick)
+ * are skipped), 0 if nothing is committed there, -EPROTO if the header is corrupt. */
+static inline int next_msg(shmkit_chan *ch, uint32_t *len)
 {
 	for (int i = 0; i < 2; i++) {
 		uint64_t pos = ch->pos;
@@ -541,21 +438,16 @@ static inline __attribute__((always_inline)) int next_msg_in(shmkit_chan *ch, ui
 		if (n & PAD_BIT) {
 			/* A pad fills exactly the rest of the lap, and never starts one. */
 			if (off == 0 || (n & ~PAD_BIT) != ch->cap - off)
-				return quick ? 0 : odd_record(ch, len);
+				return poison(ch);
 			ch->pos += ch->cap - off;
 			continue;
 		}
 		if (n == 0 || n > ch->max_msg || off + HDR + n > ch->cap)
-			return quick ? 0 : odd_record(ch, len);
+			return poison(ch);
 		*len = n;
 		return 1;
 	}
 	return poison(ch); /* a pad at the start of a lap */
-}
-
-static inline int next_msg(shmkit_chan *ch, uint32_t *len)
-{
-	return next_msg_in(ch, len, 0);
 }
 
 /* The consumer found nothing at its position: end-of-stream, dead producer, a
@@ -846,31 +738,12 @@ __attribute__((noinline)) static void consumer_idle(shmkit_chan *ch, int r)
 		publish_to(ch, 1);
 }
 
-/* wait_data() for a blocking receive into a buffer of @cap bytes: a streaming record
- * that fits is answered STREAM, with the deadline kept in stream_deadline. A
- * non-blocking receive waits for the commit, as peek does: it must not wait for a
- * producer still writing. */
-__attribute__((noinline)) static int wait_recv(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len,
-					       size_t cap)
-{
-	int64_t deadline = shmkit__deadline(timeout_ns);
-	if (deadline == 0)
-		return wait_data(ch, 0, len);
-	ch->stream_cap = cap;
-	ch->stream_deadline = deadline;
-	int r = wait_data(ch, deadline, len);
-	ch->stream_cap = 0;
-	return r;
-}
-
-/* The next message for recv (@cap: its buffer's size) or peek (@cap 0): 1 (and
- * *len), STREAM (and *len: recv only), 0 at end-of-stream, or an error. */
-static inline int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len, size_t cap)
+/* The next message for recv/peek: 1 (and *len), 0 at end-of-stream, or an error. */
+static int consumer_next(shmkit_chan *ch, int64_t timeout_ns, uint32_t *len)
 {
 	int r = ch->poisoned ? -EPROTO : deleted(ch) ? -EIDRM : next_msg(ch, len);
 	if (r == 0)
-		r = cap ? wait_recv(ch, timeout_ns, len, cap)
-			: wait_data(ch, shmkit__deadline(timeout_ns), len);
+		r = wait_data(ch, shmkit__deadline(timeout_ns), len);
 	if (__builtin_expect(r <= 0, 0))
 		consumer_idle(ch, r);
 	return r;
@@ -900,169 +773,6 @@ static inline void consume(shmkit_chan *ch, uint32_t len)
 	}
 }
 
-/* ---- large messages: the streaming receive ---- */
-
-/* A streaming receive waits for its producer: 0 while it lives, -EPIPE once it is
- * known dead (or gone without a successor), -EIDRM. @live: check that it lives. */
-static int stream_peer(shmkit_chan *ch, int live)
-{
-	const struct chan_ctl *c = ch->ctl;
-	if (deleted(ch))
-		return -EIDRM;
-	/* Acquire pairs with the claiming CAS of a (new) producer. */
-	uint64_t owner = atomic_load_explicit(&c->p_owner, memory_order_acquire);
-	if (owner == 0 || owner == ch->dead_owner)
-		return -EPIPE;
-	if (live) {
-		ch->live_checked = shmkit__now_ns();
-		if (shmkit__live_check(owner) == 0) {
-			ch->dead_owner = owner;
-			return -EPIPE;
-		}
-	}
-	return 0;
-}
-
-/* Receive the streaming record of @len bytes at our position into @buf (which holds
- * it): copy each part of the payload once s_progress covers it, and return the
- * message only once its header says committed, which the producer stores after the
- * last byte. Returns @len (the message is consumed), RESTART if the header changed to
- * anything else (a successor skipped the record, or corruption: next_msg() decides),
- * or an error (-EPIPE for a producer that died before committing; the message is not
- * consumed, and what was copied is not a message). Waits as wait_data() does: spin,
- * then sleep in slices on c_state, which the producer checks after every chunk. */
-static ssize_t stream_copy(shmkit_chan *ch, unsigned char *buf, uint32_t len)
-{
-	struct chan_ctl *c = ch->ctl;
-	const uint64_t pos = ch->pos, start = pos + HDR;
-	const uint64_t streaming = hdr_word(pos, STREAM_BIT | len), done_word = hdr_word(pos, len);
-	const unsigned char *src = ch->ring + (pos & ch->mask) + HDR;
-	int64_t deadline = ch->stream_deadline, now, spin_end = 0, drowsy_at = 0;
-	int64_t spin = spin_budget(ch, len);
-	if (spin < SHMKIT__GRACE_NS)
-		spin = SHMKIT__GRACE_NS;
-	uint64_t done = 0;
-	int drowsy = 0, live = 0;
-	ssize_t r;
-	for (unsigned i = 1;; i++) {
-		/* Acquire pairs with the producer's release of the committed header, after
-		 * the whole payload. */
-		uint64_t h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
-		if (h == done_word) {
-			memcpy(buf + done, src + done, len - done);
-			consume(ch, len);
-			r = len;
-			break;
-		}
-		if (h != streaming) {
-			r = RESTART;
-			break;
-		}
-		/* Acquire pairs with the producer's release after each chunk: the bytes below
-		 * it are written and final. A value from before this record is below start
-		 * (ignored); one past its end can only come from a successor of a producer
-		 * that died before committing, and then the header never commits: whatever
-		 * it lets us copy is never returned. */
-		uint64_t p = atomic_load_explicit(&c->s_progress, memory_order_acquire) - start;
-		if ((int64_t)p > 0 && p > done) {
-			if (p > len)
-				p = len;
-			memcpy(buf + done, src + done, p - done);
-			done = p;
-			continue;
-		}
-		shmkit__cpu_relax();
-		if ((i & SPIN_CLOCK_MASK) != 0 && !live)
-			continue;
-		now = shmkit__now_ns();
-		if (spin_end == 0) {
-			spin_end = now + spin;
-			drowsy_at = spin_end - SHMKIT__GRACE_NS;
-		}
-		if (deadline > 0 && now >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		if ((i & SPIN_PEER_MASK) == 0 || live) {
-			r = stream_peer(ch, live || now - ch->live_checked >= SHMKIT__LIVE_CHECK_NS);
-			live = 0;
-			if (r != 0) {
-				/* It may have committed just before it died: look once more. */
-				if (atomic_load_explicit(slot(ch, pos), memory_order_acquire) == done_word)
-					continue;
-				break;
-			}
-		}
-		if (!drowsy && now >= drowsy_at) {
-			/* A hint that turns the producer's wake checks fenced; relaxed. */
-			atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
-			drowsy = 1;
-		}
-		if (now < spin_end)
-			continue;
-		/* Sleep a slice. Handshake, sleeper side: announce, then recheck the header
-		 * and the progress; pairs with the producer's wake check after each chunk. */
-		drowsy = 1;
-		atomic_store_explicit(&c->c_state, ST_SLEEPING, memory_order_seq_cst);
-		atomic_thread_fence(memory_order_seq_cst);
-		h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
-		p = atomic_load_explicit(&c->s_progress, memory_order_acquire) - start;
-		if (h == streaming && !((int64_t)p > 0 && p > done)) {
-			atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
-			int fr = shmkit__sleep_until(&c->c_state, ST_SLEEPING,
-						     shmkit__slice_end(now, SHMKIT__SLICE_NS, deadline));
-			/* An expired slice checks the producer, at most every
-			 * SHMKIT__LIVE_CHECK_NS, at the next turn. */
-			live = fr == -ETIMEDOUT &&
-			       shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS;
-		}
-		/* Awake again (a relaxed hint), and a new spin after it. */
-		atomic_store_explicit(&c->c_state, ST_DROWSY, memory_order_relaxed);
-		spin_end = 0;
-	}
-	if (drowsy) {
-		/* As at the end of wait_data(). */
-		atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
-		shmkit__poller_keep_ready(&ch->poll);
-	}
-	return r;
-}
-
-/* A blocking receive met a streaming record of @len bytes that fits @cap: copy it as
- * it is written; and if it changes under us, take what is at our position then. */
-__attribute__((noinline)) static ssize_t recv_stream(shmkit_chan *ch, void *buf, size_t cap,
-						     uint32_t len)
-{
-	for (;;) {
-		ssize_t r = stream_copy(ch, buf, len);
-		if (r != RESTART) {
-			if (r < 0)
-				consumer_idle(ch, (int)r);
-			return r;
-		}
-		ch->stream_cap = cap;
-		int k = next_msg(ch, &len);
-		if (k == 0) {
-			int64_t d = ch->stream_deadline;
-			k = wait_data(ch, d, &len);
-		}
-		ch->stream_cap = 0;
-		if (ch->pos != ch->published)
-			publish(ch); /* passed a skipped record */
-		if (k <= 0) {
-			consumer_idle(ch, k);
-			return k;
-		}
-		if (k == STREAM)
-			continue;
-		if (len > cap)
-			return -EMSGSIZE;
-		memcpy(buf, ch->ring + (ch->pos & ch->mask) + HDR, len);
-		consume(ch, len);
-		return len;
-	}
-}
-
 static int check_consumer(const shmkit_chan *ch)
 {
 	return ch && ch->role == SHMKIT_CHAN_CONSUMER;
@@ -1078,11 +788,9 @@ static inline ssize_t chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t 
 	uint32_t len;
 	if (!check_consumer(ch) || !buf)
 		return -EINVAL;
-	int r = consumer_next(ch, timeout_ns, &len, cap);
+	int r = consumer_next(ch, timeout_ns, &len);
 	if (r <= 0)
 		return r;
-	if (__builtin_expect(r == STREAM, 0))
-		return recv_stream(ch, buf, cap, len);
 	if (len > cap)
 		return -EMSGSIZE;
 	memcpy(buf, ch->ring + (ch->pos & ch->mask) + HDR, len);
@@ -1097,7 +805,7 @@ static inline ssize_t chan_peek(shmkit_chan *ch, const void **buf, size_t *len, 
 		return -EINVAL;
 	*buf = NULL;
 	*len = 0;
-	int r = consumer_next(ch, timeout_ns, &n, 0);
+	int r = consumer_next(ch, timeout_ns, &n);
 	if (r <= 0)
 		return r;
 	*buf = ch->ring + (ch->pos & ch->mask) + HDR;
@@ -1423,58 +1131,6 @@ static inline void copy_in(shmkit_chan *ch, void *dst, const void *src, size_t l
 		memcpy(dst, src, len);
 }
 
-/* Producer, streaming: wake_check() for a consumer that may stream, one that waits
- * in a blocking receive (DROWSY or SLEEPING). A polling consumer receives without
- * waiting, so it cannot stream: it is signalled once, after the commit, rather than
- * after every chunk for nothing. */
-static inline void stream_wake(shmkit_chan *ch)
-{
-	/* Relaxed, as in wake_check(); DROWSY takes the fenced path. */
-	uint32_t s = atomic_load_explicit(&ch->ctl->c_state, memory_order_relaxed);
-	if (s == ST_DROWSY || s == ST_SLEEPING)
-		wake_consumer(ch);
-}
-
-/* Copy a payload of stream_min bytes or more into the record at the tail, streaming
- * (see "Large messages" at the top of the file): publish the header with STREAM_BIT
- * and the final length, then copy chunk by chunk, publishing the progress after each,
- * so that a receive copies each chunk out while we write the next. The caller then
- * commits as for any message. */
-__attribute__((noinline)) static void stream_in(shmkit_chan *ch, unsigned char *d,
-						const unsigned char *q, size_t len)
-{
-	struct chan_ctl *c = ch->ctl;
-	const uint64_t pos = ch->tail, start = pos + HDR;
-	const size_t chunk = ch->stream_chunk;
-	/* Release: the consumer may read this header with acquire and then s_progress,
-	 * which must not show an earlier record's bytes as this one's (it is below start,
-	 * and a consumer ignores it). */
-	atomic_store_explicit(slot(ch, pos), hdr_word(pos, STREAM_BIT | (uint32_t)len),
-			      memory_order_release);
-	/* A sleeping consumer can start copying now. */
-	stream_wake(ch);
-	for (size_t i = 0; i < len;) {
-		size_t n = len - i < chunk ? len - i : chunk;
-		copy_in(ch, d + i, q + i, n);
-		i += n;
-		if (i == len)
-			break; /* the commit says the rest */
-		/* Release pairs with the consumer's acquire in stream_copy(): the bytes below
-		 * are written. Then the wake check, as after a commit. */
-		atomic_store_explicit(&c->s_progress, start + i, memory_order_release);
-		stream_wake(ch);
-	}
-}
-
-/* Copy a payload into the record at the tail: streamed when large. */
-static inline void copy_msg(shmkit_chan *ch, void *dst, const void *src, size_t len)
-{
-	if (__builtin_expect(len >= ch->stream_min, 0))
-		stream_in(ch, dst, src, len);
-	else
-		copy_in(ch, dst, src, len);
-}
-
 static inline void commit_msg(shmkit_chan *ch, uint32_t len)
 {
 	struct chan_ctl *c = ch->ctl;
@@ -1516,7 +1172,7 @@ __attribute__((noinline)) static int send_slow(shmkit_chan *ch, const void *buf,
 			return r;
 		d = p;
 	}
-	copy_msg(ch, d, buf, len);
+	copy_in(ch, d, buf, len);
 	commit_msg(ch, (uint32_t)len);
 	wake_check(ch);
 	return 0;
@@ -1608,7 +1264,7 @@ static int chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int n, int64_t 
 				break;
 			d = p;
 		}
-		copy_msg(ch, d, msgs[sent].iov_base, msgs[sent].iov_len);
+		copy_in(ch, d, msgs[sent].iov_base, msgs[sent].iov_len);
 		commit_msg(ch, (uint32_t)msgs[sent].iov_len);
 	}
 	if (sent == 0)
@@ -1726,16 +1382,6 @@ static uint64_t cap_default(void)
 	return l2 ? pow2_within(l2 / 2, CAP_DEFAULT_MIN, CAP_DEFAULT_MAX) : CAP_DEFAULT_FALLBACK;
 }
 
-/* The streaming chunk: an eighth of the L2 cache, see STREAM_CHUNK_MIN. Two chunks in
- * flight (the one being written, the one being read) take a quarter of each core's
- * L2, so that both copies run in the caches beside whatever else the caller keeps. */
-static size_t stream_chunk(void)
-{
-	uint64_t l2 = l2_size();
-	return l2 ? (size_t)pow2_within(l2 / 8, STREAM_CHUNK_MIN, STREAM_CHUNK_MAX)
-		  : STREAM_CHUNK_FALLBACK;
-}
-
 static int chan_init(void *data, size_t size, void *arg)
 {
 	struct chan_ctl *c = data;
@@ -1820,32 +1466,8 @@ static int producer_start(shmkit_chan *ch)
 		uint64_t h = atomic_load_explicit(slot(ch, pos), memory_order_acquire);
 		if ((uint32_t)(h >> 32) != tag_of(pos))
 			break;
-		uint32_t n = (uint32_t)h, m = n & ~SKIP_BITS;
+		uint32_t n = (uint32_t)h;
 		uint64_t off = pos & ch->mask, size;
-		if (n & STREAM_BIT) {
-			/* A streaming record: skipped by a predecessor (SKIP_BITS), or left
-			 * uncommitted by one that died writing it. */
-			if (m == 0 || m > ch->max_msg || off + HDR + m > ch->cap)
-				return -EPROTO;
-			size = rec_size(m);
-			if (pos + size - head > ch->cap)
-				return -EPROTO;
-			if ((n & SKIP_BITS) == SKIP_BITS) {
-				pos += size;
-				continue;
-			}
-			/* Abandoned: mark it skipped, never committed (a consumer may have
-			 * copied part of it, and must not return it), and start after it.
-			 * Nothing after it was ever written: zero the slot after it first,
-			 * when free, as put_record() does, for the consumer will wait there. */
-			if ((pos + size - head) + HDR <= ch->cap)
-				atomic_store_explicit(slot(ch, pos + size), 0, memory_order_relaxed);
-			/* Release pairs with the consumer's acquire in odd_record(). */
-			atomic_store_explicit(slot(ch, pos), hdr_word(pos, SKIP_BITS | m),
-					      memory_order_release);
-			pos += size;
-			break;
-		}
 		if (n & PAD_BIT) {
 			if (off == 0 || (n & ~PAD_BIT) != ch->cap - off)
 				return -EPROTO;
@@ -1929,8 +1551,6 @@ static int chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 				     &ch->backoff_max);
 	ch->backoff = ch->backoff_min;
 	ch->sock = -1;
-	ch->stream_chunk = stream_chunk();
-	ch->stream_min = STREAM_MIN_CHUNKS * ch->stream_chunk;
 	shmkit__poller_init(&ch->poll);
 	r = validate(ch);
 	if (r < 0)
@@ -2246,7 +1866,7 @@ SHMKIT__GUARDED_CODE ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
 	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned,
 			     1)) {
 		SHMKIT__FAST_ENTER();
-		int found = !deleted(ch) && next_msg_in(ch, &n, 1) == 1;
+		int found = !deleted(ch) && next_msg(ch, &n) == 1;
 		int gone = found && deleted(ch);
 		SHMKIT__FAST_LEAVE();
 		if (__builtin_expect(found, 1)) {

@@ -1,11 +1,12 @@
-/* Channels, large messages streamed while they are received: a receive that copies a
- * message out while the producer still writes it returns it whole and checked, or
- * not at all (never torn, never partial) — with random sizes and timeouts, through
- * send and sendv; when the producer is SIGKILLed mid-message (the consumer gets
- * -EPIPE or the next whole message of a successor, never the partial one); into a
- * buffer too small (-EMSGSIZE, the message kept); and through peek, which shows a
- * message only once it is complete. No timing is asserted. SHMKIT_TEST_SCALE
- * multiplies the message and trial counts. */
+/* Channels, large messages (256 KiB to 4 MiB) received while the producer writes
+ * them: a receive waiting as the producer writes a message returns it whole and
+ * checked, or not at all (never torn, never partial) — with random sizes and
+ * timeouts, through send and sendv; when the producer is SIGKILLed mid-message (the
+ * consumer gets -EPIPE or the next whole message of a successor, never the partial
+ * one); into a buffer too small (-EMSGSIZE, the message kept, the buffer untouched);
+ * and through peek, which shows a message only once it is complete. These hold for
+ * any design of the large-message path (whole-message commit, or a streamed receive).
+ * No timing is asserted. SHMKIT_TEST_SCALE multiplies the message and trial counts. */
 #include <stdatomic.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -99,10 +100,11 @@ static int producer_child(const char *name, uint64_t first, uint64_t n)
 	return 0;
 }
 
-/* Large messages received as they are written, with timeouts that expire mid-message
- * at random (the receive gives -ETIMEDOUT or -EAGAIN and keeps the message, and the
- * next one returns it whole): every message arrives once, whole, in order. */
-static void test_streamed_whole(void)
+/* Large messages received as they are written (the receive waiting while the
+ * producer writes), with timeouts that expire mid-message at random (the receive
+ * gives -ETIMEDOUT or -EAGAIN and keeps the message, and a later one returns it
+ * whole): every message arrives once, whole, in order. */
+static void test_received_whole(void)
 {
 	const char *name = t_name("whole");
 	uint64_t n = (SANITIZED ? 12 : 48) * scale();
@@ -389,7 +391,7 @@ static void test_peek_whole(void)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	T_RUN(test_streamed_whole());
+	T_RUN(test_received_whole());
 	T_RUN(test_too_small());
 	T_RUN(test_peek_whole());
 	T_RUN(test_producer_killed());

@@ -119,12 +119,6 @@ SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int 
  * -EPIPE (the producer died and everything it committed was received; reported
  * within about 200 ms even while sleeping, and until a new producer takes over),
  * -EINVAL, -EIDRM, -EPROTO (corrupt length, tag or index; the handle stays poisoned).
- * Large messages (two streaming chunks or more: a chunk is an eighth of the L2 cache,
- * 16 to 64 KiB) are streamed: a receive with a timeout other than 0, into a buffer
- * that holds the message, copies each chunk as soon as the producer wrote it, and
- * returns the message only once all of it is committed; a timeout meanwhile leaves
- * it queued, and a producer that dies before the commit gives -EPIPE (or, once a new
- * producer took over, its next message), never the partial one.
  * Consumer thread only. Blocks while empty. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns);
 
@@ -143,8 +137,7 @@ SHMKIT_API int shmkit_chan_commit(shmkit_chan *ch, size_t len);
  * aligned). *@buf and *@len describe it until shmkit_chan_release(); peeking again
  * first gives the same message. On failure *@buf is NULL and *@len 0. Returns its
  * length like shmkit_chan_recv() (0: end-of-stream), with the same errors except
- * -EMSGSIZE. A large message still being streamed in is shown only once committed,
- * whole. Since 0.1. */
+ * -EMSGSIZE. Since 0.1. */
 SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *len,
 				    int64_t timeout_ns);
 
