@@ -15,6 +15,16 @@
  * follows a pad record that fills the end, so every message is contiguous and both
  * zero-copy APIs work.
  *
+ * Large messages are committed whole, as any other. Streaming them (the header with
+ * the final length first, then a progress word per chunk, so that the receive copies
+ * chunk i while the producer writes chunk i+1) was built and measured for issue 10:
+ * correct, producer deaths included, but the 1 MiB copy ran at 0.3-0.5 times the
+ * whole-message speed in every interleaved run on a 2-vCPU AMD EPYC VM under heavy
+ * load from other processes, with 2-4 times as many consumer sleeps per message (a
+ * receive tied to the producer's progress waits whenever the producer is preempted
+ * mid-message); chunks of 256 KiB, or a consumer kept 256 KiB behind, did no better.
+ * Not measured on a quiet machine. The record format keeps no trace of it.
+ *
  * Positions. Free-running uint64 byte positions, masked by capacity - 1 (a power of
  * two). The consumer publishes its released position ("head") lazily: every
  * capacity/8 bytes, when it finds the ring empty, and at close. The producer caches
@@ -70,6 +80,8 @@
  * a producer woken once writes many messages before it polls again.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -91,8 +103,13 @@
 /* Lengths fit the header's 31 bits, and tags (31 bits of position / 8) differ between
  * a position and the same offset one lap earlier as long as capacity < 2^34. */
 #define CAP_MAX ((uint64_t)1 << 30)
-/* Fits the L2 caches of both cores with room to spare: messages move cache to cache. */
-#define CAP_DEFAULT ((uint64_t)256 << 10)
+/* The default ring is half the L2 cache the kernel reports (see cap_default()), a
+ * power of two within these limits, so that it fits the L2 caches of both cores with
+ * room to spare and messages move cache to cache; CAP_DEFAULT_FALLBACK when the kernel
+ * reports no L2 size. */
+#define CAP_DEFAULT_MIN ((uint64_t)64 << 10)
+#define CAP_DEFAULT_MAX ((uint64_t)4 << 20)
+#define CAP_DEFAULT_FALLBACK ((uint64_t)256 << 10)
 
 #define HDR 8u                 /* record header bytes */
 #define PAD_BIT 0x80000000u    /* in the length half: a pad record up to the lap end */
@@ -1302,6 +1319,79 @@ static inline int chan_commit(shmkit_chan *ch, size_t len)
 
 /* ---- open, close ---- */
 
+/* The size of the L2 cache (of cpu0: a process may run on any) as the kernel reports
+ * it: sysconf(), else sysfs; 0 if neither knows (glibc answers 0 on some
+ * architectures, sysfs may be absent in a container). */
+static uint64_t l2_probe(void)
+{
+	long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+	if (v > 0)
+		return (uint64_t)v;
+	for (int i = 0; i < 16; i++) {
+		char path[80], text[32];
+		const char *what[3] = {"level", "type", "size"};
+		char val[3][32];
+		int ok = 1;
+		for (int k = 0; k < 3 && ok; k++) {
+			snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/%s", i,
+				 what[k]);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+			if (fd >= 0)
+				close(fd);
+			if (n <= 0) {
+				ok = 0;
+				break;
+			}
+			text[n] = 0;
+			memcpy(val[k], text, sizeof text);
+		}
+		if (!ok) {
+			if (i == 0)
+				return 0;
+			continue;
+		}
+		if (atoi(val[0]) != 2 || strncmp(val[1], "Instruction", 11) == 0)
+			continue;
+		char *end;
+		unsigned long long sz = strtoull(val[2], &end, 10);
+		if (*end == 'K')
+			sz <<= 10;
+		else if (*end == 'M')
+			sz <<= 20;
+		return sz;
+	}
+	return 0;
+}
+
+/* l2_probe(), once per process: racing first calls compute the same value. */
+static uint64_t l2_size(void)
+{
+	static _Atomic uint64_t known; /* the size + 1; 0 until probed */
+	uint64_t v = atomic_load_explicit(&known, memory_order_relaxed);
+	if (v == 0) {
+		v = l2_probe() + 1;
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v - 1;
+}
+
+/* The largest power of two <= @v (>= 1), within [lo, hi] (powers of two). */
+static uint64_t pow2_within(uint64_t v, uint64_t lo, uint64_t hi)
+{
+	uint64_t p = lo;
+	while (p < hi && p * 2 <= v)
+		p *= 2;
+	return p;
+}
+
+/* A ring created with capacity 0: half the L2 cache, see CAP_DEFAULT_MIN. */
+static uint64_t cap_default(void)
+{
+	uint64_t l2 = l2_size();
+	return l2 ? pow2_within(l2 / 2, CAP_DEFAULT_MIN, CAP_DEFAULT_MAX) : CAP_DEFAULT_FALLBACK;
+}
+
 static int chan_init(void *data, size_t size, void *arg)
 {
 	struct chan_ctl *c = data;
@@ -1334,7 +1424,7 @@ static int open_seg(const char *name, uint64_t cap, unsigned mode, unsigned flag
 		return shmkit__seg_open(name, SHMKIT_KIND_CHAN, 0, mode, flags, NULL, NULL, seg);
 	/* Create-or-open with no capacity: open whatever exists, else create the
 	 * default; retry when another process wins either race. */
-	uint64_t def = CAP_DEFAULT;
+	uint64_t def = cap_default();
 	int r = -ENOENT;
 	for (int i = 0; i < 16; i++) {
 		if (!(flags & SHMKIT_SEG_EXCL)) {

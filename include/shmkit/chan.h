@@ -66,9 +66,12 @@ struct shmkit_chan_stats {
  * @role: enum shmkit_chan_role. A role held by a live process (in any pid namespace)
  *   gives -EBUSY; one held by a process that died is taken over.
  * @capacity: ring bytes when creating, rounded up to a power of two (minimum 4096,
- *   maximum 1 GiB), or 0 for the default, 256 KiB (small enough for the caches, so
- *   messages move cache to cache; for messages of 1 MiB, use 4 MiB or more). When
- *   opening, 0 accepts any capacity and anything else must match (else -EINVAL).
+ *   maximum 1 GiB), or 0 for the default: half the L2 cache the kernel reports
+ *   (sysconf(_SC_LEVEL2_CACHE_SIZE), else /sys/devices/system/cpu/cpu0/cache), a
+ *   power of two from 64 KiB to 4 MiB, or 256 KiB when the kernel reports none;
+ *   found once per process (small enough for the caches, so messages move cache to
+ *   cache; for messages of 1 MiB, use 4 MiB or more). When opening, 0 accepts any
+ *   capacity and anything else must match (else -EINVAL).
  *   The largest message is capacity / 2.
  * @mode, @flags: as shmkit_seg_open(): CREATE, EXCL, SYSV (RAW and RDONLY: -EINVAL).
  *   The ring's memory is reserved at creation: a full /dev/shm gives -ENOSPC here.
