@@ -1502,6 +1502,11 @@ static int producer_start(shmkit_chan *ch)
 	/* Our counters from now on; relaxed, they order nothing. */
 	ch->n_psleeps = atomic_load_explicit(&c->p_sleeps, memory_order_relaxed);
 	ch->n_pwakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed);
+	/* A consumer polling since before we came watches no producer yet (nor a timer):
+	 * signal it, so that it drains and starts watching us; else our death before our
+	 * first message would never make its descriptor readable. Costs a consumer one
+	 * spare wake-up per producer that attaches. */
+	wake_consumer(ch);
 	return 0;
 }
 

@@ -366,6 +366,26 @@ static uint64_t ring_free(const shmkit_chan *ch)
  * after a send refused for room, until the consumer freed half the ring (or, for a
  * message larger than that, its room); readable when the consumer closes (the send
  * then gives -EPIPE) or is killed. */
+/* A descriptor made (and armed) before any producer attached: a producer that
+ * attaches later and dies before sending anything still makes it readable, and the
+ * receive says -EPIPE. (It stayed quiet for ever: nobody watched the late producer.) */
+static void test_fd_late_producer(void)
+{
+	const char *name = t_name("late");
+	shmkit_chan *c = t_chan_open_ok(name, C, 4096, CREATE);
+	int fd = shmkit_chan_fd(c);
+	CHECK(fd >= 0);
+	CHECK_EQ(shmkit_chan_recv(c, &(int){0}, sizeof(int), 0), -EAGAIN);
+	CHECK(!readable(fd, 0));
+	struct child k = child_producer(name); /* attached once this returns */
+	child_end(&k, 1);
+	CHECK(readable(fd, 5000));
+	CHECK_EQ(recv_settled(c, fd), -EPIPE);
+	CHECK(readable(fd, 0));
+	CHECK_OK(shmkit_chan_close(c));
+	CHECK_OK(shmkit_seg_unlink(name, 0));
+}
+
 static void test_producer_fd(void)
 {
 	const char *name = t_name("pfd");
@@ -950,6 +970,7 @@ int main(int argc, char **argv)
 	RUN(test_fd_level);
 	RUN(test_fd_one_per_wakeup);
 	RUN(test_fd_conditions);
+	RUN(test_fd_late_producer);
 	RUN(test_producer_fd);
 	RUN(test_blob_wait);
 	RUN(test_blob_fd);
