@@ -153,7 +153,8 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
  * while messages remain after a receive took one. A receive (or peek) with timeout 0
  * that finds nothing (-EAGAIN) drains it (spinning up to ~5 µs); only then does the
  * producer signal it again (one sendto(), at its next message). It may report
- * readable once more after the last message was taken (a receive then gives -EAGAIN).
+ * readable once more after the last message was taken (a receive then gives -EAGAIN),
+ * and once when a producer attaches (so that it starts watching that producer).
  * Producer (since 0.2): readable when at least half the ring is free and, after a
  * send refused with -EAGAIN, when that message fits (max(capacity/2, its room) bytes
  * free), so a wake-up leaves room for many messages; also when the consumer closed
