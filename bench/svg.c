@@ -643,6 +643,7 @@ static void panel_topic(struct chart *c, const struct tbench *tb, double x, doub
 {
 	FILE *f = c->f;
 	struct {
+		const char *id;
 		char label[48];
 		double v;
 	} bars[16];
@@ -677,6 +678,7 @@ static void panel_topic(struct chart *c, const struct tbench *tb, double x, doub
 			bars[nb].v = rtt ? shmkit__bench_ratio_of(val2, val, rounds)
 					 : shmkit__bench_ratio_of(val, val2, rounds);
 			sz = rtt ? 64 : (size_t)strtoull(kind + 11, NULL, 10);
+			bars[nb].id = id;
 			snprintf(bars[nb].label, sizeof bars[nb].label, "%s %s",
 				 rtt ? "round trip" : "throughput", fmt_size(s, sizeof s, sz));
 			if (isfinite(bars[nb].v) && bars[nb].v > 0)
@@ -692,7 +694,9 @@ static void panel_topic(struct chart *c, const struct tbench *tb, double x, doub
 	bw = (x1 - x0) / nb;
 	for (int k = 0; k < nb; k++) {
 		double top = ax_pos(&ax, bars[k].v), bx = x0 + bw * k;
-		fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">",
+		fprintf(f, "<rect");
+		put_id(f, "ratio", bars[k].id);
+		fprintf(f, " x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">",
 			bx + bw * 0.2, top, bw * 0.6, fmax(y1 - top, 1),
 			bars[k].v >= 1 ? palette[F_SHMKIT][0] : palette[F_SHMKIT][1]);
 		title(f, "topic ÷ channel, %s: %.3g", bars[k].label, bars[k].v);
@@ -851,9 +855,14 @@ static void header(struct chart *c, const struct machine *m)
 
 	if (gmtime_r(&now, &tm))
 		strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-	text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
-	     "shmkit bench: the shmkit channel against %s", any_ring(c) ? "a textbook ring, the kernel's IPC and the machine's limits"
-						       : "the kernel's IPC and the machine's limits");
+	if (any_channel(c))
+		text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
+		     "shmkit bench: the shmkit channel against %s",
+		     any_ring(c) ? "a textbook ring, the kernel's IPC and the machine's limits"
+				 : "the kernel's IPC and the machine's limits");
+	else
+		text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
+		     "shmkit bench: topics against the channel, ZeroMQ and UNIX datagrams");
 	text(f, MARGIN, 48, "font-size=\"12\" fill=\"" C_TEXT "\"", "CPU: %s; %ld CPUs online, %d allowed; %s",
 	     m->cpu, m->nproc, g_allowed, m->kernel);
 	text(f, MARGIN, 64, "font-size=\"11\" fill=\"" C_AXIS "\"",
@@ -869,14 +878,16 @@ static void footer(struct chart *c)
 	FILE *f = c->f;
 	int missing = 0;
 	for (size_t i = 0; i < NCASES; i++)
-		missing += c->res[i].state != ST_OK;
+		missing += !isfinite(fig(c, i));
 	text(f, MARGIN, c->y + 12, "font-size=\"10\" fill=\"" C_AXIS "\"",
 	     "Each figure is the median over the rounds; each ratio the median of per-round ratios. "
 	     "Only ratios are claims: absolute figures move with the machine and its load.");
 	text(f, MARGIN, c->y + 26, "font-size=\"10\" fill=\"" C_AXIS "\"",
 	     "Bars on a log scale start at the axis' lowest decade. %s",
-	     missing ? "Cases not measured (skipped, unavailable or failed) are not drawn: see the table."
-		     : "Every case of the channel section was measured.");
+	     !any_channel(c) ? "The channel section did not run."
+	     : missing	     ? "Cases not measured (skipped, unavailable or failed) are not drawn: "
+			       "see the table."
+			     : "Every case of the channel section was measured.");
 	c->y += 36;
 }
 
