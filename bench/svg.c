@@ -857,20 +857,23 @@ static void header(struct chart *c, const struct machine *m)
 		strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
 	if (any_channel(c))
 		text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
-		     "shmkit bench: the shmkit channel against %s",
-		     any_ring(c) ? "a textbook ring, the kernel's IPC and the machine's limits"
-				 : "the kernel's IPC and the machine's limits");
+		     "shmkit bench: the channel against %s",
+		     any_ring(c) ? "a textbook ring and the kernel's IPC" : "the kernel's IPC");
 	else
 		text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
 		     "shmkit bench: topics against the channel, ZeroMQ and UNIX datagrams");
-	text(f, MARGIN, 48, "font-size=\"12\" fill=\"" C_TEXT "\"", "CPU: %s; %ld CPUs online, %d allowed; %s",
-	     m->cpu, m->nproc, g_allowed, m->kernel);
+	text(f, MARGIN, 48, "font-size=\"12\" fill=\"" C_TEXT "\"", "CPU: %s; %ld CPUs online, %d allowed",
+	     m->cpu, m->nproc, g_allowed);
 	text(f, MARGIN, 64, "font-size=\"11\" fill=\"" C_AXIS "\"",
-	     "%s; shmkit %s; %d rounds of %d ms trials, interleaved%s; load %.2f before, %.2f after%s",
-	     date, shmkit_version_string(), c->cfg->rounds, c->cfg->trial_ms,
-	     c->cfg->quick ? " (--quick: noisy)" : "", m->load_before, m->load_after,
-	     g_pinned ? "" : "; unpinned (one CPU): spinning figures are not meaningful");
-	c->y = 80;
+	     "%s; %s; shmkit %s; %d rounds of %d ms trials, interleaved%s", date, m->kernel,
+	     shmkit_version_string(), c->cfg->rounds, c->cfg->trial_ms,
+	     c->cfg->quick ? " (--quick: noisy)" : "");
+	text(f, MARGIN, 79, "font-size=\"11\" fill=\"" C_AXIS "\"",
+	     "load %.2f before, %.2f after (1-minute average)%s", m->load_before, m->load_after,
+	     !g_pinned ? "; unpinned (one CPU): spinning figures are not meaningful"
+	     : m->load_before > 0.5 ? "; other processes were running: expect noisy figures"
+				    : "");
+	c->y = 94;
 }
 
 static void footer(struct chart *c)
