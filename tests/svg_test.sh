@@ -9,6 +9,7 @@
 #    that are not UTF-8 (a fake /proc/cpuinfo bind-mounted in a private mount namespace;
 #    that part is skipped, saying so, where unshare is not permitted);
 #  - draws the topic section (topic vs channel, the fan-out) when it ran;
+#  - is an error (exit 1) when it cannot be written;
 #  - renders: rsvg-convert (Debian's librsvg2-bin, installed when root and missing)
 #    makes a non-empty PNG of it without a word on stderr.
 # No figure is asserted. Exit 0 pass, 1 fail, 77 skip (python3, or rsvg-convert and no
@@ -172,7 +173,17 @@ else
 	echo "svg_test: hostile CPU name: skipped (no private mount namespace here)"
 fi
 
-# 4. It renders.
+# 4. A chart that cannot be written is an error: a directory that does not exist before
+#    the run (no case runs), a full device after it.
+"$tool" bench --quick --no-topic --only rtt.cacheline --svg "$dir/none/x.svg" >/dev/null 2>&1
+[ $? = 1 ] || bad "--svg into a missing directory did not exit 1"
+if [ -w /dev/full ]; then
+	"$tool" bench --quick --no-topic --only rtt.cacheline --svg /dev/full >/dev/null 2>"$dir/full.err"
+	[ $? = 1 ] && grep -q "svg /dev/full" "$dir/full.err" ||
+		bad "--svg /dev/full (a write error) did not exit 1 with a message"
+fi
+
+# 5. It renders.
 if ! command -v rsvg-convert >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
 	command -v apt-get >/dev/null 2>&1; then
 	echo "svg_test: installing librsvg2-bin (rsvg-convert)"
