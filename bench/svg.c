@@ -27,9 +27,9 @@
 #include <ctype.h>
 #include <stdarg.h>
 
-#define W 960.0	      /* the chart's width, px */
-#define MARGIN 20.0   /* left and right */
-#define FONT 11	      /* body text, px */
+#define W 960.0	    /* the chart's width, px */
+#define MARGIN 20.0 /* left and right */
+#define FONT 11	    /* body text, px */
 #define C_LIMIT "#d62728"
 #define C_GRID "#e3e3e3"
 #define C_AXIS "#555555"
@@ -55,8 +55,8 @@ struct series {
 };
 
 struct chart {
-	FILE *f; /* the body, in memory */
-	double y;     /* where the next block starts */
+	FILE *f;  /* the body, in memory */
+	double y; /* where the next block starts */
 	const struct cfg *cfg;
 	const struct result *res;
 	struct series ser[MAX_SERIES];
@@ -100,7 +100,7 @@ static void put_text(FILE *f, const char *s)
 /* A <text> at (x, y). attrs are the code's own attributes (anchor, size, colour),
  * never data; the content is formatted, then escaped. */
 __attribute__((format(printf, 5, 6))) static void text(FILE *f, double x, double y,
-							const char *attrs, const char *fmt, ...)
+						       const char *attrs, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -157,7 +157,10 @@ static const char *fmt_si(char *b, size_t n, double v, const char *unit, int tic
 	if (tick)
 		snprintf(b, n, "%g %s%s", v, pre[k], unit);
 	else
-		snprintf(b, n, fabs(v) >= 99.95 ? "%.0f %s%s" : fabs(v) >= 9.995 ? "%.1f %s%s" : "%.2f %s%s",
+		snprintf(b, n,
+			 fabs(v) >= 99.95   ? "%.0f %s%s"
+			 : fabs(v) >= 9.995 ? "%.1f %s%s"
+					    : "%.2f %s%s",
 			 v, pre[k], unit);
 	return b;
 }
@@ -168,7 +171,12 @@ static const char *fmt_time(char *b, size_t n, double ns, int tick)
 	if (ns < 999.5)
 		snprintf(b, n, tick ? "%g ns" : "%.0f ns", ns);
 	else if (ns < 999.5e3)
-		snprintf(b, n, tick ? "%g µs" : ns < 9.995e3 ? "%.2f µs" : ns < 99.95e3 ? "%.1f µs" : "%.0f µs", ns / 1e3);
+		snprintf(b, n,
+			 tick		? "%g µs"
+			 : ns < 9.995e3 ? "%.2f µs"
+			 : ns < 99.95e3 ? "%.1f µs"
+					: "%.0f µs",
+			 ns / 1e3);
 	else
 		snprintf(b, n, tick ? "%g ms" : "%.2f ms", ns / 1e6);
 	return b;
@@ -310,23 +318,39 @@ static void ax_draw(FILE *f, const struct axis *a, int vertical, double at, doub
 			for (int m = 2; m < 10; m++) {
 				double q = ax_pos(a, v * m);
 				if (vertical)
-					fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"0.5\"/>\n",
-						g0, q, g1, q, C_GRID);
+					fprintf(
+					    f,
+					    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+					    "stroke=\"%s\" stroke-width=\"0.5\"/>\n",
+					    g0, q, g1, q, C_GRID);
 				else
-					fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"0.5\"/>\n",
-						q, g0, q, g1, C_GRID);
+					fprintf(
+					    f,
+					    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+					    "stroke=\"%s\" stroke-width=\"0.5\"/>\n",
+					    q, g0, q, g1, C_GRID);
 			}
 		a->fmt(b, sizeof b, v, 1);
 		if (k % every)
 			b[0] = '\0';
 		if (vertical) {
-			fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c8c8c8\"/>\n", g0, p, g1, p);
+			fprintf(f,
+				"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+				"stroke=\"#c8c8c8\"/>\n",
+				g0, p, g1, p);
 			if (b[0])
-				text(f, at - 5, p + 4, "text-anchor=\"end\" font-size=\"10\" fill=\"" C_AXIS "\"", "%s", b);
+				text(f, at - 5, p + 4,
+				     "text-anchor=\"end\" font-size=\"10\" fill=\"" C_AXIS "\"",
+				     "%s", b);
 		} else {
-			fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c8c8c8\"/>\n", p, g0, p, g1);
+			fprintf(f,
+				"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+				"stroke=\"#c8c8c8\"/>\n",
+				p, g0, p, g1);
 			if (b[0])
-				text(f, p, at + 14, "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_AXIS "\"", "%s", b);
+				text(f, p, at + 14,
+				     "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_AXIS "\"",
+				     "%s", b);
 		}
 	}
 }
@@ -364,17 +388,20 @@ static void limit_line(FILE *f, const char *id, double x1, double y1, double x2,
 	double left = !strcmp(anchor, "end") ? tx - tw : tx;
 	fprintf(f, "<g");
 	put_id(f, "limit", id);
-	fprintf(f, "><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-		   "stroke-width=\"1.5\" stroke-dasharray=\"6,3\">",
+	fprintf(f,
+		"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+		"stroke-width=\"1.5\" stroke-dasharray=\"6,3\">",
 		x1, y1, x2, y2, C_LIMIT);
 	title(f, "limit: %s, %s", label, value);
 	fprintf(f, "</line>\n");
-	fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#ffffff\" "
-		   "fill-opacity=\"0.85\"/>\n",
+	fprintf(f,
+		"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#ffffff\" "
+		"fill-opacity=\"0.85\"/>\n",
 		left - 2 - (swatch ? 22 : 0), ty - 9.5, tw + 4 + (swatch ? 22 : 0));
 	if (swatch)
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-			   "stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+			"stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
 			left - 20, ty - 3.5, left - 4, ty - 3.5, C_LIMIT);
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"10\" fill=\"%s\">",
 		tx, ty, anchor, C_LIMIT);
@@ -396,8 +423,10 @@ static void value_text(FILE *f, double x, double y, int up, const char *s)
 			 x, y + 3.5, x, y);
 	else
 		snprintf(at, sizeof at, "x=\"%.1f\" y=\"%.1f\"", x, y);
-	fprintf(f, "<text %s font-size=\"10\" fill=\"#ffffff\" stroke=\"#ffffff\" "
-		   "stroke-width=\"3\" stroke-linejoin=\"round\">", at);
+	fprintf(f,
+		"<text %s font-size=\"10\" fill=\"#ffffff\" stroke=\"#ffffff\" "
+		"stroke-width=\"3\" stroke-linejoin=\"round\">",
+		at);
 	put_text(f, s);
 	fprintf(f, "</text>\n<text %s font-size=\"10\" fill=\"%s\">", at, C_TEXT);
 	put_text(f, s);
@@ -411,8 +440,8 @@ static void panel_rtt(struct chart *c, double x, double y, double w, double h)
 {
 	FILE *f = c->f;
 	int rows[NCASES], lims[NCASES], nrows = 0, nlims = 0;
-	double mn = INFINITY, mx = 0, x0 = x + 180, x1 = x + w - 62, y0 = y + 62,
-	       y1 = y + h - 26, row;
+	double mn = INFINITY, mx = 0, x0 = x + 180, x1 = x + w - 62, y0 = y + 62, y1 = y + h - 26,
+	       row;
 	struct axis ax = {.p0 = x0, .p1 = x1, .fmt = fmt_time};
 	char b[64], s[32], lb[200];
 
@@ -459,7 +488,10 @@ static void panel_rtt(struct chart *c, double x, double y, double w, double h)
 				 fmt_size(s, sizeof s, cases[i].size));
 		else
 			snprintf(lb, sizeof lb, "%s", cases[i].label);
-		text(f, x0 - 6, cy + 4, "text-anchor=\"end\" font-size=\"" "11" "\" fill=\"" C_TEXT "\"",
+		text(f, x0 - 6, cy + 4,
+		     "text-anchor=\"end\" font-size=\""
+		     "11"
+		     "\" fill=\"" C_TEXT "\"",
 		     "%s", lb);
 		fprintf(f, "<rect");
 		put_id(f, "case", cases[i].id);
@@ -485,8 +517,7 @@ static void panel_tput(struct chart *c, double x, double y, double w, double h)
 	FILE *f = c->f;
 	size_t sizes[NCASES];
 	int nsizes = 0, nlims = 0;
-	double mn = INFINITY, mx = 0, x0 = x + 66, x1 = x + w - 4, y0 = y + 44, y1 = y + h - 36,
-	       gw;
+	double mn = INFINITY, mx = 0, x0 = x + 66, x1 = x + w - 4, y0 = y + 44, y1 = y + h - 36, gw;
 	struct axis ax = {.p0 = y1, .p1 = y0, .fmt = fmt_bps};
 	char b[64], b2[64], s[32], lb[200];
 
@@ -528,7 +559,8 @@ static void panel_tput(struct chart *c, double x, double y, double w, double h)
 	/* The limits behind the bars, their labels above the plot, where no bar reaches. */
 	for (size_t i = 0, k = 0; i < NCASES; i++) {
 		double v = fig(c, i), yl;
-		if (cases[i].kind == K_RTT || !(cases[i].kind == K_BW || is_limit(i)) || !isfinite(v))
+		if (cases[i].kind == K_RTT || !(cases[i].kind == K_BW || is_limit(i)) ||
+		    !isfinite(v))
 			continue;
 		yl = ax_pos(&ax, v);
 		limit_line(f, cases[i].id, x0, yl, x1, yl, x1, y + 44 + 13 * (double)k++, "end", 1,
@@ -539,14 +571,18 @@ static void panel_tput(struct chart *c, double x, double y, double w, double h)
 		int nb = 0, k = 0;
 		double bw, bx;
 		for (size_t i = 0; i < NCASES; i++)
-			nb += cases[i].kind == K_TPUT && !is_limit(i) && cases[i].size == sizes[g] &&
-			      isfinite(fig(c, i));
+			nb += cases[i].kind == K_TPUT && !is_limit(i) &&
+			      cases[i].size == sizes[g] && isfinite(fig(c, i));
 		bw = fmin(26, (gw - 14) / nb);
 		bx = x0 + gw * g + (gw - bw * nb) / 2;
 		if (g)
-			fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c8c8c8\" stroke-dasharray=\"2,3\"/>\n",
+			fprintf(f,
+				"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+				"stroke=\"#c8c8c8\" stroke-dasharray=\"2,3\"/>\n",
 				x0 + gw * g, y0, x0 + gw * g, y1 + 30);
-		text(f, x0 + gw * (g + 0.5), y1 + 30, "text-anchor=\"middle\" font-size=\"12\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
+		text(f, x0 + gw * (g + 0.5), y1 + 30,
+		     "text-anchor=\"middle\" font-size=\"12\" font-weight=\"bold\" fill=\"" C_TEXT
+		     "\"",
 		     "%s messages", fmt_size(s, sizeof s, sizes[g]));
 		for (size_t i = 0; i < NCASES; i++) {
 			double v = fig(c, i), top, cx;
@@ -560,8 +596,9 @@ static void panel_tput(struct chart *c, double x, double y, double w, double h)
 			fmt_per_s(b, sizeof b, v / (double)cases[i].size, 0);
 			fprintf(f, "<rect");
 			put_id(f, "case", cases[i].id);
-			fprintf(f, " x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">",
-				bx + bw * k + 1, top, bw - 2, fmax(y1 - top, 1), col);
+			fprintf(
+			    f, " x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">",
+			    bx + bw * k + 1, top, bw - 2, fmax(y1 - top, 1), col);
 			title(f, "%s, %s messages: %s messages, %s", cases[i].label,
 			      fmt_size(s, sizeof s, sizes[g]), b, fmt_bps(b2, sizeof b2, v, 0));
 			fputs("</rect>\n", f);
@@ -587,8 +624,9 @@ static void legend(struct chart *c, int with_limit)
 	}
 	if (with_limit) {
 		double x = MARGIN + cw * (k % col), yy = y + 16 * (k / col);
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-			   "stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+			"stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
 			x, yy + 5, x + 12, yy + 5, C_LIMIT);
 		text(f, x + 17, yy + 9, "font-size=\"11\" fill=\"" C_TEXT "\"",
 		     "the machine's limit");
@@ -613,21 +651,27 @@ static void targets(struct chart *c)
 		double v = p >= 0 && q >= 0 ? shmkit__bench_ratio_of(c->res[p].val, c->res[q].val,
 								     c->cfg->rounds)
 					    : NAN;
-		const char *vd = !isfinite(v) ? "SKIP"
+		const char *vd = !isfinite(v)				   ? "SKIP"
 				 : (a->le ? v <= a->bound : v >= a->bound) ? "PASS"
-									    : "MISS";
+									   : "MISS";
 		double x = MARGIN + (W - 2 * MARGIN) / 2 * (double)(i % 2),
 		       y = c->y + 15 * (double)(i / 2) + 11;
-		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" font-weight=\"bold\" "
-			   "fill=\"%s\">%s</text>\n",
-			x, y, vd[0] == 'P' ? C_PASS : vd[0] == 'M' ? C_MISS : "#888888", vd);
+		fprintf(f,
+			"<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" font-weight=\"bold\" "
+			"fill=\"%s\">%s</text>\n",
+			x, y,
+			vd[0] == 'P'   ? C_PASS
+			: vd[0] == 'M' ? C_MISS
+				       : "#888888",
+			vd);
 		text(f, x + 40, y, "font-size=\"11\" fill=\"" C_TEXT "\"", "%s", a->what);
 		if (isfinite(v))
 			snprintf(b, sizeof b, "%.3g (%s %g)", v, a->le ? "≤" : "≥", a->bound);
 		else
 			snprintf(b, sizeof b, "- (%s %g)", a->le ? "≤" : "≥", a->bound);
 		text(f, x + (W - 2 * MARGIN) / 2 - 14, y,
-		     "text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
+		     "text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" fill=\"" C_TEXT
+		     "\"",
 		     "%s", b);
 	}
 	c->y += 15 * (double)((NACCEPTS + 1) / 2) + 10;
@@ -638,8 +682,8 @@ static void targets(struct chart *c)
 /* The topic's speed against the channel's, measured by the topic section itself: the
  * round trip (channel's time ÷ topic's) and one-way throughput per size (topic's bytes/s
  * ÷ channel's), each the median of per-round ratios. 1 is as fast as the channel. */
-static void panel_topic(struct chart *c, const struct tbench *tb, double x, double y,
-			double w, double h)
+static void panel_topic(struct chart *c, const struct tbench *tb, double x, double y, double w,
+			double h)
 {
 	FILE *f = c->f;
 	struct {
@@ -672,8 +716,10 @@ static void panel_topic(struct chart *c, const struct tbench *tb, double x, doub
 		/* its channel: the same id with chan for topic */
 		snprintf(want, sizeof want, "topic.%s.chan%s", rtt ? "rtt" : "tput",
 			 rtt ? "" : kind + 10);
-		for (size_t j = 0; shmkit__bench_topic_case(tb, j, &id2, &label2, &val2) >= 0; j++) {
-			if (strcmp(id2, want) || !shmkit__bench_topic_case(tb, j, &id2, &label2, &val2))
+		for (size_t j = 0; shmkit__bench_topic_case(tb, j, &id2, &label2, &val2) >= 0;
+		     j++) {
+			if (strcmp(id2, want) ||
+			    !shmkit__bench_topic_case(tb, j, &id2, &label2, &val2))
 				continue;
 			bars[nb].v = rtt ? shmkit__bench_ratio_of(val2, val, rounds)
 					 : shmkit__bench_ratio_of(val, val2, rounds);
@@ -701,22 +747,25 @@ static void panel_topic(struct chart *c, const struct tbench *tb, double x, doub
 			bars[k].v >= 1 ? palette[F_SHMKIT][0] : palette[F_SHMKIT][1]);
 		title(f, "topic ÷ channel, %s: %.3g", bars[k].label, bars[k].v);
 		fputs("</rect>\n", f);
-		text(f, bx + bw / 2, top - 4, "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"",
-		     "%.2f×", bars[k].v);
-		text(f, bx + bw / 2, y1 + 14, "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"",
-		     "%s", bars[k].label);
+		text(f, bx + bw / 2, top - 4,
+		     "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"", "%.2f×",
+		     bars[k].v);
+		text(f, bx + bw / 2, y1 + 14,
+		     "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"", "%s",
+		     bars[k].label);
 	}
 	fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", x0,
 		y1, x1, y1, C_AXIS);
-	fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-		   "stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
+	fprintf(f,
+		"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+		"stroke-width=\"1.5\" stroke-dasharray=\"6,3\"/>\n",
 		x0, ax_pos(&ax, 1), x1, ax_pos(&ax, 1), C_AXIS);
 }
 
 /* Fan-out: aggregate deliveries per second against the number of subscribers, one
  * line per mechanism. Ids are topic.fanout.MECH.N. */
-static void panel_fanout(struct chart *c, const struct tbench *tb, double x, double y,
-			 double w, double h)
+static void panel_fanout(struct chart *c, const struct tbench *tb, double x, double y, double w,
+			 double h)
 {
 	FILE *f = c->f;
 	int subs[16], nsubs = 0, rounds;
@@ -771,9 +820,11 @@ static void panel_fanout(struct chart *c, const struct tbench *tb, double x, dou
 		y1, x1, y1, C_AXIS);
 	gw = (x1 - x0) / nsubs;
 	for (int k = 0; k < nsubs; k++)
-		text(f, x0 + gw * (k + 0.5), y1 + 14, "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"",
+		text(f, x0 + gw * (k + 0.5), y1 + 14,
+		     "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_TEXT "\"",
 		     "%d subscriber%s", subs[k], subs[k] > 1 ? "s" : "");
-	text(f, (x0 + x1) / 2, y1 + 30, "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_AXIS "\"",
+	text(f, (x0 + x1) / 2, y1 + 30,
+	     "text-anchor=\"middle\" font-size=\"10\" fill=\"" C_AXIS "\"",
 	     "%d CPU%s for subscribers: more subscribers than that share them", g_allowed - 1,
 	     g_allowed - 1 == 1 ? "" : "s");
 	for (size_t m = 0; m < nmech; m++) {
@@ -787,9 +838,10 @@ static void panel_fanout(struct chart *c, const struct tbench *tb, double x, dou
 			const char *id2, *l2;
 			const double *v2;
 			int r2;
-			snprintf(want, sizeof want, "topic.fanout.%.*s.%d", (int)mlen, mechs[m], subs[k]);
-			for (size_t j = 0; (r2 = shmkit__bench_topic_case(tb, j, &id2, &l2, &v2)) >= 0;
-			     j++) {
+			snprintf(want, sizeof want, "topic.fanout.%.*s.%d", (int)mlen, mechs[m],
+				 subs[k]);
+			for (size_t j = 0;
+			     (r2 = shmkit__bench_topic_case(tb, j, &id2, &l2, &v2)) >= 0; j++) {
 				double v, px, py;
 				if (strcmp(id2, want) || !r2)
 					continue;
@@ -802,14 +854,17 @@ static void panel_fanout(struct chart *c, const struct tbench *tb, double x, dou
 				snprintf(pts[np++], sizeof pts[0], "%.1f,%.1f", px, py);
 				fprintf(f, "<circle");
 				put_id(f, "case", id2);
-				fprintf(f, " cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\">", px, py, col);
+				fprintf(f, " cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\">", px,
+					py, col);
 				title(f, "%s, %d subscriber%s: %s deliveries", l2, subs[k],
 				      subs[k] > 1 ? "s" : "", fmt_per_s(b, sizeof b, v, 0));
 				fputs("</circle>\n", f);
 			}
 		}
 		if (np > 1) {
-			fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
+			fprintf(
+			    f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+			    col);
 			for (int k = 0; k < np; k++)
 				fprintf(f, "%s%s", k ? " " : "", pts[k]);
 			fputs("\"/>\n", f);
@@ -862,15 +917,15 @@ static void header(struct chart *c, const struct machine *m)
 	else
 		text(f, MARGIN, 28, "font-size=\"18\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
 		     "shmkit bench: topics against the channel, ZeroMQ and UNIX datagrams");
-	text(f, MARGIN, 48, "font-size=\"12\" fill=\"" C_TEXT "\"", "CPU: %s; %ld CPUs online, %d allowed",
-	     m->cpu, m->nproc, g_allowed);
+	text(f, MARGIN, 48, "font-size=\"12\" fill=\"" C_TEXT "\"",
+	     "CPU: %s; %ld CPUs online, %d allowed", m->cpu, m->nproc, g_allowed);
 	text(f, MARGIN, 64, "font-size=\"11\" fill=\"" C_AXIS "\"",
 	     "%s; %s; shmkit %s; %d rounds of %d ms trials, interleaved%s", date, m->kernel,
 	     shmkit_version_string(), c->cfg->rounds, c->cfg->trial_ms,
 	     c->cfg->quick ? " (--quick: noisy)" : "");
 	text(f, MARGIN, 79, "font-size=\"11\" fill=\"" C_AXIS "\"",
 	     "load %.2f before, %.2f after (1-minute average)%s", m->load_before, m->load_after,
-	     !g_pinned ? "; unpinned (one CPU): spinning figures are not meaningful"
+	     !g_pinned		    ? "; unpinned (one CPU): spinning figures are not meaningful"
 	     : m->load_before > 0.5 ? "; other processes were running: expect noisy figures"
 				    : "");
 	c->y = 94;
@@ -882,9 +937,10 @@ static void footer(struct chart *c)
 	int missing = 0;
 	for (size_t i = 0; i < NCASES; i++)
 		missing += !isfinite(fig(c, i));
-	text(f, MARGIN, c->y + 12, "font-size=\"10\" fill=\"" C_AXIS "\"",
-	     "Each figure is the median over the rounds; each ratio the median of per-round ratios. "
-	     "Only ratios are claims: absolute figures move with the machine and its load.");
+	text(
+	    f, MARGIN, c->y + 12, "font-size=\"10\" fill=\"" C_AXIS "\"",
+	    "Each figure is the median over the rounds; each ratio the median of per-round ratios. "
+	    "Only ratios are claims: absolute figures move with the machine and its load.");
 	text(f, MARGIN, c->y + 26, "font-size=\"10\" fill=\"" C_AXIS "\"",
 	     "Bars on a log scale start at the axis' lowest decade. %s",
 	     !any_channel(c) ? "The channel section did not run."
@@ -921,8 +977,10 @@ int shmkit__bench_write_svg(FILE *out, const struct machine *m, const struct cfg
 	}
 	if (any_topic(tb)) {
 		const double th = 300;
-		fprintf(c.f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbbbbb\"/>\n",
-			MARGIN, c.y, W - MARGIN, c.y);
+		fprintf(
+		    c.f,
+		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbbbbb\"/>\n",
+		    MARGIN, c.y, W - MARGIN, c.y);
 		c.y += 10;
 		panel_topic(&c, tb, MARGIN, c.y, pw, th);
 		panel_fanout(&c, tb, MARGIN + pw + 30, c.y, pw, th);
@@ -936,10 +994,11 @@ int shmkit__bench_write_svg(FILE *out, const struct machine *m, const struct cfg
 		return -ENOMEM;
 	}
 
-	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		     "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
-		     "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" "
-		     "font-size=\"%d\">\n",
+	fprintf(out,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
+		"height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" "
+		"font-size=\"%d\">\n",
 		W, c.y, W, c.y, FONT);
 	fputs("<title>", out);
 	put_text(out, "shmkit bench: ");
