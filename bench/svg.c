@@ -636,14 +636,17 @@ static void legend(struct chart *c, int with_limit)
 	c->lo_ser = c->hi_ser;
 }
 
-/* The channel's targets: each ratio as the table gives it, PASS or MISS. */
+/* The channel's targets: each ratio as the table gives it, PASS or MISS; a context
+ * line (a kernel mechanism's old threshold, which moves with the CPU) is shown grey,
+ * "was" its threshold, and judged nothing. */
 static void targets(struct chart *c)
 {
 	FILE *f = c->f;
 	char b[64];
 
 	text(f, MARGIN, c->y + 13, "font-size=\"13\" font-weight=\"bold\" fill=\"" C_TEXT "\"",
-	     "Targets: the median of per-round ratios, same-round measurements");
+	     "Targets: the median of per-round ratios, same-round measurements (grey: context, "
+	     "not judged)");
 	c->y += 20;
 	for (size_t i = 0; i < NACCEPTS; i++) {
 		const struct accept *a = &accepts[i];
@@ -651,9 +654,11 @@ static void targets(struct chart *c)
 		double v = p >= 0 && q >= 0 ? shmkit__bench_ratio_of(c->res[p].val, c->res[q].val,
 								     c->cfg->rounds)
 					    : NAN;
-		const char *vd = !isfinite(v)				   ? "SKIP"
+		const char *vd = a->context				   ? "info"
+				 : !isfinite(v)				   ? "SKIP"
 				 : (a->le ? v <= a->bound : v >= a->bound) ? "PASS"
 									   : "MISS";
+		const char *ink = a->context ? "#888888" : C_TEXT;
 		double x = MARGIN + (W - 2 * MARGIN) / 2 * (double)(i % 2),
 		       y = c->y + 15 * (double)(i / 2) + 11;
 		fprintf(f,
@@ -664,15 +669,22 @@ static void targets(struct chart *c)
 			: vd[0] == 'M' ? C_MISS
 				       : "#888888",
 			vd);
-		text(f, x + 40, y, "font-size=\"11\" fill=\"" C_TEXT "\"", "%s", a->what);
+		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">", x + 40, y,
+			ink);
+		put_text(f, a->what);
+		fputs("</text>\n", f);
 		if (isfinite(v))
-			snprintf(b, sizeof b, "%.3g (%s %g)", v, a->le ? "≤" : "≥", a->bound);
+			snprintf(b, sizeof b, "%.3g (%s%s %g)", v, a->context ? "was " : "",
+				 a->le ? "≤" : "≥", a->bound);
 		else
-			snprintf(b, sizeof b, "- (%s %g)", a->le ? "≤" : "≥", a->bound);
-		text(f, x + (W - 2 * MARGIN) / 2 - 14, y,
-		     "text-anchor=\"end\" font-size=\"11\" font-weight=\"bold\" fill=\"" C_TEXT
-		     "\"",
-		     "%s", b);
+			snprintf(b, sizeof b, "- (%s%s %g)", a->context ? "was " : "",
+				 a->le ? "≤" : "≥", a->bound);
+		fprintf(f,
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
+			"font-weight=\"bold\" fill=\"%s\">",
+			x + (W - 2 * MARGIN) / 2 - 14, y, ink);
+		put_text(f, b);
+		fputs("</text>\n", f);
 	}
 	c->y += 15 * (double)((NACCEPTS + 1) / 2) + 10;
 }
