@@ -1111,7 +1111,7 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
 		"                    [--no-nice] [--topic | --no-topic | --scale]\n"
-		"                    [--no-install]\n\n"
+		"                    [--no-install] [--svg FILE]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
 		"ping-pong, futex wake, memcpy), a textbook shared-memory ring (fixed slots\n"
 		"sized to the message, spinning: the yardstick) and the kernel's IPC (pipe,\n"
@@ -1133,9 +1133,11 @@ static void bench_usage(FILE *f)
 		"                CPU, opening 10 000 ends; it is part of the default full run\n"
 		"                too (about 10 s on a quiet machine)\n"
 		"  --no-install  when libzmq.so.5 is missing, skip ZeroMQ (by default root\n"
-		"                installs Debian's libzmq3-dev with apt-get first)\n\n"
-		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed,\n"
-		"2 usage.\n",
+		"                installs Debian's libzmq3-dev with apt-get first)\n"
+		"  --svg FILE    also draw the run as a self-contained SVG chart in FILE (round\n"
+		"                trips, throughput per size, limits as lines, targets, topics)\n\n"
+		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed\n"
+		"or the chart could not be written, 2 usage.\n",
 		ROUNDS_QUICK, TRIAL_MS_QUICK, ROUNDS_DEFAULT, TRIAL_MS_DEFAULT, BENCH_NICE);
 }
 
@@ -1174,6 +1176,14 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->scale = 1;
 		} else if (!strcmp(a, "--no-install")) {
 			cfg->no_install = 1;
+		} else if (!strcmp(a, "--svg")) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				goto bad;
+			cfg->svg = argv[++i];
+		} else if (!strncmp(a, "--svg=", 6)) {
+			if (!a[6])
+				goto bad;
+			cfg->svg = a + 6;
 		} else if (!strcmp(a, "--only")) {
 			if (i + 1 >= argc || !argv[i + 1][0])
 				goto bad;
@@ -1215,12 +1225,19 @@ int shmkit_cmd_bench(int argc, char **argv)
 	struct result res[NCASES];
 	cpu_set_t saved;
 	struct rusage ru;
+	FILE *svg = NULL;
 	int64_t trial_ns;
 	int failed = 0, have_saved, progress, r, old_nice;
 
 	r = parse_args(argc, argv, &cfg);
 	if (r)
 		return r > 0 ? SHMKIT_EXIT_OK : SHMKIT_EXIT_USAGE;
+	/* Opened before the run, so that a chart that cannot be written is known before
+	 * minutes of measuring; close-on-exec keeps it from apt-get (bench_topic.c). */
+	if (cfg.svg && !(svg = fopen(cfg.svg, "we"))) {
+		fprintf(stderr, "shmkit bench: --svg %s: %s\n", cfg.svg, strerror(errno));
+		return SHMKIT_EXIT_FAIL;
+	}
 	trial_ns = (int64_t)cfg.trial_ms * 1000000;
 	shmkit__bench_describe_machine(&m);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -1341,10 +1358,22 @@ int shmkit_cmd_bench(int argc, char **argv)
 		shmkit__bench_scale_print(stdout, g_scale, 0, 0);
 	}
 	fflush(stdout);
+	if (svg) {
+		r = shmkit__bench_write_svg(svg, &m, &cfg, res, g_topic);
+		if (fclose(svg) && !r)
+			r = -errno;
+		svg = NULL;
+		if (r) {
+			fprintf(stderr, "shmkit bench: --svg %s: %s\n", cfg.svg, strerror(-r));
+			failed = 1;
+		}
+	}
 	for (size_t i = 0; i < NCASES; i++)
 		if (res[i].state == ST_FAILED)
 			fprintf(stderr, "shmkit bench: %s failed: %s\n", cases[i].id, res[i].why);
 out:
+	if (svg)
+		fclose(svg);
 	for (size_t i = 0; i < NCASES; i++) {
 		free(res[i].val);
 		free(res[i].mean);

@@ -226,6 +226,7 @@ struct cfg {
 	int topic;	  /* 1: only the topic section (--topic), -1: without it */
 	int scale;	  /* 1: only the scale section (--scale) */
 	int no_install;	  /* never install libzmq3-dev */
+	const char *svg;  /* --svg FILE: the run as a chart, or NULL */
 };
 
 /* How the run was placed, set by bench.c before the first trial, read by both units:
@@ -400,6 +401,26 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 			      const struct result *res);
 void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cfg *cfg,
 			       const struct result *res);
+
+/* report.c, for the chart: the median over rounds of per-round values (NAN: that round
+ * has none), and the median of the per-round ratios a / b over the rounds that have
+ * both, as the table and JSON compute them. */
+double shmkit__bench_median(const double *per_round, int rounds);
+double shmkit__bench_ratio_of(const double *a, const double *b, int rounds);
+
+/* bench_topic.c, for the chart: case i of the topic section, its id, label and figure
+ * in each round (NAN: none that round). Returns the number of rounds, 0 when the case
+ * has no figures (not measured, unavailable or failed), -1 when i is past the last
+ * case or tb is NULL. */
+int shmkit__bench_topic_case(const struct tbench *tb, size_t i, const char **id,
+			     const char **label, const double **val);
+
+/* svg.c: the run as one self-contained SVG 1.1 chart (--svg FILE): round trips and
+ * throughput per message size of every case measured, the limits as lines, the
+ * targets, and the topic section when tb has figures. Returns 0, or -errno when the
+ * chart could not be written to f. */
+int shmkit__bench_write_svg(FILE *f, const struct machine *m, const struct cfg *cfg,
+			    const struct result *res, const struct tbench *tb);
 
 static inline void h_add(struct hist *h, uint64_t v)
 {

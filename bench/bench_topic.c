@@ -1602,6 +1602,17 @@ void shmkit__bench_topic_free(struct tbench *tb)
 	free(tb);
 }
 
+int shmkit__bench_topic_case(const struct tbench *tb, size_t i, const char **id,
+			     const char **label, const double **val)
+{
+	if (!tb || i >= TB_NCASES)
+		return -1;
+	*id = tb_cases[i].id;
+	*label = tb_cases[i].label;
+	*val = tb->res[i].val;
+	return tb->res[i].state == ST_OK && tb->res[i].val ? tb->cfg.rounds : 0;
+}
+
 static const char *t_kind_name(enum tb_kind k)
 {
 	return k == TB_RTT    ? "round_trip"

@@ -531,3 +531,18 @@ void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cf
 	if (sleep_note(res, note, sizeof note))
 		fprintf(f, "NOTE: %s.\n", note);
 }
+
+double shmkit__bench_median(const double *per_round, int rounds)
+{
+	return rounds > 0 ? median_of(per_round, rounds) : NAN;
+}
+
+double shmkit__bench_ratio_of(const double *a, const double *b, int rounds)
+{
+	double v[rounds > 0 ? rounds : 1];
+	int n = 0;
+	for (int r = 0; a && b && r < rounds; r++)
+		if (isfinite(a[r]) && isfinite(b[r]) && b[r] > 0)
+			v[n++] = a[r] / b[r];
+	return median(v, n);
+}
