@@ -121,34 +121,6 @@ static inline void relax(void)
 #endif
 }
 
-/* The copying mechanisms' per-message payload: the sequence number stamped every
- * STAMP_STRIDE bytes and in the last 8 bytes of a buffer that fill() wrote once. */
-#define STAMP_STRIDE 65536 /* 4 KiB cost the 1 MiB copy cases about 5 %: 512 lines touched */
-
-static inline void stamp(unsigned char *p, size_t n, uint64_t seq)
-{
-	for (size_t i = 0; i + sizeof seq <= n; i += STAMP_STRIDE)
-		memcpy(p + i, &seq, sizeof seq);
-	if (n >= 2 * sizeof seq)
-		memcpy(p + n - sizeof seq, &seq, sizeof seq);
-}
-
-static inline int check_stamps(const unsigned char *p, size_t n, uint64_t seq, uint64_t *sum)
-{
-	uint64_t w, bad = 0;
-	for (size_t i = 0; i + sizeof w <= n; i += STAMP_STRIDE) {
-		memcpy(&w, p + i, sizeof w);
-		bad |= w ^ seq;
-		*sum += w;
-	}
-	if (n >= 2 * sizeof seq) {
-		memcpy(&w, p + n - sizeof w, sizeof w);
-		bad |= w ^ seq;
-		*sum += w;
-	}
-	return bad == 0;
-}
-
 static inline void futex_wake1(_Atomic uint32_t *w)
 {
 	syscall(SYS_futex, (void *)w, FUTEX_WAKE, 1, NULL, NULL, 0);

@@ -324,6 +324,35 @@ static inline int check(const void *p, size_t n, uint64_t seq, uint64_t *sum)
 	return w[0] == seq && b[n - 1] == (unsigned char)seq;
 }
 
+/* The copying mechanisms' per-message payload (both sections): the sequence number
+ * stamped every STAMP_STRIDE bytes and in the last 8 bytes of a buffer that fill()
+ * wrote once. */
+#define STAMP_STRIDE 65536 /* 4 KiB cost the 1 MiB copy cases about 5 %: 512 lines touched */
+
+static inline void stamp(unsigned char *p, size_t n, uint64_t seq)
+{
+	for (size_t i = 0; i + sizeof seq <= n; i += STAMP_STRIDE)
+		memcpy(p + i, &seq, sizeof seq);
+	if (n >= 2 * sizeof seq)
+		memcpy(p + n - sizeof seq, &seq, sizeof seq);
+}
+
+static inline int check_stamps(const unsigned char *p, size_t n, uint64_t seq, uint64_t *sum)
+{
+	uint64_t w, bad = 0;
+	for (size_t i = 0; i + sizeof w <= n; i += STAMP_STRIDE) {
+		memcpy(&w, p + i, sizeof w);
+		bad |= w ^ seq;
+		*sum += w;
+	}
+	if (n >= 2 * sizeof seq) {
+		memcpy(&w, p + n - sizeof w, sizeof w);
+		bad |= w ^ seq;
+		*sum += w;
+	}
+	return bad == 0;
+}
+
 /* The topic section (issue 9): bench/bench_topic.c. */
 struct tb_cfg {
 	int rounds, trial_ms, quick, no_install, nice;

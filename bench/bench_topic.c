@@ -242,32 +242,6 @@ static int t_cmp_double(const void *a, const void *b)
  * number stamped every 64 KiB and in its last 8 bytes (stamp, check_stamps), for the
  * copying throughput cases, where rewriting the whole buffer would be the
  * application's work and hide the transport. */
-#define TB_STAMP_STRIDE 65536
-
-static inline void t_stamp(unsigned char *p, size_t n, uint64_t seq)
-{
-	for (size_t i = 0; i + sizeof seq <= n; i += TB_STAMP_STRIDE)
-		memcpy(p + i, &seq, sizeof seq);
-	if (n >= 2 * sizeof seq)
-		memcpy(p + n - sizeof seq, &seq, sizeof seq);
-}
-
-static inline int t_check_stamps(const unsigned char *p, size_t n, uint64_t seq, uint64_t *sum)
-{
-	uint64_t w, bad = 0;
-	for (size_t i = 0; i + sizeof w <= n; i += TB_STAMP_STRIDE) {
-		memcpy(&w, p + i, sizeof w);
-		bad |= w ^ seq;
-		*sum += w;
-	}
-	if (n >= 2 * sizeof seq) {
-		memcpy(&w, p + n - sizeof w, sizeof w);
-		bad |= w ^ seq;
-		*sum += w;
-	}
-	return bad == 0;
-}
-
 /* Fault a mapping in before the clock starts, without changing a byte. */
 static void t_prefault(void *p, size_t n)
 {
@@ -797,7 +771,7 @@ static int t_tput_drain(struct tb_link *l, int idx)
 			t_child_fail(idx, "receive", (int)r);
 			return -1;
 		}
-		if ((size_t)r != l->size || !t_check_stamps(buf, l->size, count + 1, &l->sum)) {
+		if ((size_t)r != l->size || !check_stamps(buf, l->size, count + 1, &l->sum)) {
 			t_child_fail(idx, "receive", 0);
 			return -1;
 		}
@@ -1233,7 +1207,7 @@ static int t_stream_parent(struct tb_link *l, const struct tb_case *c, int64_t t
 	end = tick() + ticks_for(trial_ns);
 	for (seq = 1;; seq++) {
 		if (c->kind == TB_TPUT)
-			t_stamp(buf, l->size, seq);
+			stamp(buf, l->size, seq);
 		else
 			fill(buf, l->size, seq);
 		if ((r = t_publish(l, buf, l->size)))

@@ -258,13 +258,11 @@ static inline void t_msg_fill(unsigned char *b, size_t len, uint64_t seq)
 	memcpy(b + 8, &sum, 8);
 }
 
-/* 1 if @b (@len bytes) is exactly message @seq of a channel whose largest message is
- * @max: its number, its length, its checksum and every payload byte. */
-static inline int t_msg_check(const unsigned char *b, size_t len, uint64_t seq, size_t max)
+/* 1 if @b (@len bytes, at least 16) holds message @seq's number, checksum and bytes,
+ * whatever rule chose its length. */
+static inline int t_msg_check_bytes(const unsigned char *b, size_t len, uint64_t seq)
 {
 	uint64_t got, sum;
-	if (len != t_msg_len(seq, max))
-		return 0;
 	memcpy(&got, b, 8);
 	memcpy(&sum, b + 8, 8);
 	if (got != seq || sum != t_msg_sum(seq, len - 16, b + 16))
@@ -282,6 +280,13 @@ static inline int t_msg_check(const unsigned char *b, size_t len, uint64_t seq, 
 			return 0;
 	}
 	return 1;
+}
+
+/* 1 if @b (@len bytes) is exactly message @seq of a channel whose largest message is
+ * @max: its number, its length, its checksum and every payload byte. */
+static inline int t_msg_check(const unsigned char *b, size_t len, uint64_t seq, size_t max)
+{
+	return len == t_msg_len(seq, max) && t_msg_check_bytes(b, len, seq);
 }
 
 /* The message number a buffer claims (its first 8 bytes), for a receiver that does

@@ -43,26 +43,7 @@ static size_t big_len(uint64_t seq)
 /* 1 if @b (@len bytes) is exactly message @seq: its length, number, checksum, bytes. */
 static int big_check(const unsigned char *b, size_t len, uint64_t seq)
 {
-	uint64_t got, sum;
-	if (len != big_len(seq))
-		return 0;
-	memcpy(&got, b, 8);
-	memcpy(&sum, b + 8, 8);
-	if (got != seq || sum != t_msg_sum(seq, len - 16, b + 16))
-		return 0;
-	size_t i;
-	for (i = 16; i + 8 <= len; i += 8) {
-		uint64_t w = t_mix64(seq ^ (i << 40)), x;
-		memcpy(&x, b + i, 8);
-		if (x != w)
-			return 0;
-	}
-	if (i < len) {
-		uint64_t w = t_mix64(seq ^ (i << 40));
-		if (memcmp(b + i, &w, len - i))
-			return 0;
-	}
-	return 1;
+	return len == big_len(seq) && t_msg_check_bytes(b, len, seq);
 }
 
 /* Send messages @first .. @first + @n - 1 (n UINT64_MAX: until killed), by send or
