@@ -252,6 +252,8 @@ static inline unsigned h_index(uint64_t v)
 
 /* Formatting, shared by both sections (report.c). */
 const char *shmkit__bench_state_name(enum state s);
+/* "PASS", "MISS", or "SKIP" (a case is missing) for a target's measured ratio. */
+const char *shmkit__bench_verdict(const struct accept *a, double v);
 const char *shmkit__bench_fmt_ratio(char *b, size_t n, double v);
 const char *shmkit__bench_fmt_rate(char *b, size_t n, double v);
 

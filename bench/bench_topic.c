@@ -109,37 +109,30 @@ static const struct tb_case tb_cases[] = {
 /* clang-format on */
 #define TB_NCASES (sizeof tb_cases / sizeof tb_cases[0])
 
-/* The targets of issue 9, each a ratio of two cases of one round. */
-struct tb_accept {
-	const char *id;
-	const char *what;
-	const char *num, *den;
-	int le; /* 1: ratio <= bound, 0: ratio >= bound */
-	double bound;
-};
-
+/* The targets of issue 9, each a ratio of two cases of one round (bench.h's struct
+ * accept; none is context). */
 /* clang-format off */
-static const struct tb_accept tb_accepts[] = {
+static const struct accept tb_accepts[] = {
 	{"topic_rtt_vs_chan", "topic 64 B RTT / chan 64 B RTT",
-	 "topic.rtt.topic", "topic.rtt.chan", 1, 1.3},
+	 "topic.rtt.topic", "topic.rtt.chan", 1, 1.3, 0},
 	{"topic_tput64_vs_chan", "topic 64 B msgs/s / chan 64 B msgs/s",
-	 "topic.tput.topic.64", "topic.tput.chan.64", 0, 0.7},
+	 "topic.tput.topic.64", "topic.tput.chan.64", 0, 0.7, 0},
 	{"fanout1_vs_zmq", "fan-out 1: topic / ZeroMQ deliveries/s",
-	 "topic.fanout.topic.1", "topic.fanout.zmq.1", 0, 10},
+	 "topic.fanout.topic.1", "topic.fanout.zmq.1", 0, 10, 0},
 	{"fanout2_vs_zmq", "fan-out 2: topic / ZeroMQ deliveries/s",
-	 "topic.fanout.topic.2", "topic.fanout.zmq.2", 0, 10},
+	 "topic.fanout.topic.2", "topic.fanout.zmq.2", 0, 10, 0},
 	{"fanout4_vs_zmq", "fan-out 4: topic / ZeroMQ deliveries/s",
-	 "topic.fanout.topic.4", "topic.fanout.zmq.4", 0, 10},
+	 "topic.fanout.topic.4", "topic.fanout.zmq.4", 0, 10, 0},
 	{"fanout8_vs_zmq", "fan-out 8: topic / ZeroMQ deliveries/s",
-	 "topic.fanout.topic.8", "topic.fanout.zmq.8", 0, 10},
+	 "topic.fanout.topic.8", "topic.fanout.zmq.8", 0, 10, 0},
 	{"fanout1_vs_unix", "fan-out 1: topic / UNIX dgram deliveries/s",
-	 "topic.fanout.topic.1", "topic.fanout.unix.1", 0, 3},
+	 "topic.fanout.topic.1", "topic.fanout.unix.1", 0, 3, 0},
 	{"fanout2_vs_unix", "fan-out 2: topic / UNIX dgram deliveries/s",
-	 "topic.fanout.topic.2", "topic.fanout.unix.2", 0, 3},
+	 "topic.fanout.topic.2", "topic.fanout.unix.2", 0, 3, 0},
 	{"fanout4_vs_unix", "fan-out 4: topic / UNIX dgram deliveries/s",
-	 "topic.fanout.topic.4", "topic.fanout.unix.4", 0, 3},
+	 "topic.fanout.topic.4", "topic.fanout.unix.4", 0, 3, 0},
 	{"fanout8_vs_unix", "fan-out 8: topic / UNIX dgram deliveries/s",
-	 "topic.fanout.topic.8", "topic.fanout.unix.8", 0, 3},
+	 "topic.fanout.topic.8", "topic.fanout.unix.8", 0, 3, 0},
 };
 /* clang-format on */
 #define TB_NACCEPTS (sizeof tb_accepts / sizeof tb_accepts[0])
@@ -1442,13 +1435,6 @@ static double t_ratio(const struct tbench *tb, const char *a, const char *b, int
 	return t_ratio_q(tb, t_find(a), t_find(b), 0.5, used);
 }
 
-static const char *t_verdict(const struct tb_accept *a, double v)
-{
-	if (!isfinite(v))
-		return "SKIP";
-	return (a->le ? v <= a->bound : v >= a->bound) ? "PASS" : "MISS";
-}
-
 /* ---- the entry points ---- */
 
 int shmkit__bench_topic_run(const struct tb_cfg *cfg, struct tbench **out)
@@ -1665,10 +1651,10 @@ static void t_print_json(FILE *f, const struct tbench *tb)
 	}
 	fprintf(f, "    ],\n    \"acceptance\": [\n");
 	for (size_t i = 0; i < TB_NACCEPTS; i++) {
-		const struct tb_accept *a = &tb_accepts[i];
+		const struct accept *a = &tb_accepts[i];
 		int used, an = t_find(a->num), ad = t_find(a->den);
 		double v = t_ratio(tb, a->num, a->den, &used);
-		const char *vd = t_verdict(a, v);
+		const char *vd = shmkit__bench_verdict(a, v);
 		all &= !strcmp(vd, "PASS");
 		fprintf(f, "      {\"id\": \"%s\", \"what\": ", a->id);
 		shmkit__json_str(f, a->what);
@@ -1870,10 +1856,10 @@ static void t_print_table(FILE *f, const struct tbench *tb)
 
 	fprintf(f, "Topic targets: the median of the per-round ratios, and their quartiles\n");
 	for (size_t k = 0; k < TB_NACCEPTS; k++) {
-		const struct tb_accept *a = &tb_accepts[k];
+		const struct accept *a = &tb_accepts[k];
 		int used, an = t_find(a->num), ad = t_find(a->den);
 		double v = t_ratio(tb, a->num, a->den, &used);
-		const char *vd = t_verdict(a, v);
+		const char *vd = shmkit__bench_verdict(a, v);
 		miss += !strcmp(vd, "MISS");
 		skip += !strcmp(vd, "SKIP");
 		/* three decimals below 10: a ratio beside its bound must show which side */

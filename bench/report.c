@@ -188,7 +188,7 @@ static const char *kind_name(enum kind k)
 
 /* Acceptance verdict: "PASS", "MISS", "SKIP" (a case is missing), or "context" (a
  * reference line that passes or fails nothing). */
-static const char *verdict(const struct accept *a, double v)
+const char *shmkit__bench_verdict(const struct accept *a, double v)
 {
 	if (a->context)
 		return "context";
@@ -314,7 +314,7 @@ void shmkit__bench_print_json(FILE *f, const struct machine *m, const struct cfg
 		const struct accept *a = &accepts[i];
 		int used;
 		double v = ratio(res, find_case(a->num), find_case(a->den), cfg->rounds, &used);
-		const char *vd = verdict(a, v);
+		const char *vd = shmkit__bench_verdict(a, v);
 		all &= a->context || !strcmp(vd, "PASS");
 		fprintf(f, "    {\"id\": \"%s\", \"what\": ", a->id);
 		json_str(f, a->what);
@@ -506,7 +506,7 @@ void shmkit__bench_print_table(FILE *f, const struct machine *m, const struct cf
 			const struct accept *a = &accepts[i];
 			int used, num = find_case(a->num), den = find_case(a->den);
 			double v = ratio(res, num, den, cfg->rounds, &used);
-			const char *vd = verdict(a, v);
+			const char *vd = shmkit__bench_verdict(a, v);
 			if (a->context != ctx)
 				continue;
 			miss += !strcmp(vd, "MISS");
