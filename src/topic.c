@@ -228,7 +228,6 @@ struct shmkit_topic {
 	uint64_t peek_seq, peek_ext;
 	int64_t busy_since;      /* when we first waited on the BUSY record at pos */
 	uint64_t busy_pos;
-	int64_t ended_checked;
 	int dead_seen;           /* the last idle check found every publisher dead: check
 	                          * again on each call (-EPIPE is a lasting condition) */
 	struct shmkit__poller poller;

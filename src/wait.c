@@ -60,11 +60,6 @@ void shmkit__bell_ring_slow(struct shmkit__bell *b)
 	atomic_fetch_add_explicit(&b->rings, 1, memory_order_relaxed);
 }
 
-void shmkit__bell_ring_fenced(struct shmkit__bell *b)
-{
-	shmkit__bell_ring_slow(b);
-}
-
 int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg, int64_t spin_ns,
 		      int64_t deadline, int64_t slice_ns, int64_t live_every_ns,
 		      int64_t *live_checked, uint64_t *sleeps)

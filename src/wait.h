@@ -95,9 +95,6 @@ static inline void shmkit__bell_ring(struct shmkit__bell *b)
 	if (__builtin_expect(atomic_load_explicit(&b->sleepers, memory_order_relaxed) != 0, 0))
 		shmkit__bell_ring_slow(b);
 }
-/* The same with a fence first: for a ringer that is about to wait or leave, or whose
- * store the waiter's grace may not cover. */
-void shmkit__bell_ring_fenced(struct shmkit__bell *b);
 
 /* Waiter: spin @spin_ns calling check(arg, 0), then announce, spin the grace, and
  * sleep in slices (the first SHMKIT__SLICE_FIRST_NS, then @slice_ns) until check()
