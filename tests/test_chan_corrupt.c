@@ -17,7 +17,7 @@ static void test_corruption(void)
 	unsigned char buf[4096];
 	const void *pb;
 	size_t pl;
-	for (int kind = 0; kind < 12; kind++) {
+	for (int kind = 0; kind < 13; kind++) {
 		shmkit_seg_unlink(name, 0);
 		shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
 		shmkit_chan *o = t_chan_open_ok(name, O, 0, 0);
@@ -38,7 +38,11 @@ static void test_corruption(void)
 		case 2: /* a stale tag where the tail says a record is committed */
 			__atomic_store_n(hdr0, h ^ (UINT64_C(1) << 40), __ATOMIC_RELAXED);
 			break;
-		case 3: /* a pad of the wrong size */
+		case 3: /* a pad neither to the lap's end nor short enough to align */
+			__atomic_store_n(hdr0, (h & ~UINT64_C(0xffffffff)) | 0x80000000u | 304u,
+					 __ATOMIC_RELAXED);
+			break;
+		case 12: /* an alignment pad's size, landing inside the record it replaced */
 			__atomic_store_n(hdr0, (h & ~UINT64_C(0xffffffff)) | 0x80000000u | 64u,
 					 __ATOMIC_RELAXED);
 			break;

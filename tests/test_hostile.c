@@ -783,13 +783,12 @@ static void ring_probes(const struct target *t, const enum phase *phases, int np
 		uint64_t h;
 		memcpy(&h, t->snap + SHMKIT_DATA_OFF + RING_OFF + (pos & (CHAN_CAP - 1)), 8);
 		uint32_t n = (uint32_t)h;
-		uint64_t off = pos & (CHAN_CAP - 1);
 		CHECK((h >> 32) == tag_of(pos));
 		if (np < 3 || ((n & PAD_BIT) && !pad_seen))
 			probe[np++] = pos;
 		if (n & PAD_BIT) {
 			pad_seen = 1;
-			pos += CHAN_CAP - off;
+			pos += n & ~PAD_BIT; /* a lap-end pad or a short alignment pad */
 		} else {
 			pos += (8 + n + 7) & ~(uint64_t)7;
 		}
