@@ -1,8 +1,8 @@
 #!/bin/sh
 # symbols_test.sh LIBPATH [SRC_DIR]: the shared library exports only the public API
 # (shmkit_*, shmem_*, fshm_*, shmfile_get_version; never the internal shmkit__*),
-# every export is declared
-# in a public header (when SRC_DIR is given), and its SONAME is libshmkit.so.0.
+# every export is declared in a public header (when SRC_DIR is given), and its SONAME
+# is libshmkit.so.0.
 # Exit 0 pass, 1 fail, 77 skip (nm or readelf missing).
 set -u
 lib=${1:?usage: symbols_test.sh LIBPATH [SRC_DIR]}
@@ -43,7 +43,8 @@ done
 
 # The seed APIs and the basics must be there.
 for s in shmem_open shmem_close shmem_read shmem_write shmem_delete \
-	fshm_open fshm_force_destroy shmkit_strerror shmkit_version shmkit_version_string \
+	fshm_open fshm_force_destroy fshm_create fshm_guest_open fshm_chmod fshm_chgrp \
+	shmfile_get_version shmkit_strerror shmkit_version shmkit_version_string \
 	shmkit_seg_open shmkit_blob_open shmkit_mutex_lock shmkit_event_wait; do
 	printf '%s\n' "$syms" | grep -qx "$s" || bad "missing export: $s"
 done
