@@ -17,6 +17,8 @@
 #define SHMFILE_MAJOR 1
 #define SHMFILE_MINOR 1
 #define SHMFILE_PATCH 0
+/* shmfile_get_version()'s extra: names the implementation after the API level. */
+#define SHMFILE_EXTRA "+shmkit." SHMKIT_VERSION_STRING
 
 FILE *fshm_open(const char *name, mode_t mode, int fshm_flags)
 {
@@ -127,5 +129,11 @@ void shmfile_get_version(unsigned char *major, unsigned char *minor, unsigned ch
 	if (patchlevel)
 		*patchlevel = SHMFILE_PATCH;
 	if (extra)
-		*extra = "+shmkit." SHMKIT_VERSION_STRING;
+		*extra = SHMFILE_EXTRA;
+}
+
+void _fshm_printCopyrightVersion(void)
+{
+	printf("shmfile %d.%d.%d%s\nThe shmfile API, provided by shmkit %s.\n\n", SHMFILE_MAJOR,
+	       SHMFILE_MINOR, SHMFILE_PATCH, SHMFILE_EXTRA, SHMKIT_VERSION_STRING);
 }

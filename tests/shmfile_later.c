@@ -5,6 +5,7 @@
  *
  * Usage:
  *   shmfile_later version             print "shmfile version: X.Y.Z<extra>"
+ *   shmfile_later --version           shmfile's own banner, as its examples print it
  *   shmfile_later publish NAME TEXT   create NAME to outlive us (FSHM_PERSIST),
  *                                     readable by all, write TEXT, close, exit
  *   shmfile_later serve NAME TEXT     create NAME (plain owner), write TEXT, print
@@ -21,6 +22,9 @@
 #include <unistd.h>
 
 #include <shmkit/shmfile.h> /* was: #include "shmfile.h" */
+
+/* Not in shmfile.h: its example programs declared it themselves, like this. */
+void _fshm_printCopyrightVersion(void);
 
 static int fail(const char *what, const char *name)
 {
@@ -52,6 +56,10 @@ int main(int argc, char *argv[])
 	if (argc == 2 && strcmp(argv[1], "version") == 0) {
 		shmfile_get_version(&major, &minor, &patch, &extra);
 		printf("shmfile version: %hhu.%hhu.%hhu%s\n", major, minor, patch, extra);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		_fshm_printCopyrightVersion();
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "publish") == 0) {
@@ -111,6 +119,6 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	fprintf(stderr, "usage: shmfile_later version | publish NAME TEXT | serve NAME TEXT"
-			" | read NAME | append NAME TEXT | destroy NAME\n");
+			" | read NAME | append NAME TEXT | destroy NAME | --version\n");
 	return 1;
 }

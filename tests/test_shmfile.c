@@ -2,7 +2,8 @@
  * fshm_guest_open() across fork(), FSHM_PERSIST (the owner's close keeps the stream,
  * without it the close destroys it), fshm_chmod()/fshm_chgrp() and their refusals as
  * uid 65534, shmfile_get_version(), and a program written for shmfile 1.1
- * (tests/shmfile_later.c) run as its user would. */
+ * (tests/shmfile_later.c, which also calls _fshm_printCopyrightVersion() as shmfile's
+ * examples do) run as its user would. */
 #include <grp.h>
 #include <sys/stat.h>
 
@@ -511,6 +512,10 @@ static void test_later_program(void)
 	const char *version[] = {prog, "version", NULL};
 	CHECK_EQ(run(version, 0, out, sizeof out), 0);
 	expect_str(out, "shmfile version: 1.1.0+shmkit." SHMKIT_VERSION_STRING "\n");
+	const char *banner[] = {prog, "--version", NULL};
+	CHECK_EQ(run(banner, 0, out, sizeof out), 0);
+	expect_str(out, "shmfile 1.1.0+shmkit." SHMKIT_VERSION_STRING
+			"\nThe shmfile API, provided by shmkit " SHMKIT_VERSION_STRING ".\n\n");
 
 	/* publish: a persistent stream, left behind when the program has exited, which
 	 * others may read but not write (its fshm_chmod), in its owner's group. */

@@ -92,6 +92,12 @@ SHMKIT_API int fshm_force_destroy(const char *name);
 SHMKIT_API void shmfile_get_version(unsigned char *major, unsigned char *minor,
 				    unsigned char *patchlevel, const char **extra);
 
+/** _fshm_printCopyrightVersion() - print to stdout which shmfile API level this is and
+ * that shmkit provides it ("shmfile 1.1.0+shmkit.X.Y.Z" and a line naming shmkit), then
+ * a blank line. Not in shmfile's header, but its example programs declare and call it
+ * for --version, so it is kept for them; new code wants shmfile_get_version(). Since 0.2. */
+SHMKIT_API void _fshm_printCopyrightVersion(void);
+
 #ifdef __cplusplus
 }
 #endif
