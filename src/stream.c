@@ -17,7 +17,8 @@
 #include <shmkit/stream.h>
 #include "internal.h"
 
-#define ALL_FLAGS (SHMKIT_STREAM_OWNER | SHMKIT_STREAM_GUEST)
+#define ROLE_FLAGS (SHMKIT_STREAM_OWNER | SHMKIT_STREAM_GUEST)
+#define ALL_FLAGS (ROLE_FLAGS | SHMKIT_STREAM_PERSIST)
 
 /* Where glibc (2.34 and later: a fixed path) keeps shm_open() objects. Only used to
  * compare the name's current inode with our descriptor before the owner unlinks. */
@@ -26,7 +27,8 @@
 /* What the cookie callbacks need. Allocated by open, freed by the close callback. */
 struct stream_cookie {
 	int fd;
-	int owner;                     /* 1: the close callback removes the object */
+	int owner;                     /* 1: the close callback removes the object (an
+					* owner without SHMKIT_STREAM_PERSIST) */
 	char obj[SHMKIT_NAME_MAX + 1]; /* the shm_open() name, for that removal */
 };
 
@@ -147,12 +149,15 @@ int shmkit_stream_open(const char *name, unsigned mode, unsigned flags, FILE **o
 	struct stream_cookie *ck;
 	FILE *fp;
 	int fd, r, rdonly = 0;
-	unsigned role = flags & ALL_FLAGS;
+	unsigned role = flags & ROLE_FLAGS;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
 	if ((flags & ~ALL_FLAGS) || (role != SHMKIT_STREAM_OWNER && role != SHMKIT_STREAM_GUEST))
+		return -EINVAL;
+	/* A guest's close never removes the stream: PERSIST there is a caller's mistake. */
+	if ((flags & SHMKIT_STREAM_PERSIST) && role != SHMKIT_STREAM_OWNER)
 		return -EINVAL;
 	r = stream_obj_name(name, obj);
 	if (r < 0)
@@ -188,7 +193,7 @@ int shmkit_stream_open(const char *name, unsigned mode, unsigned flags, FILE **o
 		goto fail_fd;
 	}
 	ck->fd = fd;
-	ck->owner = role == SHMKIT_STREAM_OWNER;
+	ck->owner = role == SHMKIT_STREAM_OWNER && !(flags & SHMKIT_STREAM_PERSIST);
 	memcpy(ck->obj, obj, sizeof obj);
 
 	cookie_io_functions_t io = {
@@ -207,6 +212,8 @@ int shmkit_stream_open(const char *name, unsigned mode, unsigned flags, FILE **o
 	/* Unbuffered: every fwrite() reaches the object at once, so other processes see
 	 * it without fflush(), and the descriptor's position is always the stream's. */
 	if (setvbuf(fp, NULL, _IONBF, 0) != 0) { /* glibc only fails a bad mode */
+		/* Nobody got the stream, so even a PERSIST owner's close must remove it. */
+		ck->owner = role == SHMKIT_STREAM_OWNER;
 		fclose(fp);
 		return -EINVAL;
 	}
@@ -226,8 +233,8 @@ int shmkit_stream_open(const char *name, unsigned mode, unsigned flags, FILE **o
 fail_cookie:
 	free(ck);
 fail_fd:
-	/* An owner created the object and nobody got a stream on it: take it away again
-	 * (unless a destroy and a new owner got in first). */
+	/* An owner created the object and nobody got a stream on it: take it away again,
+	 * PERSIST or not (unless a destroy and a new owner got in first). */
 	if (role == SHMKIT_STREAM_OWNER)
 		unlink_if_same(obj, fd);
 	close(fd);

@@ -1,7 +1,9 @@
 #!/bin/sh
 # symbols_test.sh LIBPATH [SRC_DIR]: the shared library exports only the public API
-# (shmkit_*, shmem_*, fshm_*; never the internal shmkit__*), every export is declared
-# in a public header (when SRC_DIR is given), and its SONAME is libshmkit.so.0.
+# (shmkit_*, shmem_*, fshm_*, and shmfile's shmfile_get_version and
+# _fshm_printCopyrightVersion; never the internal shmkit__*),
+# every export is declared in a public header (when SRC_DIR is given), and its SONAME
+# is libshmkit.so.0.
 # Exit 0 pass, 1 fail, 77 skip (nm or readelf missing).
 set -u
 lib=${1:?usage: symbols_test.sh LIBPATH [SRC_DIR]}
@@ -35,13 +37,15 @@ for s in $syms; do
 	case $s in
 	shmkit__*) bad "internal symbol exported: $s" ;;
 	shmkit_* | shmem_* | fshm_*) ;;
+	shmfile_get_version | _fshm_printCopyrightVersion) ;; # shmfile's names, for its programs
 	*) bad "symbol outside the public prefixes exported: $s" ;;
 	esac
 done
 
 # The seed APIs and the basics must be there.
 for s in shmem_open shmem_close shmem_read shmem_write shmem_delete \
-	fshm_open fshm_force_destroy shmkit_strerror shmkit_version shmkit_version_string \
+	fshm_open fshm_force_destroy fshm_create fshm_guest_open fshm_chmod fshm_chgrp \
+	shmfile_get_version _fshm_printCopyrightVersion shmkit_strerror shmkit_version shmkit_version_string \
 	shmkit_seg_open shmkit_blob_open shmkit_mutex_lock shmkit_event_wait; do
 	printf '%s\n' "$syms" | grep -qx "$s" || bad "missing export: $s"
 done
