@@ -1104,19 +1104,21 @@ static inline unsigned char *room_fast(const shmkit_chan *ch, size_t len)
  * to give its line up, and a copy runs at about 7 GB/s; a large memset (rep stosb)
  * takes lines over without those waits, and the copy after it finds them in its own
  * cache: 19-21 GB/s for 1 MiB, 10.5 against 6.4 GB/s for 8 KiB (slower at 4 KiB,
- * 6.1 against 7.0, hence CLAIM_MIN). When the host places the two vCPUs close
- * together, though, the plain copy is the faster one (42 against 32 GB/s for 1 MiB):
- * so copy_large() measures both and uses the faster. (Two threads or processes on
- * the two vCPUs of the AMD EPYC VM this was written on, alternating runs; the chunk
- * stays well inside any L2.) */
-#if defined(__x86_64__) || defined(__i386__)
-#define CLAIM_MIN ((size_t)8 << 10)
-#else
-#define CLAIM_MIN SIZE_MAX /* measured on x86 only */
-#endif
+ * 6.1 against 7.0, with the payload 8 bytes into a line). When the host places the
+ * two vCPUs close together, though, the plain copy is the faster one (42 against 32
+ * GB/s for 1 MiB). (Two threads or processes on the two vCPUs of the AMD EPYC VM this
+ * was written on, alternating runs; the chunk stays well inside any L2.) Which way
+ * wins depends on the CPU, the size and where the host puts the vCPUs, and other
+ * CPUs have other ways to take a line without reading it (AArch64's memset zeroes
+ * with DC ZVA): so copy_large() measures both, on every architecture, and uses the
+ * faster, from COPY_MEASURED_MIN bytes, a size at which a sampled timing costs well
+ * under 1 % of the copy. */
+#define COPY_MEASURED_MIN ((size_t)4 << 10)
 #define CLAIM_CHUNK ((size_t)128 << 10)
-/* copy_large() tries the way it is not using once every so many large copies. */
+/* copy_large() tries the way it is not using once every so many large copies, and
+ * times one copy in COPY_SAMPLE of the way in use. */
 #define COPY_EXPLORE 128u
+#define COPY_SAMPLE 4u
 
 __attribute__((noinline)) static void claim_copy(unsigned char *d, const unsigned char *q,
 						 size_t len)
@@ -1130,18 +1132,26 @@ __attribute__((noinline)) static void claim_copy(unsigned char *d, const unsigne
 	}
 }
 
-/* Copy a payload of at least CLAIM_MIN bytes into the ring, the plain way or by
- * claim_copy(), whichever costs less per byte lately. Each large copy is timed (two
- * counter reads, nothing next to a copy of 8 KiB or more); the way in use keeps a
- * moving average, and once every COPY_EXPLORE copies (and on the first) the other way
- * is tried; whenever the other way's last cost is below this one's average by more
- * than an eighth, it takes over. A try costs at most one copy in COPY_EXPLORE at the
- * slower way's speed. */
+/* Copy a payload of at least COPY_MEASURED_MIN bytes into the ring, the plain way or
+ * by claim_copy(), whichever costs less per byte lately. One copy in COPY_SAMPLE is
+ * timed (two counter reads); the way in use keeps a moving average of those, and once
+ * every COPY_EXPLORE copies (and on the first) the other way is tried and timed;
+ * whenever the other way's last cost is below this one's average by more than an
+ * eighth, it takes over. A try costs at most one copy in COPY_EXPLORE at the slower
+ * way's speed. */
 static void copy_large(shmkit_chan *ch, unsigned char *d, const unsigned char *q, size_t len)
 {
 	unsigned cur = ch->copy_claim, m = cur;
-	if ((++ch->copy_n & (COPY_EXPLORE - 1)) == 0 || ch->copy_cost[!cur] == 0)
+	unsigned n = ++ch->copy_n;
+	if ((n & (COPY_EXPLORE - 1)) == 0 || ch->copy_cost[!cur] == 0) {
 		m = !cur;
+	} else if (n & (COPY_SAMPLE - 1)) {
+		if (cur) /* the way in use, untimed */
+			claim_copy(d, q, len);
+		else
+			memcpy(d, q, len);
+		return;
+	}
 	uint64_t t0 = shmkit__ticks();
 	if (m)
 		claim_copy(d, q, len);
@@ -1198,7 +1208,7 @@ static inline void copy_in(shmkit_chan *ch, void *dst, const void *src, size_t l
 {
 	if (len <= 64)
 		copy_small(dst, src, len);
-	else if (len >= CLAIM_MIN)
+	else if (len >= COPY_MEASURED_MIN)
 		copy_large(ch, dst, src, len);
 	else
 		memcpy(dst, src, len);
