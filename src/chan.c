@@ -117,14 +117,14 @@
 
 #define HDR 8u                 /* record header bytes */
 #define PAD_BIT 0x80000000u    /* in the length half: a pad record (see pad_size()) */
+#define TAG_BIT 0x80000000u    /* always set in a tag, so a zero word never matches */
 /* Alignment pads are shorter than this: the largest cache line a producer aligns to. */
 #define LINE_MAX_ALIGN 256u
 /* A payload of at least this many cache lines starts on a line (see align_skip()). */
 #define ALIGN_MIN_LINES 4u
-#define TAG_BIT 0x80000000u    /* always set in a tag, so a zero word never matches */
 
-#define SPIN_DEFAULT_NS 50000
-/* A wait behind a large message spins longer than the budget: about as long as the
+/* The spin budget before a sleep is measured (shmkit__spin_default_ns()) unless set.
+ * A wait behind a large message spins longer than the budget: about as long as the
  * other side needs to move a message of that size at a slow 1 GB/s, up to a cap. A
  * sleep costs a wake-up (20 µs on a VM) and, worse, lets the idle CPU lose its caches,
  * which a 1 MiB copy needs warm; spinning through a copy costs only the spinner. */
@@ -231,13 +231,20 @@ struct chan_ctl {
 	 * waiting, by P only to wake it (CAS to DROWSY or AWAKE); read by P after every
 	 * commit. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint32_t c_state;
-	uint32_t reserved6[15];
+	uint32_t reserved6a;
+	_Atomic int64_t c_rung;     /* when P last woke C from a sleep: stored by P
+	                             * (relaxed) before its FUTEX_WAKE, read by C after
+	                             * waking, as a sample of what a wake-up costs
+	                             * (shmkit__wake_sample(); any value is harmless) */
+	uint32_t reserved6[12];
 
 	/* Line 7: P's wait state and futex word: written by P when it sleeps on a full
 	 * ring or polls, by C only to wake it (CAS to AWAKE); read by C each time it
 	 * publishes. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint32_t p_state;
-	uint32_t reserved7[15];
+	uint32_t reserved7a;
+	_Atomic int64_t p_rung;     /* as c_rung, when C last woke P */
+	uint32_t reserved7[12];
 };
 _Static_assert(sizeof(struct chan_ctl) == 8 * SHMKIT_CACHELINE, "channel control block is 8 lines");
 _Static_assert(offsetof(struct chan_ctl, p_owner) == 64, "channel layout changed");
@@ -251,6 +258,8 @@ _Static_assert(offsetof(struct chan_ctl, head) == 256, "channel layout changed")
 _Static_assert(offsetof(struct chan_ctl, msgs_recv) == 320, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_state) == 384, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, p_state) == 448, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, c_rung) == 392 && offsetof(struct chan_ctl, p_rung) == 456,
+	       "channel layout changed");
 _Static_assert(sizeof(struct chan_ctl) <= RING_OFF, "control block fits before the ring");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8,
 	       "header words are lock-free 8-byte atomics");
@@ -264,7 +273,7 @@ struct shmkit_chan {
 	uint64_t cap, mask, max_msg;
 	unsigned role;
 	int poisoned;           /* the ring was found corrupt: every call gives -EPROTO */
-	int64_t spin_ns;
+	int64_t spin_ns;        /* the spin budget; -1: shmkit__spin_default_ns() */
 	uint64_t me;            /* our role word: this process's liveness token */
 	int64_t live_checked;   /* when a non-blocking call last checked the peer */
 
@@ -370,9 +379,10 @@ static void wake_consumer(shmkit_chan *ch)
 						     s == ST_SLEEPING ? ST_DROWSY : ST_AWAKE,
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
-	if (s == ST_SLEEPING)
+	if (s == ST_SLEEPING) {
+		atomic_store_explicit(&c->c_rung, shmkit__now_ns(), memory_order_relaxed);
 		shmkit__futex_wake(&c->c_state, 1);
-	else
+	} else
 		/* Acquire pairs with the consumer's release store of its token in chan_fd(). */
 		shmkit__poller_signal(&ch->sock,
 				      atomic_load_explicit(&c->c_token, memory_order_acquire));
@@ -420,9 +430,10 @@ __attribute__((noinline)) static void wake_producer(shmkit_chan *ch, uint32_t s,
 	if (!atomic_compare_exchange_strong_explicit(&c->p_state, &s, ST_AWAKE,
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
-	if (s == ST_SLEEPING)
+	if (s == ST_SLEEPING) {
+		atomic_store_explicit(&c->p_rung, shmkit__now_ns(), memory_order_relaxed);
 		shmkit__futex_wake(&c->p_state, 1);
-	else
+	} else
 		/* Acquire pairs with the producer's release store of its token in chan_fd(). */
 		shmkit__poller_signal(&ch->sock,
 				      atomic_load_explicit(&c->p_token, memory_order_acquire));
@@ -599,10 +610,11 @@ static int64_t spin_budget(const shmkit_chan *ch, uint64_t bytes)
 {
 	if (ch->spin_ns == 0)
 		return 0;
+	int64_t base = ch->spin_ns < 0 ? shmkit__spin_default_ns() : ch->spin_ns;
 	int64_t scaled = bytes >= SPIN_SIZED_MAX_NS / SPIN_NS_PER_BYTE
 				 ? SPIN_SIZED_MAX_NS
 				 : (int64_t)bytes * SPIN_NS_PER_BYTE;
-	return scaled > ch->spin_ns ? scaled : ch->spin_ns;
+	return scaled > base ? scaled : base;
 }
 
 /* The consumer found nothing at its position. Returns 1 (a message: *len), 0 (end of
@@ -738,6 +750,8 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		atomic_store_explicit(&c->c_sleeps, ++ch->n_csleeps, memory_order_relaxed);
 		int fr = shmkit__sleep_until(&c->c_state, ST_SLEEPING,
 					     shmkit__slice_end(now, slice, deadline));
+		if (fr == 0)
+			shmkit__wake_sample(atomic_load_explicit(&c->c_rung, memory_order_relaxed));
 		/* An expired slice checks the producer, at most every SHMKIT__LIVE_CHECK_NS
 		 * (short timeouts in a loop must not pay for a liveness check each time). */
 		live = fr == -ETIMEDOUT &&
@@ -975,6 +989,8 @@ static int wait_space(shmkit_chan *ch, uint64_t need, int64_t deadline)
 		atomic_store_explicit(&c->p_sleeps, ++ch->n_psleeps, memory_order_relaxed);
 		int fr = shmkit__sleep_until(&c->p_state, ST_SLEEPING,
 					     shmkit__slice_end(now, slice, deadline));
+		if (fr == 0)
+			shmkit__wake_sample(atomic_load_explicit(&c->p_rung, memory_order_relaxed));
 		live = fr == -ETIMEDOUT &&
 		       shmkit__now_ns() - ch->live_checked >= SHMKIT__LIVE_CHECK_NS;
 	}
@@ -1638,7 +1654,7 @@ static int chan_open(const char *name, unsigned role, size_t capacity, unsigned 
 	ch->ctl = shmkit_seg_data(seg);
 	ch->seg_state = &shmkit__seg_hdr(seg)->state;
 	ch->role = role;
-	ch->spin_ns = SPIN_DEFAULT_NS;
+	ch->spin_ns = -1; /* shmkit__spin_default_ns(), until set */
 	ch->line_mask = line_size() - 1;
 	ch->align_min = ALIGN_MIN_LINES * (ch->line_mask + 1);
 	if (role == SHMKIT_CHAN_CONSUMER) /* measured once per process */

@@ -85,7 +85,6 @@ enum { SUB_AWAKE = 0, SUB_POLLING = 1 };
  * position (those are 32-aligned), ignored by publishers. */
 #define POS_UNPLACED UINT64_C(1)
 
-#define SPIN_DEFAULT_NS 50000
 /* Publishers waiting for the claim lock check its holder's liveness this often. */
 #define LOCK_LIVE_NS (10 * SHMKIT_MSEC)
 /* How long a call with a 0 timeout waits for the lock, and an open (which must place
@@ -235,6 +234,12 @@ struct shmkit_topic {
 	unsigned backoff, backoff_min, backoff_max; /* pauses before a wait's first look */
 	uint64_t sleeps;
 };
+
+/* The spin budget of a wait: the handle's, or measured (shmkit__spin_default_ns()). */
+static inline int64_t topic_spin(const shmkit_topic *t)
+{
+	return t->spin_ns < 0 ? shmkit__spin_default_ns() : t->spin_ns;
+}
 
 /* ---- records ---- */
 
@@ -533,7 +538,7 @@ static int wait_subscribers(shmkit_topic *t, uint64_t pos, uint64_t end, int64_t
 	}
 	int64_t checked = shmkit__now_ns() - EVICT_NS;
 	t->evict_checked = 0;
-	int r = shmkit__bell_wait(&t->ctl->space_bell, space_check, &sw, t->spin_ns, deadline,
+	int r = shmkit__bell_wait(&t->ctl->space_bell, space_check, &sw, topic_spin(t), deadline,
 				  EVICT_NS, EVICT_NS / 2, &checked, NULL);
 	if (r < 0)
 		return r;
@@ -1149,7 +1154,7 @@ static int sub_next(shmkit_topic *t, int64_t timeout_ns, struct msg_wait *mw)
 	if (r != WAIT)
 		return r;
 	int64_t deadline = shmkit__deadline(timeout_ns);
-	if (deadline != 0 && t->spin_ns > 0) {
+	if (deadline != 0 && topic_spin(t) > 0) {
 		/* A subscriber that caught up with a streaming publisher and polls the line
 		 * it writes takes that line away after every store (see the channel's
 		 * BACKOFF_MIN_NS): pause first without looking, doubling the pause while
@@ -1191,7 +1196,7 @@ static int sub_next(shmkit_topic *t, int64_t timeout_ns, struct msg_wait *mw)
 			shmkit__poller_keep_ready(&t->poller); /* we drained: stay readable */
 		return r == WAIT ? -EAGAIN : r;
 	}
-	r = shmkit__bell_wait(&t->ctl->sub_bell, msg_check, mw, t->spin_ns, deadline,
+	r = shmkit__bell_wait(&t->ctl->sub_bell, msg_check, mw, topic_spin(t), deadline,
 			      SHMKIT__SLICE_NS, SHMKIT__LIVE_CHECK_NS, &t->live_checked, &t->sleeps);
 	return r;
 }
@@ -1551,7 +1556,7 @@ static int topic_open(const char *name, unsigned role, const struct shmkit_topic
 	t->seg_state = &shmkit__seg_hdr(seg)->state;
 	t->role = role;
 	t->slot = -1;
-	t->spin_ns = SPIN_DEFAULT_NS;
+	t->spin_ns = -1; /* shmkit__spin_default_ns(), until set */
 	t->sock = -1;
 	t->pid = getpid();
 	shmkit__poller_init(&t->poller);

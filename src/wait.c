@@ -33,6 +33,35 @@ void shmkit__pause_counts(unsigned min_ns, unsigned max_ns, unsigned *min, unsig
 	*max = hi < *min ? *min : hi > 4096 ? 4096 : (unsigned)hi;
 }
 
+/* The moving average (an eighth of each sample) of this process's wake-ups, ns; 0
+ * until measured. Racing updates lose a sample at worst. */
+static _Atomic int64_t g_wake_cost;
+
+int64_t shmkit__wake_cost_ns(void)
+{
+	return atomic_load_explicit(&g_wake_cost, memory_order_relaxed);
+}
+
+void shmkit__wake_sample(int64_t rung_ns)
+{
+	int64_t d = shmkit__now_ns() - rung_ns;
+	if (rung_ns <= 0 || d <= 0 || d > SHMKIT__WAKE_SAMPLE_MAX_NS)
+		return;
+	int64_t avg = atomic_load_explicit(&g_wake_cost, memory_order_relaxed);
+	atomic_store_explicit(&g_wake_cost, avg ? avg - avg / 8 + d / 8 : d, memory_order_relaxed);
+}
+
+int64_t shmkit__spin_default_ns(void)
+{
+	int64_t c = shmkit__wake_cost_ns();
+	if (c == 0)
+		return SHMKIT__SPIN_UNMEASURED_NS;
+	c *= SHMKIT__WAKE_SPIN_FACTOR;
+	return c < SHMKIT__SPIN_FLOOR_NS ? SHMKIT__SPIN_FLOOR_NS
+	       : c > SHMKIT__SPIN_CEIL_NS ? SHMKIT__SPIN_CEIL_NS
+					   : c;
+}
+
 int shmkit__sleep_until(_Atomic uint32_t *word, uint32_t val, int64_t until)
 {
 	int r = shmkit__futex_wait(word, val, until);
@@ -56,6 +85,7 @@ void shmkit__bell_ring_slow(struct shmkit__bell *b)
 	/* The futex word's change is what a waiter about to sleep compares against
 	 * (FUTEX_WAIT fails when it moved). */
 	atomic_fetch_add_explicit(&b->seq, 1, memory_order_seq_cst);
+	atomic_store_explicit(&b->rung_ns, shmkit__now_ns(), memory_order_relaxed);
 	shmkit__futex_wake(&b->seq, INT_MAX);
 	atomic_fetch_add_explicit(&b->rings, 1, memory_order_relaxed);
 }
@@ -115,6 +145,8 @@ int shmkit__bell_wait(struct shmkit__bell *b, shmkit__check_fn check, void *arg,
 		if (sleeps)
 			(*sleeps)++;
 		int fr = shmkit__sleep_until(&b->seq, seq, shmkit__slice_end(now, slice, deadline));
+		if (fr == 0)
+			shmkit__wake_sample(atomic_load_explicit(&b->rung_ns, memory_order_relaxed));
 		live = 0;
 		if (fr == -ETIMEDOUT && shmkit__now_ns() - *live_checked >= live_every_ns) {
 			*live_checked = shmkit__now_ns();

@@ -38,6 +38,33 @@ void shmkit__pause_counts(unsigned min_ns, unsigned max_ns, unsigned *min, unsig
  * fence had its store visible before the waiter sleeps (see chan.c, "Waiting"). */
 #define SHMKIT__GRACE_NS 5000
 
+/* ---- spin budgets from measured wake-ups ---- */
+
+/* How long a waiter spins before it sleeps, unless its caller set a budget: spinning
+ * about as long as a sleep costs bounds the waste either way (the ski-rental
+ * argument), and what a sleep costs is the time from a waker's FUTEX_WAKE to the
+ * sleeper running again, plus the caches it lets go cold meanwhile. So every waker
+ * stamps the time it rings (in the word beside the futex: the channel's c_rung and
+ * p_rung, the bell's rung_ns), every woken sleeper that finds a stamp under
+ * SHMKIT__WAKE_SAMPLE_MAX_NS old feeds it to a moving average kept per process, and
+ * the budget is SHMKIT__WAKE_SPIN_FACTOR times that average, within
+ * [SHMKIT__SPIN_FLOOR_NS, SHMKIT__SPIN_CEIL_NS]; SHMKIT__SPIN_UNMEASURED_NS until a
+ * process has been woken once. A wake-up costs 13-20 us on the VMs this was written
+ * on and a few on bare metal: a constant tuned to either would be wrong on the other.
+ * Longer delays are a busy machine's scheduler, not a wake-up: spinning longer there
+ * would only take the CPU from the peer, so they are not counted. */
+#define SHMKIT__WAKE_SPIN_FACTOR 3
+#define SHMKIT__SPIN_FLOOR_NS 5000
+#define SHMKIT__SPIN_CEIL_NS 200000
+#define SHMKIT__SPIN_UNMEASURED_NS 50000
+#define SHMKIT__WAKE_SAMPLE_MAX_NS 1000000
+int64_t shmkit__spin_default_ns(void);
+/* The moving average of wake-ups this process measured, 0 if none yet. */
+int64_t shmkit__wake_cost_ns(void);
+/* A sleeper just woken: @rung_ns is the waker's stamp, read from shared memory, so
+ * any value (only a plausible one counts). */
+void shmkit__wake_sample(int64_t rung_ns);
+
 /* Sleep on @word while it holds @val, until @until (absolute CLOCK_MONOTONIC ns;
  * never < 0). Returns 0 when woken or the word changed, -ETIMEDOUT when @until
  * passed. */
@@ -74,7 +101,11 @@ struct shmkit__bell {
 	                            * grace, or just woken and not yet run) costs each
 	                            * later ring a load, not a FUTEX_WAKE */
 	_Atomic uint64_t rings;    /* wake-ups sent (futex wakes), for statistics */
-	uint64_t reserved[5];
+	_Atomic int64_t rung_ns;   /* CLOCK_MONOTONIC of the last ring that woke: stored
+	                            * (relaxed) before its FUTEX_WAKE, read by the woken
+	                            * (relaxed) as a wake-up cost sample; a hint only
+	                            * (0 in segments of older libraries) */
+	uint64_t reserved[4];
 };
 _Static_assert(sizeof(struct shmkit__bell) == 64, "a bell is one cache line");
 

@@ -1,7 +1,8 @@
 /* Waiting through descriptors and for new versions: the channel consumer's descriptor
  * is level-triggered (readable at once with messages queued, and while any remain),
  * the producer's descriptor reports room and the consumer's end, and a blob is
- * waited on with shmkit_blob_wait() and its descriptor.
+ * waited on with shmkit_blob_wait() and its descriptor; spin budgets are measured
+ * from the wake-ups a process sees.
  *
  * Also the C producer of tests/asyncio_chan.py: test_waiting --produce NAME COUNT. */
 #include <poll.h>
@@ -875,6 +876,85 @@ static void *tblob_waiter(void *arg)
  * by any of the threads may make quiet: it follows the handle's last read): every
  * waiter reaches the last version; afterwards the descriptor is quiet once read and
  * readable after a write. */
+/* (g) Spin budgets are measured, not assumed: a process starts with
+ * SHMKIT__SPIN_UNMEASURED_NS; once its waits have been woken by futex wakes (a
+ * channel consumer through c_rung, a topic subscriber through its bell's rung_ns),
+ * its default budget is SHMKIT__WAKE_SPIN_FACTOR times the wake-up cost it measured,
+ * within the floor and the ceiling. Each case runs in a child forked before this
+ * process ever slept, so the measurement can only come from the case's wake-ups. */
+static void test_spin_measured(void)
+{
+	for (int kind = 0; kind < 2; kind++) {
+		const char *name = t_name(kind ? "spin-topic" : "spin-chan");
+		shmkit_chan *p = NULL;
+		shmkit_topic *pub = NULL;
+		if (kind)
+			CHECK_OK(shmkit_topic_open(name, SHMKIT_TOPIC_PUBLISHER, 0, 0600, CREATE, &pub));
+		else
+			p = t_chan_open_ok(name, P, 0, CREATE);
+		int ready[2];
+		CHECK_OK(pipe(ready));
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			close(ready[0]);
+			CHECK_EQ(shmkit__wake_cost_ns(), 0);
+			CHECK_EQ(shmkit__spin_default_ns(), SHMKIT__SPIN_UNMEASURED_NS);
+			shmkit_chan *c = NULL;
+			shmkit_topic *sub = NULL;
+			if (kind)
+				CHECK_OK(shmkit_topic_open(name, SHMKIT_TOPIC_SUBSCRIBER, 0, 0600, 0, &sub));
+			else
+				c = t_chan_open_ok(name, C, 0, 0);
+			CHECK_EQ(write(ready[1], "r", 1), 1);
+			char buf[64];
+			uint64_t sleeps = 0;
+			for (int i = 0; i < 20; i++)
+				CHECK_EQ(kind ? shmkit_topic_receive(sub, buf, sizeof buf, 5 * SHMKIT_SEC)
+					      : shmkit_chan_recv(c, buf, sizeof buf, 5 * SHMKIT_SEC),
+					 4);
+			if (!kind) { /* a topic's stats do not count sleeps */
+				struct shmkit_chan_stats st;
+				CHECK_OK(shmkit_chan_stats(c, &st));
+				sleeps = st.consumer_sleeps;
+				CHECK(sleeps >= 10);
+			}
+			int64_t cost = shmkit__wake_cost_ns(), spin = shmkit__spin_default_ns();
+			printf("  %s: %llu sleeps counted, wake-up cost %lld ns, spin budget %lld ns\n",
+			       kind ? "topic" : "channel", (unsigned long long)sleeps,
+			       (long long)cost, (long long)spin);
+			CHECK(cost > 0 && cost <= SHMKIT__WAKE_SAMPLE_MAX_NS);
+			int64_t want = cost * SHMKIT__WAKE_SPIN_FACTOR;
+			want = want < SHMKIT__SPIN_FLOOR_NS ? SHMKIT__SPIN_FLOOR_NS
+			       : want > SHMKIT__SPIN_CEIL_NS ? SHMKIT__SPIN_CEIL_NS
+							      : want;
+			CHECK_EQ(spin, want);
+			if (kind)
+				shmkit_topic_close(sub);
+			else
+				shmkit_chan_close(c);
+			_exit(T_PASS);
+		}
+		close(ready[1]);
+		char x;
+		CHECK_EQ(read(ready[0], &x, 1), 1);
+		close(ready[0]);
+		/* Gaps far longer than any spin budget: every message finds the child
+		 * asleep, and its arrival is a futex wake. */
+		for (int i = 0; i < 20; i++) {
+			usleep(5000);
+			CHECK_OK(kind ? shmkit_topic_publish(pub, "ping", 4, SHMKIT_FOREVER)
+				      : shmkit_chan_send(p, "ping", 4, SHMKIT_FOREVER));
+		}
+		CHECK_EQ(t_wait(pid), T_PASS);
+		if (kind)
+			shmkit_topic_close(pub);
+		else
+			shmkit_chan_close(p);
+		CHECK_OK(shmkit_seg_unlink(name, 0));
+	}
+}
+
 static void test_threads_blob(void)
 {
 	const char *name = t_name("tblob");
@@ -971,6 +1051,7 @@ int main(int argc, char **argv)
 		return produce(argv[2], atol(argv[3]));
 	only = argc > 1 ? argv[1] : NULL;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	RUN(test_spin_measured); /* first: this process has never slept yet */
 	RUN(test_fd_queued);
 	RUN(test_fd_level);
 	RUN(test_fd_one_per_wakeup);

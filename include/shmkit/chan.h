@@ -176,7 +176,10 @@ SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
 SHMKIT_API int shmkit_chan_fd(shmkit_chan *ch);
 
 /** shmkit_chan_set_spin() - how long a side spins before it sleeps, in nanoseconds
- * (default 50 µs, at most 1 s; negative counts as 0). A wait behind a large message
+ * (at most 1 s; negative counts as 0). By default it is measured: three times what a
+ * wake-up has cost this process lately (the time from the waker's system call to the
+ * sleeper running), between 5 and 200 µs, and 50 µs until the process was first
+ * woken. A wait behind a large message
  * spins longer: about 1 ns per byte of the last message received (the consumer) or
  * of the room needed (the producer), up to 2 ms, so a stream of large messages does
  * not sleep between them. 0 is sleep mode: no spinning at all, except that the

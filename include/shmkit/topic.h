@@ -193,7 +193,8 @@ SHMKIT_API int shmkit_topic_release(shmkit_topic *t);
 SHMKIT_API int shmkit_topic_fd(shmkit_topic *t);
 
 /** shmkit_topic_set_spin() - how long a wait spins before it sleeps, in nanoseconds
- * (default 50 µs, at most 1 s; negative counts as 0). Returns 0, -EINVAL. Since 0.2. */
+ * (at most 1 s; negative counts as 0). By default measured, as the channel's (see
+ * shmkit_chan_set_spin()). Returns 0, -EINVAL. Since 0.2. */
 SHMKIT_API int shmkit_topic_set_spin(shmkit_topic *t, int64_t spin_ns);
 
 /** shmkit_topic_stats() - read the counters. Any role. Returns 0, -EINVAL. Since 0.2. */
