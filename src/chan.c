@@ -98,7 +98,9 @@
  * 3: the producer may poll (p_state POLLING, p_token, p_want), which a consumer of
  * version 2 would never signal.
  * 4: pads may be short, to start a large payload on a cache line (pad_size()); a
- * consumer of version 3 would call them corrupt. */
+ * consumer of version 3 would call them corrupt. Also sessions: p_closed and
+ * c_closed hold the closing side's session, and eos_taken the end-of-stream a
+ * consumer received (a version 3 peer would deliver a received end again). */
 #define CHAN_VERSION 4u
 
 /* The ring starts one page into the data area, so it is page aligned. */
