@@ -213,6 +213,8 @@ printf 'X' | "$tool" write --offset 1 "$cfg"
 check "write --offset N inside keeps the rest (and the length)" [ "$("$tool" cat "$cfg" | od -An -c | tr -s ' ' | tr -d '\n')" = " h X \n t h e r e" ]
 printf 'Z' | "$tool" write --offset 20 "$cfg"
 check "write --offset N past the end extends the length" [ "$("$tool" cat "$cfg" | wc -c)" -eq 21 ]
+check "stat shows the bytes in use" sh -c "'$tool' stat '$cfg' | grep -q '^used: *21 bytes'"
+check "stat --json too" sh -c "'$tool' stat --json '$cfg' | grep -q '\"used\": 21'"
 check "over zeros in between" [ "$("$tool" cat "$cfg" | tail -c 13 | head -c 12 | tr -d '\000' | wc -c)" -eq 0 ]
 printf '0123456789' | "$tool" write --offset 4090 "$cfg" 2>"$tmp/err"
 check "a write past the area fails (1)" [ $? -eq 1 ]

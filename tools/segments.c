@@ -867,10 +867,11 @@ int shmkit_cmd_stat(int argc, char **argv)
 	unsigned flags;
 	int space, json = 0;
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nDescribe one segment: what 'ls' shows, plus a blob's size and\n"
-		       "write count, a channel's capacity, use, peers and counters, or a\n"
-		       "topic's mode, capacity, publishers, counters and subscribers (each with\n"
-		       "its pid, liveness, messages received and lost, and lag).\n", usage);
+		printf("usage: %s\n\nDescribe one segment: what 'ls' shows, plus a data segment's bytes\n"
+		       "in use, a blob's size and write count, a channel's capacity, use, peers\n"
+		       "and counters, or a topic's mode, capacity, publishers, counters and\n"
+		       "subscribers (each with its pid, liveness, messages received and lost,\n"
+		       "and lag).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
 	if (name_args(argc, argv, &space, &json) != 1)
@@ -922,7 +923,15 @@ int shmkit_cmd_stat(int argc, char **argv)
 	/* By what the user named, not by the header's name: a peer may have written
 	 * another segment's name there. */
 	snprintf(name_for_kind, sizeof name_for_kind, "%s", lib_name);
-	if (e->in.kind == SHMKIT_KIND_BLOB && e->in.state == SHMKIT_STATE_READY) {
+	if (e->in.kind == SHMKIT_KIND_DATA && e->in.state == SHMKIT_STATE_READY) {
+		shmkit_seg *d;
+		if (shmkit_seg_open(name_for_kind, SHMKIT_KIND_DATA, 0, 0, flags | SHMKIT_SEG_RDONLY,
+				    &d) == 0)
+			snprintf(extra, sizeof extra,
+				 json ? ", \"used\": %zu" : "used:         %zu bytes (what cat prints)\n",
+				 shmkit_seg_used(d));
+		shmkit_seg_close(d);
+	} else if (e->in.kind == SHMKIT_KIND_BLOB && e->in.state == SHMKIT_STATE_READY) {
 		shmkit_blob *b;
 		if (shmkit_blob_open(name_for_kind, 0, 0, flags | SHMKIT_SEG_RDONLY, &b) == 0) {
 			snprintf(extra, sizeof extra,
