@@ -138,6 +138,15 @@ check "recv on a data segment exits 1" [ $? -eq 1 ]
 said "recv on a data segment" "$tmp/err" "shmkit recv: $cfg is a data segment, not a channel"
 : | "$tool" send "$cfg" 2>"$tmp/err"
 said "send on a data segment" "$tmp/err" "shmkit send: $cfg is a data segment, not a channel"
+ch3="/$tag-ch3"
+"$tool" recv --create --timeout 3 "$ch3" 2>/dev/null & pid=$!
+i=0
+while [ $i -lt 100 ] && ! "$tool" stat "$ch3" 2>/dev/null | grep -q "consumer: *pid [1-9]"; do
+	sleep 0.05; i=$((i + 1))
+done
+"$tool" recv "$ch3" 2>"$tmp/err"
+said "a second receiver" "$tmp/err" "shmkit recv: $ch3: another process is the channel's receiver (a channel has one of each)"
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
 "$tool" cat "$nope-x" 2>"$tmp/err"
 said "cat on a missing name" "$tmp/err" "shmkit cat: $nope-x: no such segment"
 

@@ -1254,11 +1254,6 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 			kind_noun(in.kind), in.kind == SHMKIT_KIND_CHAN ? "send and recv" : "pub and sub");
 		return SHMKIT_EXIT_FAIL;
 	}
-	if (r == 0 && in.state != SHMKIT_STATE_READY && in.kind != SHMKIT_KIND_RAW) {
-		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, arg,
-			in.state == SHMKIT_STATE_DELETED ? "deleted" : "still being created");
-		return SHMKIT_EXIT_FAIL;
-	}
 	if (r == 0 && rdonly)
 		flags |= SHMKIT_SEG_RDONLY;
 	if (r == 0)
@@ -1558,35 +1553,33 @@ static int chan_args(int argc, char **argv, struct chan_opts *o, const char *cmd
 /* Opens the channel end for send or recv: 0, or the exit code after saying why not. */
 static int open_end(const char *cmd, const struct chan_opts *o, unsigned role, shmkit_chan **ch)
 {
-	struct shmkit_seg_info in;
-	int r = shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in);
-	if (r == 0 && in.kind != SHMKIT_KIND_CHAN) {
-		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, kind_noun(in.kind));
-		return SHMKIT_EXIT_FAIL;
-	}
-	if (r == -ENOENT && !o->create) {
-		fprintf(stderr, "shmkit %s: %s: no such channel (recv --create makes one, as send "
-				"does)\n", cmd, o->name);
-		return SHMKIT_EXIT_FAIL;
-	}
 	/* Opening an existing channel accepts its capacity, whatever it is; creating one
 	 * asks for ours. */
-	r = shmkit_chan_open(o->name, role, o->create ? o->capacity : 0, 0600, o->flags, ch);
+	int r = shmkit_chan_open(o->name, role, o->create ? o->capacity : 0, 0600, o->flags, ch);
 	if (r == -EINVAL && o->create) /* it exists, with another capacity */
 		r = shmkit_chan_open(o->name, role, 0, 0600, o->flags, ch);
-	if (r == -ENOENT)
+	if (r == 0)
+		return 0;
+	struct shmkit_seg_info in;
+	/* -EPROTO also means another kind: asked only now, when the segment is complete
+	 * (the library waited for its creator), so a System V channel still being made
+	 * is never taken for something else. */
+	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
+	    in.kind != SHMKIT_KIND_CHAN)
+		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, kind_noun(in.kind));
+	else if (r == -EPROTO)
+		fprintf(stderr, "shmkit %s: %s: not a channel this shmkit can read (corrupt, or "
+				"made by another version)\n", cmd, o->name);
+	else if (r == -ENOENT)
 		fprintf(stderr, "shmkit %s: %s: no such channel (recv --create makes one, as send "
 				"does)\n", cmd, o->name);
 	else if (r == -EBUSY)
 		fprintf(stderr, "shmkit %s: %s: another process is the channel's %s (a channel has "
 				"one of each)\n", cmd, o->name,
 			role == SHMKIT_CHAN_PRODUCER ? "sender" : "receiver");
-	else if (r == -EPROTO)
-		fprintf(stderr, "shmkit %s: %s: not a channel this shmkit can read (corrupt, or "
-				"made by another version)\n", cmd, o->name);
-	else if (r < 0)
+	else
 		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, o->name, shmkit_strerror(r));
-	return r < 0 ? SHMKIT_EXIT_FAIL : 0;
+	return SHMKIT_EXIT_FAIL;
 }
 
 static int send_one(void *ch, const char *msg, size_t len)
