@@ -1687,8 +1687,15 @@ int shmkit_cmd_recv(int argc, char **argv)
 		have = n != -EAGAIN;
 	}
 	for (long long got = 0; buf && (o.count < 0 || got < o.count); got++) {
-		if (!have)
-			n = shmkit_chan_recv(ch, buf, cap, timeout);
+		if (!have) {
+			/* Output is flushed only before a wait: a line per write(2) would
+			 * cost more than the channel (5 x on a stream of short lines). */
+			n = shmkit_chan_recv(ch, buf, cap, 0);
+			if (n == -EAGAIN) {
+				fflush(stdout);
+				n = shmkit_chan_recv(ch, buf, cap, timeout);
+			}
+		}
 		have = 0;
 		if (n == -EMSGSIZE) {
 			/* The message stays queued: grow to the largest the ring takes. */
@@ -1718,7 +1725,6 @@ int shmkit_cmd_recv(int argc, char **argv)
 		}
 		fwrite(buf, 1, (size_t)n, stdout);
 		putchar('\n');
-		fflush(stdout);
 		if (o.progress)
 			shmkit__progress_add(&pr, (size_t)n);
 	}
@@ -1727,6 +1733,10 @@ int shmkit_cmd_recv(int argc, char **argv)
 		status = SHMKIT_EXIT_FAIL;
 	}
 out:
+	if (fflush(stdout) != 0 && status == SHMKIT_EXIT_OK) {
+		fprintf(stderr, "shmkit recv: writing output: %s\n", strerror(errno));
+		status = SHMKIT_EXIT_FAIL;
+	}
 	if (o.progress)
 		shmkit__progress_end(&pr);
 	free(buf);
