@@ -98,7 +98,9 @@
  * 3: the producer may poll (p_state POLLING, p_token, p_want), which a consumer of
  * version 2 would never signal.
  * 4: pads may be short, to start a large payload on a cache line (pad_size()); a
- * consumer of version 3 would call them corrupt. */
+ * consumer of version 3 would call them corrupt. Also sessions: p_closed and
+ * c_closed hold the closing side's session, and eos_taken the end-of-stream a
+ * consumer received (a version 3 peer would deliver a received end again). */
 #define CHAN_VERSION 4u
 
 /* The ring starts one page into the data area, so it is page aligned. */
@@ -181,10 +183,14 @@ struct chan_ctl {
 	                             * 0 if none: CAS by an opening producer (also over a
 	                             * dead holder), CAS to 0 by its close; read by openers
 	                             * and by C, which ask shmkit__live_check() if it lives */
-	_Atomic uint32_t p_closed;  /* 1 after a producer closed (end-of-stream), 0 when
-	                             * one opens: written by P with release after its last
-	                             * commit, read by C with acquire */
-	uint32_t reserved1a;
+	_Atomic uint32_t p_closed;  /* end-of-stream: the session (p_session) of the
+	                             * producer that closed, never 0; 0 when one opens:
+	                             * written by P with release after its last commit,
+	                             * read by C with acquire. One word, so that a consumer
+	                             * learns which stream ended with the fact that it did */
+	_Atomic uint32_t p_session; /* producer sessions: each producer that attaches adds
+	                             * 1 (skipping 0) before it clears p_closed; read and
+	                             * written only by P (the role is exclusive): relaxed */
 	struct shmkit__who p_who;   /* who holds p_owner, for people and pidfds */
 	_Atomic uint64_t p_token;   /* the producer's poller token, 0 if none: written by P
 	                             * (release) before it ever announces POLLING, read by C
@@ -200,11 +206,20 @@ struct chan_ctl {
 	_Atomic uint64_t c_token;   /* poll-mode socket address, 0 if none: written by C
 	                             * (release) before it ever announces POLLING, read by P
 	                             * (acquire) when it signals */
-	_Atomic uint32_t c_closed;  /* 1 after the consumer closed: written by C, read by P
-	                             * when the ring is full (-EPIPE) */
-	uint32_t reserved2a;
+	_Atomic uint32_t c_closed;  /* the session (c_session) of the consumer that closed,
+	                             * 0 while one is attached: written by C with release,
+	                             * read by P when the ring is full (-EPIPE, unless it is
+	                             * the close P found when it attached: see stale_close) */
+	_Atomic uint32_t c_session; /* as p_session, for C */
 	struct shmkit__who c_who;   /* as p_who, for C */
-	uint64_t reserved2[2];
+	_Atomic uint32_t eos_taken; /* the p_closed value whose end-of-stream a consumer
+	                             * received (recv or peek returned 0), 0 if none: a
+	                             * later consumer does not receive it again but waits
+	                             * for the next producer, as a FIFO's reader waits for
+	                             * a writer. Written by C with release, read by C with
+	                             * acquire (and only compared) */
+	uint32_t reserved2b;
+	uint64_t reserved2[1];
 
 	/* Line 3: written by P on every commit; read by C only when idle, and by stats. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint64_t tail; /* committed position: stored with
@@ -253,6 +268,9 @@ _Static_assert(offsetof(struct chan_ctl, p_token) == 104, "channel layout change
 _Static_assert(offsetof(struct chan_ctl, p_want) == 112, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_owner) == 128, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, c_who) == 152, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, p_session) == 76, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, c_session) == 148, "channel layout changed");
+_Static_assert(offsetof(struct chan_ctl, eos_taken) == 176, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, tail) == 192, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, head) == 256, "channel layout changed");
 _Static_assert(offsetof(struct chan_ctl, msgs_recv) == 320, "channel layout changed");
@@ -309,7 +327,26 @@ struct shmkit_chan {
 	pid_t pid;              /* getpid() at open: tells a handle inherited through fork */
 	uint64_t pidns;         /* shmkit__pidns_self() at open, 0 for an observer */
 	uint64_t dead_owner;    /* the peer's role word, once found dead; 0 if none */
+	uint32_t session;       /* our p_session or c_session value */
+	/* Producer: the consumer's end we found when we attached (its c_closed, or its
+	 * dead holder's token): not ours to report. A ring that fills with no consumer
+	 * since waits for one, as a FIFO's writer waits for a reader. */
+	uint32_t stale_close;
+	uint64_t stale_owner;
+	/* Consumer: the p_closed value idle_check() last answered 0 for, and the one
+	 * whose end-of-stream this handle received (answered again until a producer
+	 * attaches). */
+	uint32_t eos_seen, eos_mine;
 };
+
+/* The next session number of a role: never 0, which means "none". */
+static uint32_t next_session(_Atomic uint32_t *counter)
+{
+	uint32_t s = atomic_load_explicit(counter, memory_order_relaxed) + 1;
+	s += s == 0;
+	atomic_store_explicit(counter, s, memory_order_relaxed);
+	return s;
+}
 
 static inline uint64_t rec_size(uint64_t len)
 {
@@ -519,8 +556,13 @@ static int idle_check(shmkit_chan *ch, int live, uint32_t *len)
 	 * header and the tail store after it. Anything else is garbage. */
 	if (ahead > ch->cap && ch->pos - tail > ch->cap)
 		return poison(ch);
-	if (closed)
+	/* An end-of-stream that an earlier consumer received is not ours: wait for the
+	 * next producer. Acquire pairs with the release store in consumer_idle(). */
+	if (closed && (closed == ch->eos_mine ||
+		       closed != atomic_load_explicit(&c->eos_taken, memory_order_acquire))) {
+		ch->eos_seen = closed;
 		return 0;
+	}
 	/* Acquire pairs with the claiming CAS of a (new) producer. */
 	uint64_t owner = atomic_load_explicit(&c->p_owner, memory_order_acquire);
 	if (owner != 0 && owner == ch->dead_owner)
@@ -781,6 +823,12 @@ __attribute__((noinline)) static void consumer_idle(shmkit_chan *ch, int r)
 	 * readable at end-of-file. */
 	if (r == 0 || r == -EPIPE || r == -EIDRM || r == -EPROTO)
 		shmkit__poller_keep_ready(&ch->poll);
+	/* Delivered: later consumers wait for the next producer. Release pairs with the
+	 * acquire in idle_check(). */
+	if (r == 0 && ch->eos_mine != ch->eos_seen) {
+		ch->eos_mine = ch->eos_seen;
+		atomic_store_explicit(&ch->ctl->eos_taken, ch->eos_seen, memory_order_release);
+	}
 	/* A producer polling for room learns of a deletion from us (fenced). */
 	if (r == -EIDRM)
 		publish_to(ch, 1);
@@ -880,9 +928,12 @@ static int consumer_gone(shmkit_chan *ch, int live)
 		return -EIDRM;
 	/* Acquire pairs with the consumer's release store in close. Checked before the
 	 * owner: the closing consumer wakes us before it leaves its role. */
-	if (atomic_load_explicit(&c->c_closed, memory_order_acquire))
+	uint32_t closed = atomic_load_explicit(&c->c_closed, memory_order_acquire);
+	if (closed && closed != ch->stale_close)
 		return -EPIPE;
 	uint64_t owner = atomic_load_explicit(&c->c_owner, memory_order_acquire);
+	if (owner != 0 && owner == ch->stale_owner)
+		return 0; /* died before we came: wait for the next consumer */
 	if (owner != 0 && owner == ch->dead_owner)
 		return -EPIPE; /* known dead, and not replaced yet */
 	if (live && owner != 0) {
@@ -1592,7 +1643,14 @@ static int producer_start(shmkit_chan *ch)
 	 * reports end-of-stream, or sends a spare wake-up or signal. */
 	atomic_store_explicit(&c->p_token, 0, memory_order_relaxed);
 	atomic_store_explicit(&c->p_state, ST_AWAKE, memory_order_relaxed);
+	ch->session = next_session(&c->p_session);
 	atomic_store_explicit(&c->p_closed, 0, memory_order_release);
+	/* A consumer that left before we came is no reason to fail: like a FIFO's writer,
+	 * we wait for the next one when the ring fills. Acquire pairs with its close. */
+	ch->stale_close = atomic_load_explicit(&c->c_closed, memory_order_acquire);
+	uint64_t co = atomic_load_explicit(&c->c_owner, memory_order_acquire);
+	if (co != 0 && shmkit__live_check(co) == 0)
+		ch->stale_owner = co;
 	/* Our counters from now on; relaxed, they order nothing. */
 	ch->n_psleeps = atomic_load_explicit(&c->p_sleeps, memory_order_relaxed);
 	ch->n_pwakes = atomic_load_explicit(&c->p_wakes, memory_order_relaxed);
@@ -1617,6 +1675,7 @@ static int consumer_start(shmkit_chan *ch)
 	/* Relaxed: nobody waits on these until we do. */
 	atomic_store_explicit(&c->c_token, 0, memory_order_relaxed);
 	atomic_store_explicit(&c->c_state, ST_AWAKE, memory_order_relaxed);
+	ch->session = next_session(&c->c_session);
 	atomic_store_explicit(&c->c_closed, 0, memory_order_release);
 	/* Our counters from now on; relaxed, they order nothing. */
 	ch->n_csleeps = atomic_load_explicit(&c->c_sleeps, memory_order_relaxed);
@@ -1714,7 +1773,7 @@ static int chan_close(shmkit_chan *ch)
 	if (role == SHMKIT_CHAN_PRODUCER) {
 		/* Release pairs with the consumer's acquire in idle_check(): with this flag it
 		 * sees our final tail, so end-of-stream comes after every committed message. */
-		atomic_store_explicit(&c->p_closed, 1, memory_order_release);
+		atomic_store_explicit(&c->p_closed, ch->session, memory_order_release);
 		wake_consumer(ch); /* fenced: a sleeping or polling consumer learns of it */
 		/* Relaxed: a consumer that reads the old token only signals a socket that is
 		 * about to close. */
@@ -1722,7 +1781,7 @@ static int chan_close(shmkit_chan *ch)
 		shmkit__role_release(&c->p_owner, ch->me);
 	} else if (role == SHMKIT_CHAN_CONSUMER) {
 		/* Release pairs with the producer's acquire in consumer_gone(). */
-		atomic_store_explicit(&c->c_closed, 1, memory_order_release);
+		atomic_store_explicit(&c->c_closed, ch->session, memory_order_release);
 		/* Relaxed: a producer that reads the old values only signals a socket that
 		 * is about to close, or sends a spare wake-up. */
 		atomic_store_explicit(&c->c_token, 0, memory_order_relaxed);

@@ -32,8 +32,8 @@
 /* The header at offset 0 of every non-raw segment.
  * The creator writes every field before it publishes state = READY with a release
  * store; openers read state with acquire and touch nothing else until it is READY, so
- * plain fields are read-only after that. state alone changes later (READY -> DELETED,
- * by any process deleting the segment). */
+ * plain fields are read-only after that. Only the atomic ones change later: state
+ * (READY -> DELETED, by any process deleting the segment) and used. */
 struct shmkit__hdr {
 	uint64_t magic;        /* SHMKIT_MAGIC */
 	uint32_t layout;       /* SHMKIT_LAYOUT of the creator */
@@ -48,10 +48,22 @@ struct shmkit__hdr {
 	uint64_t creator_token; /* the creator's liveness token (live.c); written first */
 	int64_t ctime_ns;       /* CLOCK_REALTIME at creation */
 	char name[SHMKIT_NAME_MAX + 1]; /* the name it was created under, NUL-terminated */
-	uint8_t reserved[184];
+	_Atomic uint64_t used;  /* SHMKIT_KIND_DATA: 0 if never recorded (the whole data
+	                         * area counts), else SHMKIT__USED_SET | the bytes in use.
+	                         * Written by any writable handle (shmkit_seg_set_used(),
+	                         * release, after the bytes it covers), read with acquire
+	                         * by shmkit_seg_used(), which clamps it to data_size: a
+	                         * peer may have written anything here. A reserved word
+	                         * until 0.2 (zero), so older segments read "never". */
+	uint8_t reserved[176];
 };
 _Static_assert(sizeof(struct shmkit__hdr) == 512, "segment header is 512 bytes");
 _Static_assert(offsetof(struct shmkit__hdr, name) == 72, "header layout changed");
+_Static_assert(offsetof(struct shmkit__hdr, used) == 328, "header layout changed");
+
+/* In the header's used word: a length was recorded (so that 0 bytes differs from
+ * never). */
+#define SHMKIT__USED_SET (UINT64_C(1) << 63)
 
 /* Header flags. */
 #define SHMKIT_HDR_PERSIST 1u /* made with SHMKIT_SEG_PERSIST: gc never collects it */

@@ -48,6 +48,7 @@ struct shmkit_seg {
 	struct shmkit__hdr *hdr;  /* == base, or NULL for a raw segment */
 	unsigned char *data;      /* validated data area */
 	size_t data_size;
+	unsigned kind;            /* validated header kind, 0 for a raw segment */
 	char name[SHMKIT_NAME_MAX + 1]; /* POSIX object name ("/x") or System V name */
 	struct shmkit__guard_slot *guard; /* POSIX mappings: the SIGBUS guard's entry */
 };
@@ -220,6 +221,7 @@ static int publish(struct shmkit_seg *seg, unsigned kind, size_t size, shmkit__i
 	seg->hdr = seg->base;
 	seg->data = (unsigned char *)seg->base + SHMKIT_DATA_OFF;
 	seg->data_size = size;
+	seg->kind = kind;
 	int r = fill_header(seg->hdr, seg, kind, size, seg->map_size);
 	if (r == 0 && init)
 		r = init(seg->data, size, arg);
@@ -413,6 +415,7 @@ static int validate(struct shmkit_seg *seg, unsigned kind, size_t size)
 		return -EINVAL;
 	seg->data = (unsigned char *)seg->base + h->data_off;
 	seg->data_size = (size_t)h->data_size;
+	seg->kind = h->kind;
 	return 0;
 }
 
@@ -738,6 +741,39 @@ void *shmkit_seg_data(const shmkit_seg *seg)
 size_t shmkit_seg_size(const shmkit_seg *seg)
 {
 	return seg ? seg->data_size : 0;
+}
+
+size_t shmkit_seg_used(const shmkit_seg *seg)
+{
+	if (!seg)
+		return 0;
+	if (!seg->hdr || seg->kind != SHMKIT_KIND_DATA)
+		return seg->data_size;
+	shmkit__guard_enter();
+	/* Acquire pairs with the release in shmkit_seg_set_used(): the bytes it covers. */
+	uint64_t u = atomic_load_explicit(&seg->hdr->used, memory_order_acquire);
+	if (shmkit__guard_leave())
+		return 0; /* truncated under us: nothing to read */
+	if (!(u & SHMKIT__USED_SET))
+		return seg->data_size;
+	u &= ~SHMKIT__USED_SET;
+	return u < seg->data_size ? (size_t)u : seg->data_size;
+}
+
+int shmkit_seg_set_used(shmkit_seg *seg, size_t len)
+{
+	if (!seg || !seg->hdr || seg->kind != SHMKIT_KIND_DATA || len > seg->data_size)
+		return -EINVAL;
+	if (seg->flags & SHMKIT_SEG_RDONLY)
+		return -EACCES;
+	int r = shmkit_seg_check(seg);
+	if (r < 0)
+		return r;
+	shmkit__guard_enter();
+	/* Release: a reader that sees the length sees the bytes written before it. */
+	atomic_store_explicit(&seg->hdr->used, SHMKIT__USED_SET | (uint64_t)len,
+			      memory_order_release);
+	return shmkit__guard_leave() ? -EFAULT : 0;
 }
 
 int shmkit_seg_check(const shmkit_seg *seg)

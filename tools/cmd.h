@@ -4,6 +4,7 @@
 #ifndef SHMKIT_TOOLS_CMD_H
 #define SHMKIT_TOOLS_CMD_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "json.h" /* names and JSON values as output, escaped alike everywhere */
@@ -23,6 +24,31 @@ int shmkit__usage_error(const char *usage);
  * reports as "shmkit CMD: NAME: reason". Returns the exit code. */
 int shmkit__send_lines(FILE *in, const char *cmd, const char *name,
 		       int (*send)(void *h, const char *msg, size_t len), void *h);
+
+/* Counts and rates of a transfer on stderr (--progress): tools/segments.c. */
+struct shmkit__progress {
+	const char *cmd, *name;
+	int64_t start, last;     /* CLOCK_MONOTONIC ns: the start, the last line printed */
+	uint64_t msgs, bytes;    /* so far */
+	uint64_t last_msgs, last_bytes; /* at the last line printed */
+};
+void shmkit__progress_start(struct shmkit__progress *p, const char *cmd, const char *name);
+/* One message of @bytes; prints a line when a second passed since the last one. */
+void shmkit__progress_add(struct shmkit__progress *p, size_t bytes);
+/* The totals, and the mean rates. */
+void shmkit__progress_end(struct shmkit__progress *p);
+
+/* shmkit__send_lines() with more to say: a line longer than max_msg (when not 0) is
+ * reported with its number, its length and the limit; progress (when not NULL) counts
+ * each message sent. */
+struct shmkit__lines {
+	const char *cmd, *name;
+	int (*send)(void *h, const char *msg, size_t len);
+	void *h;
+	size_t max_msg;
+	struct shmkit__progress *progress;
+};
+int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how);
 
 /* shmkit bench [--json] [--quick] [--rounds N] ...: bench/bench.c (measuring) and
  * bench/report.c (statistics, output), two translation units sharing bench/bench.h */

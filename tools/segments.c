@@ -867,10 +867,11 @@ int shmkit_cmd_stat(int argc, char **argv)
 	unsigned flags;
 	int space, json = 0;
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nDescribe one segment: what 'ls' shows, plus a blob's size and\n"
-		       "write count, a channel's capacity, use, peers and counters, or a\n"
-		       "topic's mode, capacity, publishers, counters and subscribers (each with\n"
-		       "its pid, liveness, messages received and lost, and lag).\n", usage);
+		printf("usage: %s\n\nDescribe one segment: what 'ls' shows, plus a data segment's bytes\n"
+		       "in use, a blob's size and write count, a channel's capacity, use, peers\n"
+		       "and counters, or a topic's mode, capacity, publishers, counters and\n"
+		       "subscribers (each with its pid, liveness, messages received and lost,\n"
+		       "and lag).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
 	if (name_args(argc, argv, &space, &json) != 1)
@@ -922,7 +923,15 @@ int shmkit_cmd_stat(int argc, char **argv)
 	/* By what the user named, not by the header's name: a peer may have written
 	 * another segment's name there. */
 	snprintf(name_for_kind, sizeof name_for_kind, "%s", lib_name);
-	if (e->in.kind == SHMKIT_KIND_BLOB && e->in.state == SHMKIT_STATE_READY) {
+	if (e->in.kind == SHMKIT_KIND_DATA && e->in.state == SHMKIT_STATE_READY) {
+		shmkit_seg *d;
+		if (shmkit_seg_open(name_for_kind, SHMKIT_KIND_DATA, 0, 0, flags | SHMKIT_SEG_RDONLY,
+				    &d) == 0)
+			snprintf(extra, sizeof extra,
+				 json ? ", \"used\": %zu" : "used:         %zu bytes (what cat prints)\n",
+				 shmkit_seg_used(d));
+		shmkit_seg_close(d);
+	} else if (e->in.kind == SHMKIT_KIND_BLOB && e->in.state == SHMKIT_STATE_READY) {
 		shmkit_blob *b;
 		if (shmkit_blob_open(name_for_kind, 0, 0, flags | SHMKIT_SEG_RDONLY, &b) == 0) {
 			snprintf(extra, sizeof extra,
@@ -996,6 +1005,120 @@ int shmkit_cmd_stat(int argc, char **argv)
 	return SHMKIT_EXIT_OK;
 }
 
+/* ---- saying what is wrong with an argument ---- */
+
+/* "a channel", for "/x is a channel, not a data segment". */
+static const char *kind_noun(unsigned k)
+{
+	switch (k) {
+	case SHMKIT_KIND_DATA:
+		return "a data segment";
+	case SHMKIT_KIND_BLOB:
+		return "a blob";
+	case SHMKIT_KIND_CHAN:
+		return "a channel";
+	case SHMKIT_KIND_TOPIC:
+		return "a topic";
+	case SHMKIT_KIND_RAW:
+		return "a raw segment (not shmkit's)";
+	default:
+		return "a segment of an unknown kind";
+	}
+}
+
+/* Which of the library's naming rules (shmkit_seg_open(3)) name breaks, or NULL.
+ * flags: SHMKIT_SEG_SYSV, SHMKIT_SEG_CREATE and SHMKIT_SEG_RAW as the command will
+ * open it. The library is the judge; this only puts its -EINVAL into words first. */
+static const char *name_problem(const char *name, unsigned flags)
+{
+	if (!name[0])
+		return "an empty name";
+	if (flags & SHMKIT_SEG_SYSV) {
+		if (strlen(name) > SHMKIT_NAME_MAX)
+			return "a System V name has at most 255 bytes";
+		int id = !strncmp(name, "id:", 3);
+		int key = name[0] == '0' && (name[1] == 'x' || name[1] == 'X');
+		if (id) {
+			size_t d = strspn(name + 3, "0123456789");
+			if (d == 0 || d > 10 || name[3 + d] || strtoll(name + 3, NULL, 10) > INT_MAX)
+				return "id:N needs a System V id: decimal digits, at most 2147483647";
+			if (flags & SHMKIT_SEG_CREATE)
+				return "id:N names a segment that exists; it cannot be created";
+		}
+		if (key) {
+			size_t d = strspn(name + 2, "0123456789abcdefABCDEF");
+			if (d == 0 || d > 8 || name[2 + d] || strtoul(name + 2, NULL, 16) == 0)
+				return "0x... needs a System V key: 1 to 8 hex digits, not all zero";
+			if ((flags & SHMKIT_SEG_CREATE) && !(flags & SHMKIT_SEG_RAW))
+				return "a shmkit segment is found again by its name, so it is created "
+				       "with a name, not a key (a key only with --raw)";
+		}
+		return NULL;
+	}
+	const char *p = name[0] == '/' ? name + 1 : name;
+	if (!p[0])
+		return "a POSIX name needs a character after its '/'";
+	if (strchr(p, '/'))
+		return "a POSIX name is one component: a '/' at its start, no other";
+	if (!strcmp(p, ".") || !strcmp(p, ".."))
+		return "'.' and '..' are not names";
+	if (strlen(p) > SHMKIT_NAME_MAX - 1)
+		return "a POSIX name has at most 254 bytes after its '/'";
+	return NULL;
+}
+
+/* An argument that is not what the option wants: "shmkit CMD: WHAT: WHY", then the
+ * usage line. */
+static int bad_arg(const char *cmd, const char *what, const char *why, const char *usage)
+{
+	fprintf(stderr, "shmkit %s: %s: %s\n", cmd, what, why);
+	return shmkit__usage_error(usage);
+}
+
+/* A size in bytes with an optional k, M or G suffix (powers of 1024), at least 1 and
+ * at most limit: 0, or the exit code after saying what is wrong. */
+static int parse_size(const char *cmd, const char *opt, const char *arg, uint64_t limit,
+		      const char *usage, uint64_t *out)
+{
+	char what[64], why[128];
+	char *end;
+	snprintf(what, sizeof what, "%s '%.32s'", opt, arg);
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = *end == 'k' || *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+	if (shift)
+		end++;
+	if (end == arg || *end || arg[0] == '-' || arg[0] == '+' || (errno && errno != ERANGE))
+		return bad_arg(cmd, what, "not a size in bytes (digits, then k, M or G for KiB, "
+					  "MiB, GiB)", usage);
+	if (v == 0)
+		return bad_arg(cmd, what, "a size must be at least 1 byte", usage);
+	if (errno == ERANGE || v > (limit >> shift)) {
+		snprintf(why, sizeof why, "larger than the most, %llu bytes",
+			 (unsigned long long)limit);
+		return bad_arg(cmd, what, why, usage);
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* A number with no sign: 0, or the exit code after saying what is wrong. */
+static int parse_count(const char *cmd, const char *opt, const char *arg, const char *usage,
+		       unsigned long long *out)
+{
+	char what[64];
+	char *end;
+	snprintf(what, sizeof what, "%s '%.32s'", opt, arg);
+	errno = 0;
+	*out = strtoull(arg, &end, 10);
+	if (end == arg || *end || arg[0] == '-' || arg[0] == '+' || errno)
+		return bad_arg(cmd, what, "not a whole number (decimal digits)", usage);
+	return 0;
+}
+
+/* The largest segment the library makes: 64 TiB of data (seg.c's SIZE_LIMIT). */
+#define SEG_SIZE_MAX ((uint64_t)1 << 46)
+
 int shmkit_cmd_create(int argc, char **argv)
 {
 	static const char usage[] =
@@ -1012,29 +1135,44 @@ int shmkit_cmd_create(int argc, char **argv)
 		       "sets its permissions exactly (default 0600).\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--sysv")) {
+	for (int i = 1, opts = 1; i < argc; i++) {
+		const char *a = argv[i];
+		char what[64];
+		if (opts && !strcmp(a, "--")) {
+			opts = 0;
+		} else if (opts && !strcmp(a, "--sysv")) {
 			flags |= SHMKIT_SEG_SYSV;
-		} else if (!strcmp(argv[i], "--raw")) {
+		} else if (opts && !strcmp(a, "--raw")) {
 			flags |= SHMKIT_SEG_RAW;
-		} else if (!strcmp(argv[i], "--temporary")) {
+		} else if (opts && !strcmp(a, "--temporary")) {
 			temporary = 1;
-		} else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+		} else if (opts && !strcmp(a, "--mode")) {
 			char *end;
-			unsigned long m = strtoul(argv[++i], &end, 8);
-			if (*end || m > 0777 || m == 0)
-				return shmkit__usage_error(usage);
+			if (i + 1 == argc)
+				return bad_arg("create", "--mode", "needs a value", usage);
+			const char *m_arg = argv[++i];
+			snprintf(what, sizeof what, "--mode '%.32s'", m_arg);
+			errno = 0;
+			unsigned long m = strtoul(m_arg, &end, 8);
+			if (end == m_arg || *end || m_arg[0] == '-' || m_arg[0] == '+' || errno ||
+			    m > 0777 || m == 0)
+				return bad_arg("create", what,
+					       "not a permission mode: octal digits, 1 to 0777", usage);
 			mode = (unsigned)m;
-		} else if (argv[i][0] == '-' || (name && size_arg)) {
-			return shmkit__usage_error(usage);
+		} else if (opts && a[0] == '-' && a[1]) {
+			snprintf(what, sizeof what, "'%.32s'", a);
+			return bad_arg("create", what, "no such option", usage);
 		} else if (!name) {
-			name = argv[i];
+			name = a;
+		} else if (!size_arg) {
+			size_arg = a;
 		} else {
-			size_arg = argv[i];
+			snprintf(what, sizeof what, "'%.32s'", a);
+			return bad_arg("create", what, "one argument too many", usage);
 		}
 	}
 	if (!name || !size_arg)
-		return shmkit__usage_error(usage);
+		return bad_arg("create", name ? "SIZE" : "NAME and SIZE", "missing", usage);
 	/* Every other command reads these forms as a System V id or key: a POSIX segment
 	 * so named would be mistaken for another segment there. */
 	if (!(flags & SHMKIT_SEG_SYSV) &&
@@ -1043,22 +1181,24 @@ int shmkit_cmd_create(int argc, char **argv)
 				"segments by id or key; give another name (or /%s)\n", name, name);
 		return SHMKIT_EXIT_USAGE;
 	}
-	char *end;
-	errno = 0;
-	unsigned long long size = strtoull(size_arg, &end, 0);
-	unsigned shift = *end == 'k' || *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-	if (shift)
-		end++;
-	if (errno || *end || size == 0 || size > (SIZE_MAX >> shift) || size_arg[0] == '-')
-		return shmkit__usage_error(usage);
+	const char *rule = name_problem(name, flags);
+	if (rule) {
+		fprintf(stderr, "shmkit create: %s: %s\n", name, rule);
+		return SHMKIT_EXIT_USAGE;
+	}
+	uint64_t size;
+	int r = parse_size("create", "SIZE", size_arg, SEG_SIZE_MAX, usage, &size);
+	if (r)
+		return r;
 	/* A segment made from the shell outlives the command by design: it is data left
 	 * for later, never garbage. A raw one has no header to record that in. */
 	if (!temporary && !(flags & SHMKIT_SEG_RAW))
 		flags |= SHMKIT_SEG_PERSIST;
 	shmkit_seg *seg;
-	int r = shmkit_seg_open(name, SHMKIT_KIND_DATA, (size_t)(size << shift), mode, flags, &seg);
+	r = shmkit_seg_open(name, SHMKIT_KIND_DATA, (size_t)size, mode, flags, &seg);
 	if (r < 0) {
-		fprintf(stderr, "shmkit create: %s: %s\n", name, shmkit_strerror(r));
+		fprintf(stderr, "shmkit create: %s: %s\n", name,
+			r == -EEXIST ? "a segment of this name exists" : shmkit_strerror(r));
 		return SHMKIT_EXIT_FAIL;
 	}
 	struct shmkit_seg_info in;
@@ -1068,11 +1208,31 @@ int shmkit_cmd_create(int argc, char **argv)
 	return SHMKIT_EXIT_OK;
 }
 
+/* Removes option opt (with its value when value is not NULL) from argv, before any
+ * "--": 1 found, 0 not, -1 given without its value. */
+static int pull_option(int *argc, char **argv, const char *opt, const char **value)
+{
+	for (int i = 1; i < *argc && strcmp(argv[i], "--"); i++) {
+		if (strcmp(argv[i], opt))
+			continue;
+		int n = value ? 2 : 1;
+		if (i + n > *argc)
+			return -1;
+		if (value)
+			*value = argv[i + 1];
+		memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n) * sizeof *argv);
+		*argc -= n;
+		return 1;
+	}
+	return 0;
+}
+
 /* Opens a data, blob or raw segment for cat/write: a blob through its API (whole
  * snapshots), anything else as bytes. */
 struct target {
 	shmkit_seg *seg;
 	shmkit_blob *blob;
+	unsigned kind;
 };
 
 /* Returns 0, or the exit code after saying what went wrong. */
@@ -1081,25 +1241,30 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 	char name[NAME_MAX + 2];
 	unsigned flags;
 	struct shmkit_seg_info in;
-	const char *hint = "";
-	int r = resolve_or_say(cmd, arg, space, name, sizeof name, &flags);
+	int r = resolve(arg, space, name, sizeof name, &flags);
+	if (r == -ENOENT) {
+		fprintf(stderr, "shmkit %s: %s: no such segment\n", cmd, arg);
+		return SHMKIT_EXIT_FAIL;
+	}
 	if (r)
-		return r;
+		return resolve_or_say(cmd, arg, space, name, sizeof name, &flags);
 	r = shmkit_seg_inspect(name, flags, &in);
+	if (r == 0 && (in.kind == SHMKIT_KIND_CHAN || in.kind == SHMKIT_KIND_TOPIC)) {
+		fprintf(stderr, "shmkit %s: %s is %s, not a data segment (use %s)\n", cmd, arg,
+			kind_noun(in.kind), in.kind == SHMKIT_KIND_CHAN ? "send and recv" : "pub and sub");
+		return SHMKIT_EXIT_FAIL;
+	}
 	if (r == 0 && rdonly)
 		flags |= SHMKIT_SEG_RDONLY;
+	if (r == 0)
+		t->kind = in.kind;
 	if (r == 0 && in.kind == SHMKIT_KIND_BLOB)
 		r = shmkit_blob_open(name, 0, 0, flags, &t->blob);
-	else if (r == 0 && in.kind == SHMKIT_KIND_CHAN)
-		r = -EPROTO, hint = " (a channel: use send/recv)";
-	else if (r == 0 && in.kind == SHMKIT_KIND_TOPIC)
-		r = -EPROTO, hint = " (a topic: use pub/sub)";
 	else if (r == 0)
 		r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0,
 				    flags | (in.kind == SHMKIT_KIND_RAW ? SHMKIT_SEG_RAW : 0), &t->seg);
 	if (r < 0) {
-		fprintf(stderr, "shmkit %s: %s: %s%s\n", cmd, arg, shmkit_strerror(r),
-			hint);
+		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, arg, shmkit_strerror(r));
 		return SHMKIT_EXIT_FAIL;
 	}
 	return 0;
@@ -1107,14 +1272,17 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 
 int shmkit_cmd_cat(int argc, char **argv)
 {
-	static const char usage[] = "shmkit cat [--posix|--sysv] NAME|0xKEY|id:ID";
+	static const char usage[] = "shmkit cat [--posix|--sysv] [--all] NAME|0xKEY|id:ID";
 	int space;
 	struct target t = {0};
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nWrite a segment's data bytes to standard output (a blob: one\n"
-		       "consistent snapshot).\n", usage);
+		printf("usage: %s\n\nWrite a segment's data to standard output: of a data segment, the\n"
+		       "bytes 'shmkit write' (or shmkit_seg_set_used()) last recorded as used, or\n"
+		       "the whole data area with --all or when no length was recorded; of a blob,\n"
+		       "one consistent snapshot; of a raw segment, all of it.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
+	int all = pull_option(&argc, argv, "--all", NULL);
 	if (name_args(argc, argv, &space, NULL) != 1)
 		return shmkit__usage_error(usage);
 	const char *arg = argv[0];
@@ -1137,7 +1305,8 @@ int shmkit_cmd_cat(int argc, char **argv)
 		data = copy;
 	} else {
 		data = shmkit_seg_data(t.seg);
-		size = shmkit_seg_size(t.seg);
+		/* Clamped by the library: a peer may have written any length there. */
+		size = all ? shmkit_seg_size(t.seg) : shmkit_seg_used(t.seg);
 	}
 	int status = fwrite(data, 1, size, stdout) == size && fflush(stdout) == 0 ? SHMKIT_EXIT_OK
 										 : SHMKIT_EXIT_FAIL;
@@ -1151,15 +1320,29 @@ int shmkit_cmd_cat(int argc, char **argv)
 
 int shmkit_cmd_write(int argc, char **argv)
 {
-	static const char usage[] = "shmkit write [--posix|--sysv] NAME|0xKEY|id:ID < DATA";
+	static const char usage[] =
+	    "shmkit write [--posix|--sysv] [--offset N] NAME|0xKEY|id:ID < DATA";
 	int space;
 	struct target t = {0};
 	if (shmkit__want_help(argc, argv)) {
-		printf("usage: %s\n\nCopy standard input into a segment's data area, from its start.\n"
-		       "Refuses (and writes nothing) when the input is larger than the segment.\n"
-		       "A blob gets it as one write that readers see whole.\n", usage);
+		printf("usage: %s\n\nCopy standard input into a segment. A data segment's content is\n"
+		       "replaced: the input goes at its start, what was there after it is\n"
+		       "cleared, and the input's length is recorded as the bytes in use (what\n"
+		       "'shmkit cat' prints). --offset N writes the input at byte N instead,\n"
+		       "keeping the rest, and extends the bytes in use to its end if it ends\n"
+		       "beyond them. A blob gets the input as one whole snapshot that readers\n"
+		       "see at once (the rest of it cleared); a raw segment, at its start or at\n"
+		       "N, the rest kept. Refuses (and writes nothing) when the input does not\n"
+		       "fit.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
+	const char *off_arg = NULL;
+	int has_off = pull_option(&argc, argv, "--offset", &off_arg);
+	if (has_off < 0)
+		return bad_arg("write", "--offset", "needs a value", usage);
+	unsigned long long off = 0;
+	if (has_off && parse_count("write", "--offset", off_arg, usage, &off))
+		return SHMKIT_EXIT_USAGE;
 	if (name_args(argc, argv, &space, NULL) != 1)
 		return shmkit__usage_error(usage);
 	const char *arg = argv[0];
@@ -1167,36 +1350,68 @@ int shmkit_cmd_write(int argc, char **argv)
 	if (r)
 		return r;
 	size_t cap = t.blob ? shmkit_blob_size(t.blob) : shmkit_seg_size(t.seg);
-	/* Read everything first: a too-large input must not leave half a write. */
-	unsigned char *buf = malloc(cap + 1);
+	unsigned char *buf = NULL;
 	size_t len = 0;
 	int status = SHMKIT_EXIT_OK;
+	if (has_off && t.blob) {
+		fprintf(stderr, "shmkit write: --offset: %s is a blob, which is written whole\n", arg);
+		status = SHMKIT_EXIT_USAGE;
+		goto out;
+	}
+	if (off > cap) {
+		fprintf(stderr, "shmkit write: --offset %llu: past the end of %s's %zu-byte data "
+				"area\n", off, arg, cap);
+		status = SHMKIT_EXIT_FAIL;
+		goto out;
+	}
+	/* Read everything first: a too-large input must not leave half a write. A blob
+	 * gets the whole snapshot, zeros after the input. */
+	size_t room = cap - (size_t)off;
+	buf = calloc(1, room + 1);
 	if (!buf) {
 		fprintf(stderr, "shmkit write: %s: out of memory\n", arg);
 		status = SHMKIT_EXIT_FAIL;
 		goto out;
 	}
 	for (;;) {
-		size_t n = fread(buf + len, 1, cap + 1 - len, stdin);
+		size_t n = fread(buf + len, 1, room + 1 - len, stdin);
 		len += n;
-		if (n == 0 || len == cap + 1)
+		if (n == 0 || len == room + 1)
 			break;
 	}
 	if (ferror(stdin)) {
 		fprintf(stderr, "shmkit write: reading input: %s\n", strerror(errno));
 		status = SHMKIT_EXIT_FAIL;
-	} else if (len > cap) {
+	} else if (len > room && has_off) {
+		fprintf(stderr, "shmkit write: %s: input does not fit in the %zu bytes after offset "
+				"%llu; nothing written\n", arg, room, off);
+		status = SHMKIT_EXIT_FAIL;
+	} else if (len > room) {
 		fprintf(stderr, "shmkit write: %s: input does not fit in %zu bytes; nothing written\n",
 			arg, cap);
 		status = SHMKIT_EXIT_FAIL;
 	} else if (t.blob) {
-		r = shmkit_blob_write(t.blob, buf, len);
+		r = shmkit_blob_write(t.blob, buf, cap);
 		if (r < 0) {
 			fprintf(stderr, "shmkit write: %s: %s\n", arg, shmkit_strerror(r));
 			status = SHMKIT_EXIT_FAIL;
 		}
 	} else {
-		memcpy(shmkit_seg_data(t.seg), buf, len);
+		unsigned char *d = shmkit_seg_data(t.seg);
+		size_t used = shmkit_seg_used(t.seg), end = (size_t)off + len;
+		memcpy(d + off, buf, len);
+		if (t.kind == SHMKIT_KIND_DATA) {
+			/* Replacing: clear the old content after the new (up to what was in use),
+			 * so that --all and programs reading the area see no stale tail. */
+			if (!has_off && used > end)
+				memset(d + end, 0, used - end);
+			r = shmkit_seg_set_used(t.seg, has_off && used > end ? used : end);
+			if (r < 0) {
+				fprintf(stderr, "shmkit write: %s: recording the length: %s\n", arg,
+					shmkit_strerror(r));
+				status = SHMKIT_EXIT_FAIL;
+			}
+		}
 	}
 out:
 	free(buf);
@@ -1205,46 +1420,166 @@ out:
 	return status;
 }
 
+/* ---- progress of a transfer (--progress) ---- */
+
+void shmkit__progress_start(struct shmkit__progress *p, const char *cmd, const char *name)
+{
+	struct timespec ts;
+	memset(p, 0, sizeof *p);
+	p->cmd = cmd;
+	p->name = name;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	p->start = p->last = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t progress_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void shmkit__progress_add(struct shmkit__progress *p, size_t bytes)
+{
+	p->msgs++;
+	p->bytes += bytes;
+	/* The clock only every 64 messages: a line per second is plenty, and a stream of
+	 * small messages must not pay a clock read each. */
+	if ((p->msgs & 63) != 1)
+		return;
+	int64_t now = progress_now();
+	if (now - p->last < 1000000000)
+		return;
+	double dt = (double)(now - p->last) / 1e9;
+	fprintf(stderr, "shmkit %s: %s: %llu messages, %llu bytes; now %.0f msg/s, %.1f MB/s\n",
+		p->cmd, p->name, (unsigned long long)p->msgs, (unsigned long long)p->bytes,
+		(double)(p->msgs - p->last_msgs) / dt, (double)(p->bytes - p->last_bytes) / dt / 1e6);
+	p->last = now;
+	p->last_msgs = p->msgs;
+	p->last_bytes = p->bytes;
+}
+
+void shmkit__progress_end(struct shmkit__progress *p)
+{
+	double dt = (double)(progress_now() - p->start) / 1e9;
+	if (dt <= 0)
+		dt = 1e-9;
+	fprintf(stderr, "shmkit %s: %s: %llu messages, %llu bytes in %.2f s (%.0f msg/s, "
+			"%.1f MB/s)\n",
+		p->cmd, p->name, (unsigned long long)p->msgs, (unsigned long long)p->bytes, dt,
+		(double)p->msgs / dt, (double)p->bytes / dt / 1e6);
+}
+
+/* ---- send and recv ---- */
+
 /* Options of send and recv. */
 struct chan_opts {
 	const char *name;
 	unsigned flags;
-	long count;
+	long long count;
 	double timeout;
 	size_t capacity;
+	int create, once, progress;
 };
 
-static int chan_args(int argc, char **argv, struct chan_opts *o, int recv, const char *usage)
+#define CHAN_CAP_DEFAULT ((size_t)1 << 20)
+#define CHAN_CAP_MAX ((uint64_t)1 << 30) /* chan.h: at most 1 GiB */
+
+static int chan_args(int argc, char **argv, struct chan_opts *o, const char *cmd, int recv,
+		     const char *usage)
 {
 	memset(o, 0, sizeof *o);
-	o->flags = SHMKIT_SEG_CREATE;
 	o->count = -1;
 	o->timeout = -1;
-	o->capacity = 1 << 20;
+	o->capacity = CHAN_CAP_DEFAULT;
+	o->create = !recv; /* a sender makes the channel it needs; a receiver only if asked */
 	for (int i = 1; i < argc; i++) {
-		char *end;
-		if (!strcmp(argv[i], "--sysv")) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char what[64];
+		snprintf(what, sizeof what, "%s '%.32s'", a, v ? v : "");
+		if (!strcmp(a, "--sysv")) {
 			o->flags |= SHMKIT_SEG_SYSV;
-		} else if (recv && !strcmp(argv[i], "-n") && i + 1 < argc) {
-			o->count = strtol(argv[++i], &end, 10);
-			if (*end || o->count < 0)
-				return shmkit__usage_error(usage);
-		} else if (recv && !strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			o->timeout = strtod(argv[++i], &end);
-			if (*end || o->timeout < 0)
-				return shmkit__usage_error(usage);
-		} else if (!strcmp(argv[i], "--capacity") && i + 1 < argc) {
-			unsigned long long c = strtoull(argv[++i], &end, 0);
-			if (*end || c == 0)
-				return shmkit__usage_error(usage);
-			o->capacity = (size_t)c;
-		} else if (argv[i][0] == '-' || o->name) {
-			return shmkit__usage_error(usage);
+		} else if (!strcmp(a, "--progress")) {
+			o->progress = 1;
+		} else if (recv && !strcmp(a, "--create")) {
+			o->create = 1;
+		} else if (recv && !strcmp(a, "--once")) {
+			o->once = 1;
+		} else if ((recv && (!strcmp(a, "-n") || !strcmp(a, "--timeout"))) ||
+			   !strcmp(a, "--capacity")) {
+			if (!v)
+				return bad_arg(cmd, a, "needs a value", usage);
+			i++;
+			if (a[1] == 'n') {
+				unsigned long long n;
+				if (parse_count(cmd, "-n", v, usage, &n))
+					return SHMKIT_EXIT_USAGE;
+				o->count = n > LLONG_MAX ? LLONG_MAX : (long long)n;
+			} else if (a[2] == 't') {
+				char *end;
+				errno = 0;
+				o->timeout = strtod(v, &end);
+				if (end == v || *end || errno || !(o->timeout >= 0) || o->timeout > 1e9)
+					return bad_arg(cmd, what, "not a number of seconds (0 or more, "
+								  "such as 2.5)", usage);
+			} else {
+				uint64_t c;
+				if (parse_size(cmd, "--capacity", v, CHAN_CAP_MAX, usage, &c))
+					return SHMKIT_EXIT_USAGE;
+				o->capacity = (size_t)c;
+			}
+		} else if (a[0] == '-' && a[1]) {
+			snprintf(what, sizeof what, "'%.32s'", a);
+			return bad_arg(cmd, what, "no such option", usage);
+		} else if (o->name) {
+			snprintf(what, sizeof what, "'%.32s'", a);
+			return bad_arg(cmd, what, "one argument too many (one NAME)", usage);
 		} else {
-			o->name = argv[i];
+			o->name = a;
 		}
 	}
-	return o->name ? 0 : shmkit__usage_error(usage);
+	if (!o->name)
+		return bad_arg(cmd, "NAME", "missing", usage);
+	if (o->create)
+		o->flags |= SHMKIT_SEG_CREATE;
+	const char *rule = name_problem(o->name, o->flags);
+	if (rule) {
+		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, o->name, rule);
+		return SHMKIT_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Opens the channel end for send or recv: 0, or the exit code after saying why not. */
+static int open_end(const char *cmd, const struct chan_opts *o, unsigned role, shmkit_chan **ch)
+{
+	/* Opening an existing channel accepts its capacity, whatever it is; creating one
+	 * asks for ours. */
+	int r = shmkit_chan_open(o->name, role, o->create ? o->capacity : 0, 0600, o->flags, ch);
+	if (r == -EINVAL && o->create) /* it exists, with another capacity */
+		r = shmkit_chan_open(o->name, role, 0, 0600, o->flags, ch);
+	if (r == 0)
+		return 0;
+	struct shmkit_seg_info in;
+	/* -EPROTO also means another kind: asked only now, when the segment is complete
+	 * (the library waited for its creator), so a System V channel still being made
+	 * is never taken for something else. */
+	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
+	    in.kind != SHMKIT_KIND_CHAN)
+		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, kind_noun(in.kind));
+	else if (r == -EPROTO)
+		fprintf(stderr, "shmkit %s: %s: not a channel this shmkit can read (corrupt, or "
+				"made by another version)\n", cmd, o->name);
+	else if (r == -ENOENT)
+		fprintf(stderr, "shmkit %s: %s: no such channel (recv --create makes one, as send "
+				"does)\n", cmd, o->name);
+	else if (r == -EBUSY)
+		fprintf(stderr, "shmkit %s: %s: another process is the channel's %s (a channel has "
+				"one of each)\n", cmd, o->name,
+			role == SHMKIT_CHAN_PRODUCER ? "sender" : "receiver");
+	else
+		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, o->name, shmkit_strerror(r));
+	return SHMKIT_EXIT_FAIL;
 }
 
 static int send_one(void *ch, const char *msg, size_t len)
@@ -1254,66 +1589,124 @@ static int send_one(void *ch, const char *msg, size_t len)
 
 int shmkit_cmd_send(int argc, char **argv)
 {
-	static const char usage[] = "shmkit send [--sysv] [--capacity BYTES] NAME < LINES";
+	static const char usage[] =
+	    "shmkit send [--sysv] [--capacity BYTES] [--progress] NAME < LINES";
 	struct chan_opts o;
 	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nSend each line of standard input (without its newline) as one\n"
 		       "message on channel NAME, creating the channel if needed (default 1 MiB\n"
-		       "ring). Empty lines are skipped: a message has at least one byte. Closing\n"
-		       "at end of input is end-of-stream for the receiver.\n", usage);
+		       "ring; the largest message is half the ring). Empty lines are skipped: a\n"
+		       "message has at least one byte. Closing at end of input is end-of-stream\n"
+		       "for the receiver. Like a FIFO's writer, a sender that fills the ring\n"
+		       "waits for a receiver, also when the last one left before it came; a\n"
+		       "receiver that leaves while it sends is an error. --progress prints\n"
+		       "counts and rates on stderr, each second and at the end.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	int r = chan_args(argc, argv, &o, 0, usage);
+	int r = chan_args(argc, argv, &o, "send", 0, usage);
 	if (r)
 		return r;
 	shmkit_chan *ch;
-	r = shmkit_chan_open(o.name, SHMKIT_CHAN_PRODUCER, o.capacity, 0600, o.flags, &ch);
-	if (r == -EINVAL && o.capacity == 1 << 20) /* exists with another capacity */
-		r = shmkit_chan_open(o.name, SHMKIT_CHAN_PRODUCER, 0, 0600, o.flags, &ch);
-	if (r < 0) {
-		fprintf(stderr, "shmkit send: %s: %s\n", o.name, shmkit_strerror(r));
-		return SHMKIT_EXIT_FAIL;
-	}
-	int status = shmkit__send_lines(stdin, "send", o.name, send_one, ch);
+	r = open_end("send", &o, SHMKIT_CHAN_PRODUCER, &ch);
+	if (r)
+		return r;
+	struct shmkit_chan_stats st;
+	struct shmkit__progress pr;
+	struct shmkit__lines how = {.cmd = "send", .name = o.name, .send = send_one, .h = ch,
+				    .progress = o.progress ? &pr : NULL};
+	if (shmkit_chan_stats(ch, &st) == 0)
+		how.max_msg = (size_t)st.max_msg;
+	if (o.progress)
+		shmkit__progress_start(&pr, "send", o.name);
+	int status = shmkit__send_lines_how(stdin, &how);
+	if (o.progress)
+		shmkit__progress_end(&pr);
 	shmkit_chan_close(ch);
 	return status;
 }
 
+/* recv --once: whether the channel's last end-of-stream was received before we came
+ * and no sender has attached since (the library then waits for the next sender). It
+ * tells so by a receive that finds nothing although the sender closed: an end that is
+ * ours it would have answered with 0. Checked twice around the counters, so that a
+ * sender attaching meanwhile is not mistaken for none. */
+static int stale_end(shmkit_chan *ch, char *buf, size_t cap, ssize_t *first)
+{
+	struct shmkit_chan_stats st;
+	for (int i = 0; i < 2; i++) {
+		*first = shmkit_chan_recv(ch, buf, cap, 0);
+		if (*first != -EAGAIN)
+			return 0;
+		if (shmkit_chan_stats(ch, &st) < 0 || !st.producer_closed || st.producer_pid)
+			return 0;
+	}
+	return 1;
+}
+
 int shmkit_cmd_recv(int argc, char **argv)
 {
-	static const char usage[] = "shmkit recv [--sysv] [-n COUNT] [--timeout SECONDS] NAME";
+	static const char usage[] = "shmkit recv [--sysv] [--create [--capacity BYTES]] [--once] "
+				    "[-n COUNT] [--timeout SECONDS] [--progress] NAME";
 	struct chan_opts o;
 	if (shmkit__want_help(argc, argv)) {
 		printf("usage: %s\n\nReceive messages from channel NAME and print each on its own line,\n"
-		       "creating the channel if needed. Stops at end-of-stream (the sender\n"
+		       "like the reader of a named FIFO. Stops at end-of-stream (the sender\n"
 		       "closed), after COUNT messages, or when no message came for SECONDS\n"
-		       "(exit 1 then). A sender that died is an error.\n", usage);
+		       "(exit 1 then). A sender that died is an error. The channel must exist\n"
+		       "unless --create (then it is made if missing, as send does). When the\n"
+		       "last sender's end-of-stream was already received (by an earlier recv),\n"
+		       "recv waits for the next sender and prints its stream; with --once it\n"
+		       "says so and exits 1 instead. --progress prints counts and rates on\n"
+		       "stderr, each second and at the end.\n", usage);
 		return SHMKIT_EXIT_OK;
 	}
-	int r = chan_args(argc, argv, &o, 1, usage);
+	int r = chan_args(argc, argv, &o, "recv", 1, usage);
 	if (r)
 		return r;
 	shmkit_chan *ch;
-	r = shmkit_chan_open(o.name, SHMKIT_CHAN_CONSUMER, o.capacity, 0600, o.flags, &ch);
-	if (r == -EINVAL)
-		r = shmkit_chan_open(o.name, SHMKIT_CHAN_CONSUMER, 0, 0600, o.flags, &ch);
-	if (r < 0) {
-		fprintf(stderr, "shmkit recv: %s: %s\n", o.name, shmkit_strerror(r));
-		return SHMKIT_EXIT_FAIL;
-	}
+	r = open_end("recv", &o, SHMKIT_CHAN_CONSUMER, &ch);
+	if (r)
+		return r;
 	int64_t timeout = o.timeout < 0 ? SHMKIT_FOREVER : (int64_t)(o.timeout * 1e9);
 	size_t cap = 1 << 16;
 	char *buf = malloc(cap);
 	int status = SHMKIT_EXIT_OK;
-	for (long got = 0; buf && (o.count < 0 || got < o.count); got++) {
-		ssize_t n = shmkit_chan_recv(ch, buf, cap, timeout);
+	ssize_t n = 0;
+	int have = 0; /* n holds a result not handled yet */
+	struct shmkit__progress pr;
+	if (o.progress)
+		shmkit__progress_start(&pr, "recv", o.name);
+	if (buf && o.once && o.count != 0) {
+		if (stale_end(ch, buf, cap, &n)) {
+			fprintf(stderr, "shmkit recv: %s: the last sender's end-of-stream was already "
+					"received, and no sender came since (without --once, recv waits "
+					"for one)\n", o.name);
+			status = SHMKIT_EXIT_FAIL;
+			goto out;
+		}
+		have = n != -EAGAIN;
+	}
+	for (long long got = 0; buf && (o.count < 0 || got < o.count); got++) {
+		if (!have) {
+			/* Output is flushed only before a wait: a line per write(2) would
+			 * cost more than the channel (5 x on a stream of short lines). */
+			n = shmkit_chan_recv(ch, buf, cap, 0);
+			if (n == -EAGAIN) {
+				fflush(stdout);
+				n = shmkit_chan_recv(ch, buf, cap, timeout);
+			}
+		}
+		have = 0;
 		if (n == -EMSGSIZE) {
 			/* The message stays queued: grow to the largest the ring takes. */
 			struct shmkit_chan_stats st;
 			shmkit_chan_stats(ch, &st);
 			char *bigger = realloc(buf, (size_t)st.max_msg);
-			if (!bigger)
+			if (!bigger) {
+				fprintf(stderr, "shmkit recv: out of memory\n");
+				status = SHMKIT_EXIT_FAIL;
 				break;
+			}
 			buf = bigger;
 			cap = (size_t)st.max_msg;
 			got--;
@@ -1323,18 +1716,29 @@ int shmkit_cmd_recv(int argc, char **argv)
 			break; /* end-of-stream */
 		if (n < 0) {
 			fprintf(stderr, "shmkit recv: %s: %s\n", o.name,
-				n == -ETIMEDOUT ? "no message before the timeout" : shmkit_strerror((int)n));
+				n == -ETIMEDOUT ? "no message before the timeout"
+				: n == -EPIPE	? "the sender died (everything it sent was received)"
+				: n == -EIDRM	? "the channel was removed"
+						: shmkit_strerror((int)n));
 			status = SHMKIT_EXIT_FAIL;
 			break;
 		}
 		fwrite(buf, 1, (size_t)n, stdout);
 		putchar('\n');
-		fflush(stdout);
+		if (o.progress)
+			shmkit__progress_add(&pr, (size_t)n);
 	}
 	if (!buf) {
 		fprintf(stderr, "shmkit recv: out of memory\n");
 		status = SHMKIT_EXIT_FAIL;
 	}
+out:
+	if (fflush(stdout) != 0 && status == SHMKIT_EXIT_OK) {
+		fprintf(stderr, "shmkit recv: writing output: %s\n", strerror(errno));
+		status = SHMKIT_EXIT_FAIL;
+	}
+	if (o.progress)
+		shmkit__progress_end(&pr);
 	free(buf);
 	shmkit_chan_close(ch);
 	return status;

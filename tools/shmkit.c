@@ -48,24 +48,41 @@ int shmkit__usage_error(const char *usage)
 int shmkit__send_lines(FILE *in, const char *cmd, const char *name,
 		       int (*send)(void *h, const char *msg, size_t len), void *h)
 {
+	struct shmkit__lines how = {.cmd = cmd, .name = name, .send = send, .h = h};
+	return shmkit__send_lines_how(in, &how);
+}
+
+int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how)
+{
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	long lineno = 0;
 	int status = SHMKIT_EXIT_OK;
 	while ((n = getline(&line, &cap, in)) > 0) {
+		lineno++;
 		if (line[n - 1] == '\n')
 			n--;
 		if (n == 0)
 			continue;
-		int r = send(h, line, (size_t)n);
-		if (r < 0) {
-			fprintf(stderr, "shmkit %s: %s: %s\n", cmd, name, shmkit_strerror(r));
+		int r = how->send(how->h, line, (size_t)n);
+		if (r == -EMSGSIZE && how->max_msg) {
+			fprintf(stderr, "shmkit %s: %s: line %ld is %zd bytes, longer than the "
+					"largest message (%zu bytes)\n",
+				how->cmd, how->name, lineno, n, how->max_msg);
 			status = SHMKIT_EXIT_FAIL;
 			break;
 		}
+		if (r < 0) {
+			fprintf(stderr, "shmkit %s: %s: %s\n", how->cmd, how->name, shmkit_strerror(r));
+			status = SHMKIT_EXIT_FAIL;
+			break;
+		}
+		if (how->progress)
+			shmkit__progress_add(how->progress, (size_t)n);
 	}
 	if (status == SHMKIT_EXIT_OK && ferror(in)) {
-		fprintf(stderr, "shmkit %s: reading input: %s\n", cmd, strerror(errno));
+		fprintf(stderr, "shmkit %s: reading input: %s\n", how->cmd, strerror(errno));
 		status = SHMKIT_EXIT_FAIL;
 	}
 	free(line);

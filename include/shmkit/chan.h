@@ -9,6 +9,16 @@
  * consumer drained what was committed (recv returns 0, like read(2)); a peer that died
  * gives -EPIPE within a bounded time, never a hang.
  *
+ * Sessions (since 0.2): a channel is reused like a named FIFO. Each producer that
+ * attaches starts a new stream. Its end-of-stream is received once: a consumer that
+ * opens after an earlier consumer received it waits for the next producer (and gets
+ * that producer's stream), as a FIFO's reader waits for a writer; a stream that ended
+ * before any consumer received its end is delivered whole, end included, to the next
+ * consumer. Likewise a producer ignores a consumer's close (or death) that happened
+ * before it attached: when the ring fills, it waits for the next consumer instead of
+ * failing with -EPIPE. An end is seen only if the consumer reaches it before the next
+ * producer attaches; otherwise the two streams run together.
+ *
  * The consumer frees room lazily: what it released becomes free for the producer once
  * it has released capacity/8 bytes, found the ring empty, started to wait, or closed.
  * So a consumer that dies without closing may leave up to capacity/8 bytes of messages
@@ -58,7 +68,8 @@ struct shmkit_chan_stats {
 	int32_t producer_pid;   /**< 0 when no producer is attached; for people only: the
 	                         *   holder's pid in its own pid namespace */
 	int32_t consumer_pid;   /**< 0 when no consumer is attached; as producer_pid */
-	int producer_closed;    /**< 1 after the producer closed (end-of-stream) */
+	int producer_closed;    /**< 1 after the producer closed (end-of-stream), also
+	                         *   once a consumer received that end (see Sessions) */
 };
 
 /** shmkit_chan_open() - open (and with SHMKIT_SEG_CREATE, create) a channel end.
@@ -98,7 +109,8 @@ SHMKIT_API int shmkit_chan_close(shmkit_chan *ch);
  * come later). Wakes the consumer only if it sleeps (one load when it does not).
  * Returns 0, or -EAGAIN (full, timeout 0), -ETIMEDOUT, -EMSGSIZE (@len too large),
  * -EINVAL (len 0, NULL @buf, not the producer), -EPIPE (the ring is full and the
- * consumer closed or died; checked on every wait), -EIDRM, -EPROTO (corrupt ring;
+ * consumer closed or died since this producer attached; checked on every wait; a
+ * consumer gone before it attached is waited for instead), -EIDRM, -EPROTO (corrupt ring;
  * the handle stays poisoned). Producer thread only. Blocks while full. Since 0.1. */
 SHMKIT_API int shmkit_chan_send(shmkit_chan *ch, const void *buf, size_t len, int64_t timeout_ns);
 
@@ -114,7 +126,9 @@ SHMKIT_API int shmkit_chan_sendv(shmkit_chan *ch, const struct iovec *msgs, int 
 
 /** shmkit_chan_recv() - copy the next message out (a peeked one too: it is consumed).
  * Returns its length (>= 1); 0 at end-of-stream (the producer closed and everything
- * was received; again on every call until a new producer opens); -EAGAIN (empty,
+ * was received; again on every call of this handle until a new producer opens; a
+ * consumer opened after that end was received waits for the next producer instead:
+ * see Sessions at the top); -EAGAIN (empty,
  * timeout 0), -ETIMEDOUT, -EMSGSIZE (@cap too small: the message stays queued),
  * -EPIPE (the producer died and everything it committed was received; reported
  * within about 200 ms even while sleeping, and until a new producer takes over),

@@ -171,6 +171,25 @@ SHMKIT_API void *shmkit_seg_data(const shmkit_seg *seg);
 /** shmkit_seg_size() - bytes in the data area; 0 for a NULL handle. Since 0.1. */
 SHMKIT_API size_t shmkit_seg_size(const shmkit_seg *seg);
 
+/** shmkit_seg_used() - how many bytes at the start of a data segment's area are in
+ * use, as last recorded by shmkit_seg_set_used() in any process (what `shmkit cat`
+ * prints). The whole data area when none was recorded, and for raw segments and
+ * kinds other than SHMKIT_KIND_DATA; a recorded value larger than the area (a
+ * hostile or corrupt header) counts as the whole area. 0 for a NULL handle or a
+ * truncated segment (see shmkit_guard_sigbus()). One atomic load; thread-safe.
+ * Since 0.2. */
+SHMKIT_API size_t shmkit_seg_used(const shmkit_seg *seg);
+
+/** shmkit_seg_set_used() - record that the first @len bytes of a data segment's area
+ * are in use (0 <= @len <= shmkit_seg_size()), after writing them: a process that
+ * reads the length with shmkit_seg_used() then sees those bytes. The length is kept
+ * in the segment's header; it is not a lock: a reader copying the bytes while another
+ * process rewrites them may get a mix (use a blob for whole snapshots). Returns 0, or
+ * -EINVAL (NULL, @len too large, a raw segment or another kind than
+ * SHMKIT_KIND_DATA), -EACCES (read-only handle), -EIDRM (deleted), -EFAULT (see
+ * shmkit_seg_check()). One atomic store; thread-safe. Since 0.2. */
+SHMKIT_API int shmkit_seg_set_used(shmkit_seg *seg, size_t len);
+
 /** shmkit_seg_check() - 0 while the segment is usable, -EINVAL for a NULL handle,
  * -EIDRM once it was deleted (by any process), -EFAULT once the handle met a truncation of the segment (only
  * with shmkit_guard_sigbus(); without it that truncation raises SIGBUS). One atomic
