@@ -348,10 +348,22 @@ static PyObject *self_enter(PyObject *self, PyObject *unused)
 	return self;
 }
 
+/* Leaving a with block by an exception: a refused close must not hide that
+ * exception (the handle then closes when it is collected). */
+static PyObject *exit_result(PyObject *r, PyObject *args)
+{
+	if (!r && PyTuple_GET_SIZE(args) > 0 && PyTuple_GET_ITEM(args, 0) != Py_None &&
+	    (PyErr_ExceptionMatches(PyExc_BufferError) ||
+	     PyErr_ExceptionMatches(PyExc_RuntimeError))) {
+		PyErr_Clear();
+		Py_RETURN_FALSE;
+	}
+	return r;
+}
+
 static PyObject *seg_exit(SegmentObject *self, PyObject *args)
 {
-	(void)args;
-	return seg_close(self, NULL);
+	return exit_result(seg_close(self, NULL), args);
 }
 
 static PyObject *seg_get_size(SegmentObject *self, void *c)
@@ -505,8 +517,7 @@ static PyObject *blob_close(BlobObject *self, PyObject *unused)
 
 static PyObject *blob_exit(BlobObject *self, PyObject *args)
 {
-	(void)args;
-	return blob_close(self, NULL);
+	return exit_result(blob_close(self, NULL), args);
 }
 
 /* Reads into buf; the GIL is released for big copies. Returns bytes or -errno. */
@@ -857,9 +868,8 @@ static PyObject *msg_enter(MessageObject *m, PyObject *unused)
 
 static PyObject *msg_exit(MessageObject *m, PyObject *args)
 {
-	(void)args;
 	if (msg_release(m) < 0)
-		return NULL;
+		return exit_result(NULL, args);
 	Py_RETURN_FALSE;
 }
 
@@ -990,8 +1000,7 @@ static PyObject *queue_close(QueueObject *q, PyObject *unused)
 
 static PyObject *queue_exit(QueueObject *q, PyObject *args)
 {
-	(void)args;
-	return queue_close(q, NULL);
+	return exit_result(queue_close(q, NULL), args);
 }
 
 static shmkit_seg *queue_seg(const QueueObject *q)
