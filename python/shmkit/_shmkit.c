@@ -47,8 +47,14 @@ static PyObject *raise_err(long long err, PyObject *name)
 	PyObject *args = name ? Py_BuildValue("(isO)", e, shmkit_strerror(-e), name)
 			      : Py_BuildValue("(is)", e, shmkit_strerror(-e));
 	if (args) {
-		/* OSError's constructor picks the subclass for the errno. */
-		PyErr_SetObject(PyExc_OSError, args);
+		/* OSError's constructor picks the subclass for the errno; the exception is
+		 * set with the instance's own type, as PyErr_SetFromErrno() does, since
+		 * before 3.11 an except clause matches the type it was set with. */
+		PyObject *exc = PyObject_Call(PyExc_OSError, args, NULL);
+		if (exc) {
+			PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+			Py_DECREF(exc);
+		}
 		Py_DECREF(args);
 	}
 	return NULL;
