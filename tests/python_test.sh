@@ -19,7 +19,7 @@ peer=${4:?}
 sanitizer=${5:-}
 
 if [ -n "$sanitizer" ]; then
-	echo "python_test: skipped: a $sanitizer-sanitized build cannot be loaded into python (the release build runs this suite)"
+	echo "python_test: skipped: sanitizer build (SHMKIT_SANITIZE=$sanitizer): a sanitized library cannot be loaded into python, which is not built with the sanitizer (the release build runs this suite)"
 	exit 77
 fi
 if [ -n "${SHMKIT_PYTHON:-}" ]; then
