@@ -23,7 +23,8 @@ def fail(msg):
 
 if not os.path.isfile(os.path.join(ROOT, "src", "seg.c")):
     fail("the library's sources (%s) are not beside this directory: build from the "
-         "python/ directory of a shmkit source tree" % os.path.join(ROOT, "src"))
+         "python/ directory of a shmkit source tree (a pip older than 21.3 copies the "
+         "directory away first: add --use-feature=in-tree-build)" % os.path.join(ROOT, "src"))
 
 
 def library_version():
@@ -93,7 +94,7 @@ setup(
     version=".".join(VERSION),
     description="Shared-memory IPC for Python over libshmkit: segments, blobs, "
     "channels, topics",
-    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
@@ -105,6 +106,5 @@ setup(
         "Programming Language :: Python :: 3",
         "Programming Language :: C",
         "Operating System :: POSIX :: Linux",
-        "License :: OSI Approved :: MIT License",
     ],
 )

@@ -159,16 +159,32 @@ def test_closed_handle_and_exports(name):
     cons.close()  # closing twice is fine
 
 
+def wait_until_busy(handle):
+    """Until another thread is inside a blocking call on handle: this thread ran a
+    call meanwhile, so that call released the GIL."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            handle.recv(0)
+        except RuntimeError:
+            return
+        except BlockingIOError:
+            time.sleep(0.005)
+    raise AssertionError("the other thread never blocked in recv()")
+
+
 def test_busy_handle_from_another_thread(name):
     with shmkit.Channel(name, "consumer", 4096, create=True) as cons:
-        t = threading.Thread(target=lambda: pytest.raises(TimeoutError, cons.recv, 1.0))
+        got = []
+        t = threading.Thread(target=lambda: got.append(cons.recv(timeout=20)))
         t.start()
-        time.sleep(0.2)
+        wait_until_busy(cons)
         with pytest.raises(RuntimeError):
-            cons.recv(0)
-        with pytest.raises(RuntimeError):
-            cons.close()
-        t.join()
+            cons.close()  # never unmapped under a running call
+        with shmkit.Channel(name, "producer") as prod:
+            prod.send(b"go")
+        t.join(30)
+        assert got == [b"go"]
 
 
 def test_blocking_call_releases_gil_and_signals_interrupt(name):
@@ -177,7 +193,7 @@ def test_blocking_call_releases_gil_and_signals_interrupt(name):
         got = []
         t = threading.Thread(target=lambda: got.append(cons.recv(timeout=30)))
         t.start()
-        time.sleep(0.2)  # the receiver blocks; this thread runs: the GIL is free
+        wait_until_busy(cons)  # this thread runs while the other waits: GIL released
         prod.send(b"ping")
         t.join(30)
         assert got == [b"ping"]
