@@ -154,6 +154,7 @@ def test_closed_handle_and_exports(name):
         m.release()
         with pytest.raises(BlockingIOError):
             cons.recv(0)
+    assert cons.closed and prod.closed  # the with block closed both
     with pytest.raises(ValueError):
         cons.recv(0)
     cons.close()  # closing twice is fine
