@@ -6,7 +6,8 @@ Two workloads, each a stream from a child process to this one:
   - 1 MiB numpy arrays (float64), received into an array.
 Four mechanisms, each used the fastest way it offers:
   - shmkit.Channel: send(); recv() (64 B) or recv_into(array) (1 MiB); and at 1 MiB
-    also peek(), the array read in place (a numpy view of the message, no copy out);
+    also peek(), the array read in place (a numpy view of the message, no copy out),
+    and the copying calls in sleep mode (set_spin(0): no spinning before a wait);
   - multiprocessing.Pipe: send_bytes(); recv_bytes() or recv_bytes_into(array);
   - multiprocessing.Queue: put(); get() (pickled, as Queue always does);
   - multiprocessing.shared_memory + Lock: one slot with a full/empty flag, both guarded
@@ -100,8 +101,10 @@ def _first(recv, size, takes_buffer=True):
 
 # ---- shmkit ----
 
-def _shmkit_child(name, size, n):
+def _shmkit_child(name, size, n, spin=None):
     ch = shmkit.Channel(name, "producer")
+    if spin is not None:
+        ch.set_spin(spin)
     send = ch.send
     if size == SMALL:
         for i in range(n):
@@ -113,12 +116,14 @@ def _shmkit_child(name, size, n):
     ch.close()
 
 
-def run_shmkit(size, n):
+def run_shmkit(size, n, spin=None):
     name = "/shmkit-pybench-%d" % os.getpid()
     cap = 1 << 20 if size == SMALL else 4 << 20  # room for several messages either way
     ch = shmkit.Channel(name, "consumer", cap, create=True)
+    if spin is not None:
+        ch.set_spin(spin)
     try:
-        p = mp.get_context("fork").Process(target=_shmkit_child, args=(name, size, n))
+        p = mp.get_context("fork").Process(target=_shmkit_child, args=(name, size, n, spin))
         p.start()
         t0 = _first(ch.recv if size == SMALL else ch.recv_into, size)
         if size == SMALL:
@@ -137,6 +142,12 @@ def run_shmkit(size, n):
         ch.close()
         shmkit.unlink(name)
     return (n - 1) / (t1 - t0)
+
+
+def run_shmkit_sleep(size, n):
+    """Sleep mode (set_spin(0) on both ends): waits sleep at once instead of spinning,
+    which a machine with fewer free CPUs than spinning processes may prefer."""
+    return run_shmkit(size, n, spin=0)
 
 
 def run_shmkit_peek(size, n):
@@ -307,6 +318,7 @@ def run_shm_lock(size, n):
 CASES = [
     ("shmkit.Channel", run_shmkit, (SMALL, BIG)),
     ("shmkit.Channel peek", run_shmkit_peek, (BIG,)),
+    ("shmkit.Channel spin 0", run_shmkit_sleep, (BIG,)),
     ("multiprocessing.Pipe", run_pipe, (SMALL, BIG)),
     ("multiprocessing.Queue", run_queue, (SMALL, BIG)),
     ("shared_memory + Lock", run_shm_lock, (SMALL, BIG)),
