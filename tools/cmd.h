@@ -4,9 +4,12 @@
 #ifndef SHMKIT_TOOLS_CMD_H
 #define SHMKIT_TOOLS_CMD_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
+#include <shmkit/shmkit.h>
 #include "json.h" /* names and JSON values as output, escaped alike everywhere */
 
 /* Exit codes of the tool and of every subcommand. */
@@ -54,6 +57,35 @@ int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how);
  * bench/report.c (statistics, output), two translation units sharing bench/bench.h */
 int shmkit_cmd_bench(int argc, char **argv);
 
+/* What ls, stat, gc and top know about a segment: tools/segments.c. */
+struct entry {
+	struct shmkit_seg_info in;
+	/* As shown: "/" and the file's name for POSIX (up to NAME_MAX bytes after the
+	 * slash, one more than the library opens), the header's name for a System V
+	 * shmkit segment, its key (0x...) for any other System V segment. */
+	char name[NAME_MAX + 2];
+	char obj[NAME_MAX + 2]; /* what the library is given: POSIX "/x", System V "id:N" */
+	dev_t dev;              /* POSIX: the object's identity, which gc matches users by */
+	ino_t ino;
+	/* Processes seen mapping, holding or attaching it; -1 unknown. POSIX: at least
+	 * this many when blind (some processes could not be looked at). */
+	int users;
+	int blind;
+	int lease;              /* POSIX, gc only: probe_unused(), or LEASE_UNTRIED */
+	int stale;              /* garbage to gc --all-users: see verdict() */
+};
+
+struct list {
+	struct entry *e;
+	int n, cap;
+};
+
+/* Every POSIX and System V segment on the machine, with its users, appended to l
+ * (zeroed by the caller, l->e freed by the caller). Returns 0 or -ENOMEM. */
+int shmkit__collect(struct list *l);
+/* A kind as the tool names it: "data", "blob", "chan", "topic", "-" (raw), "?". */
+const char *shmkit__kind_name(unsigned kind);
+
 /* The segment commands: tools/segments.c */
 int shmkit_cmd_ls(int argc, char **argv);
 int shmkit_cmd_stat(int argc, char **argv);
@@ -65,9 +97,49 @@ int shmkit_cmd_write(int argc, char **argv);
 int shmkit_cmd_send(int argc, char **argv);
 int shmkit_cmd_recv(int argc, char **argv);
 
+/* A blob's, channel's or topic's figures, as stat, top and hz read them: tools/live.c.
+ * Read through a read-only handle of that kind (an observer), which takes no role and
+ * writes nothing a peer reads. */
+struct shmkit__figures {
+	unsigned kind;                    /* SHMKIT_KIND_BLOB, _CHAN or _TOPIC */
+	int64_t when_ns;                  /* CLOCK_MONOTONIC right after the counters */
+	size_t blob_size;                 /* blob: its size */
+	int64_t blob_version;             /* blob: completed writes */
+	struct shmkit_chan_stats chan;    /* chan: its counters */
+	struct shmkit_topic_stats topic;  /* topic: its counters */
+	struct shmkit_topic_sub_info *subs; /* topic: the listed subscribers (malloc'd) */
+	int nsubs;
+};
+/* Reads name's figures (flags: SHMKIT_SEG_SYSV or 0) as kind. Returns 0, or the
+ * library's error (-ENOENT, -EPROTO, ...; -EINVAL for another kind). Free with
+ * shmkit__figures_free(), also after a failure. */
+int shmkit__figures_read(const char *name, unsigned flags, unsigned kind,
+			 struct shmkit__figures *f);
+void shmkit__figures_free(struct shmkit__figures *f);
+
+/* The live views: tools/live.c */
+int shmkit_cmd_top(int argc, char **argv);
+int shmkit_cmd_hz(int argc, char **argv);
+
+/* Topic recording: tools/record.c */
+int shmkit_cmd_record(int argc, char **argv);
+int shmkit_cmd_replay(int argc, char **argv);
+
 /* The topic commands: tools/topic.c */
 int shmkit_cmd_pub(int argc, char **argv);
 int shmkit_cmd_sub(int argc, char **argv);
+/* Options of the commands that open a topic by name (pub, sub, record, replay). */
+struct topic_opts {
+	const char *name;
+	unsigned flags;   /* SHMKIT_SEG_* and SHMKIT_TOPIC_* for shmkit_topic_open() */
+	size_t capacity;  /* 0: the default when creating, any when opening */
+	long count;       /* sub: messages to print; -1 all */
+	double timeout;   /* sub: seconds to wait for each message; < 0 forever */
+};
+/* Opens o->name as role (creating it as pub and sub do, --reliable checked), or says
+ * why not as "shmkit CMD: NAME: reason" and returns NULL. */
+shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o,
+				     unsigned role);
 /* A topic's figures for stat, from an observer handle on name (flags: SHMKIT_SEG_SYSV
  * or 0): JSON members, each starting with ", " (json), or lines of text. Returns a
  * string to free(), or NULL when the topic cannot be read. */

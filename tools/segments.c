@@ -22,31 +22,9 @@
 #include <shmkit/shmkit.h>
 #include "cmd.h"
 
-/* ---- what ls, stat and gc know about a segment ---- */
-
-struct entry {
-	struct shmkit_seg_info in;
-	/* As shown: "/" and the file's name for POSIX (up to NAME_MAX bytes after the
-	 * slash, one more than the library opens), the header's name for a System V
-	 * shmkit segment, its key (0x...) for any other System V segment. */
-	char name[NAME_MAX + 2];
-	char obj[NAME_MAX + 2]; /* what the library is given: POSIX "/x", System V "id:N" */
-	dev_t dev;              /* POSIX: the object's identity, which gc matches users by */
-	ino_t ino;
-	/* Processes seen mapping, holding or attaching it; -1 unknown. POSIX: at least
-	 * this many when blind (some processes could not be looked at). */
-	int users;
-	int blind;
-	int lease;              /* POSIX, gc only: probe_unused(), or LEASE_UNTRIED */
-	int stale;              /* garbage to gc --all-users: see verdict() */
-};
+/* ---- what ls, stat and gc know about a segment: struct entry, in cmd.h ---- */
 
 #define LEASE_UNTRIED 2
-
-struct list {
-	struct entry *e;
-	int n, cap;
-};
 
 static struct entry *list_add(struct list *l)
 {
@@ -424,7 +402,7 @@ out:
 }
 
 /* Every POSIX and System V segment on the machine, with its users. */
-static int collect(struct list *l)
+int shmkit__collect(struct list *l)
 {
 	int r = collect_posix(l);
 	if (r == 0)
@@ -439,7 +417,7 @@ static int collect(struct list *l)
 	return 0;
 }
 
-static const char *kind_name(unsigned k)
+const char *shmkit__kind_name(unsigned k)
 {
 	switch (k) {
 	case SHMKIT_KIND_DATA:
@@ -507,7 +485,7 @@ static void json_entry(FILE *f, const struct entry *e, const char *extra)
 	else
 		fprintf(f, ", \"shmkit\": true, \"kind\": \"%s\", \"state\": \"%s\", "
 			   "\"creator_pid\": %d, \"creator_alive\": %s, \"persistent\": %s",
-			kind_name(e->in.kind), state_name(e), e->in.creator_pid,
+			shmkit__kind_name(e->in.kind), state_name(e), e->in.creator_pid,
 			e->in.creator_alive < 0 ? "null" : e->in.creator_alive ? "true" : "false",
 			e->in.persistent ? "true" : "false");
 	/* A lower bound is not a count: null, as for unknown. */
@@ -537,7 +515,7 @@ int shmkit_cmd_ls(int argc, char **argv)
 			return shmkit__usage_error(usage);
 	}
 	struct list l = {0};
-	if (collect(&l) < 0) {
+	if (shmkit__collect(&l) < 0) {
 		fprintf(stderr, "shmkit ls: out of memory\n");
 		free(l.e);
 		return SHMKIT_EXIT_FAIL;
@@ -569,8 +547,8 @@ int shmkit_cmd_ls(int argc, char **argv)
 			printf("%-5s %-32s %-10s %-7s %12llu %04o %-8s %7s %5s %6s %-5s %-7s %-7s %s\n",
 			       e->in.sysv ? "sysv" : "posix", name, key, id,
 			       (unsigned long long)e->in.total_size, e->in.mode, owner_name(e->in.uid),
-			       cpid, alive_name(e->in.creator_alive), users, kind_name(e->in.kind),
-			       state_name(e),
+			       cpid, alive_name(e->in.creator_alive), users,
+			       shmkit__kind_name(e->in.kind), state_name(e),
 			       e->in.kind == SHMKIT_KIND_RAW ? "-" : e->in.persistent ? "yes" : "no",
 			       e->stale ? "stale" : "");
 		}
@@ -791,7 +769,7 @@ int shmkit_cmd_gc(int argc, char **argv)
 			return shmkit__usage_error(usage);
 	}
 	struct list l = {0};
-	if (collect(&l) < 0) {
+	if (shmkit__collect(&l) < 0) {
 		fprintf(stderr, "shmkit gc: out of memory\n");
 		free(l.e);
 		return SHMKIT_EXIT_FAIL;
@@ -838,7 +816,8 @@ int shmkit_cmd_gc(int argc, char **argv)
 			continue;
 		}
 		removed++;
-		printf("removed %s segment %s (%s, %s)\n", type, name, kind_name(e->in.kind), why);
+		printf("removed %s segment %s (%s, %s)\n", type, name,
+		       shmkit__kind_name(e->in.kind), why);
 	}
 	if (dry) {
 		int n = count_tokens();
@@ -881,7 +860,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 	if (r)
 		return r;
 	struct list l = {0};
-	if (collect(&l) < 0) {
+	if (shmkit__collect(&l) < 0) {
 		fprintf(stderr, "shmkit stat: out of memory\n");
 		free(l.e);
 		return SHMKIT_EXIT_FAIL;
@@ -919,6 +898,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 	}
 	/* The kind's own figures, through a read-only handle of that kind. */
 	char extra[1024] = "", *topic = NULL;
+	struct shmkit__figures fig = {0};
 	char name_for_kind[SHMKIT_NAME_MAX + 8];
 	/* By what the user named, not by the header's name: a peer may have written
 	 * another segment's name there. */
@@ -932,19 +912,14 @@ int shmkit_cmd_stat(int argc, char **argv)
 				 shmkit_seg_used(d));
 		shmkit_seg_close(d);
 	} else if (e->in.kind == SHMKIT_KIND_BLOB && e->in.state == SHMKIT_STATE_READY) {
-		shmkit_blob *b;
-		if (shmkit_blob_open(name_for_kind, 0, 0, flags | SHMKIT_SEG_RDONLY, &b) == 0) {
+		if (shmkit__figures_read(name_for_kind, flags, SHMKIT_KIND_BLOB, &fig) == 0)
 			snprintf(extra, sizeof extra,
 				 json ? ", \"blob\": {\"size\": %zu, \"writes\": %lld}"
 					: "blob size:    %zu bytes\nblob writes:  %lld\n",
-				 shmkit_blob_size(b), (long long)shmkit_blob_version(b));
-			shmkit_blob_close(b);
-		}
+				 fig.blob_size, (long long)fig.blob_version);
 	} else if (e->in.kind == SHMKIT_KIND_CHAN && e->in.state == SHMKIT_STATE_READY) {
-		shmkit_chan *ch;
-		struct shmkit_chan_stats st;
-		if (shmkit_chan_open(name_for_kind, SHMKIT_CHAN_OBSERVER, 0, 0, flags, &ch) == 0 &&
-		    shmkit_chan_stats(ch, &st) == 0) {
+		if (shmkit__figures_read(name_for_kind, flags, SHMKIT_KIND_CHAN, &fig) == 0) {
+			const struct shmkit_chan_stats st = fig.chan;
 			snprintf(extra, sizeof extra,
 				 json ? ", \"chan\": {\"capacity\": %llu, \"used\": %llu, \"max_msg\": %llu, "
 					  "\"producer_pid\": %d, \"consumer_pid\": %d, \"msgs_sent\": %llu, "
@@ -963,7 +938,6 @@ int shmkit_cmd_stat(int argc, char **argv)
 				 (unsigned long long)st.wakes,
 				 st.producer_closed ? (json ? "true" : "yes") : (json ? "false" : "no"));
 		}
-		shmkit_chan_close(ch);
 	} else if (e->in.kind == SHMKIT_KIND_TOPIC && e->in.state == SHMKIT_STATE_READY) {
 		/* A list of subscribers: longer than extra holds. */
 		topic = shmkit__topic_describe(name_for_kind, flags, json);
@@ -994,7 +968,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 				strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
 			printf("kind:         %s\nstate:        %s\ncreator:      pid %d (%s)\ncreated:      %s\n"
 			       "persistent:   %s\nstale:        %s\n",
-			       kind_name(e->in.kind), state_name(e), e->in.creator_pid,
+			       shmkit__kind_name(e->in.kind), state_name(e), e->in.creator_pid,
 			       e->in.creator_alive == 1 ? "alive" : e->in.creator_alive == 0 ? "dead" : "unknown",
 			       when, e->in.persistent ? "yes" : "no", e->stale ? "yes" : "no");
 		}

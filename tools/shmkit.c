@@ -28,6 +28,10 @@ static const struct command commands[] = {
     {"recv", shmkit_cmd_recv, "print channel messages, one a line"},
     {"pub", shmkit_cmd_pub, "publish each input line as a topic message"},
     {"sub", shmkit_cmd_sub, "print topic messages, one a line"},
+    {"top", shmkit_cmd_top, "a live table of every channel, topic and blob, with rates"},
+    {"hz", shmkit_cmd_hz, "the message rate of a channel or topic, without receiving"},
+    {"record", shmkit_cmd_record, "write a topic's messages, timed, to a file"},
+    {"replay", shmkit_cmd_replay, "publish a recorded file's messages on a topic"},
     {"bench", shmkit_cmd_bench, "measure the channel and the topic against the kernel's IPC"},
 };
 

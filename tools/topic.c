@@ -12,15 +12,6 @@
 #include <shmkit/shmkit.h>
 #include "cmd.h"
 
-/* Options of pub and sub. */
-struct topic_opts {
-	const char *name;
-	unsigned flags;   /* SHMKIT_SEG_* and SHMKIT_TOPIC_* for shmkit_topic_open() */
-	size_t capacity;  /* 0: the default when creating, any when opening */
-	long count;       /* sub: messages to print; -1 all */
-	double timeout;   /* sub: seconds to wait for each message; < 0 forever */
-};
-
 /* Returns 0, or the exit code after saying what is wrong. */
 static int topic_args(int argc, char **argv, struct topic_opts *o, int sub, const char *usage)
 {
@@ -74,8 +65,7 @@ static int topic_args(int argc, char **argv, struct topic_opts *o, int sub, cons
 	return 0;
 }
 
-/* Opens the topic (--reliable: a reliable one), or says why not and returns NULL. */
-static shmkit_topic *open_topic(const char *cmd, const struct topic_opts *o, unsigned role)
+shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o, unsigned role)
 {
 	shmkit_topic *t;
 	int r = -ENOENT;
@@ -143,7 +133,7 @@ int shmkit_cmd_pub(int argc, char **argv)
 	int r = topic_args(argc, argv, &o, 0, usage);
 	if (r)
 		return r;
-	shmkit_topic *t = open_topic("pub", &o, SHMKIT_TOPIC_PUBLISHER);
+	shmkit_topic *t = shmkit__topic_open_cmd("pub", &o, SHMKIT_TOPIC_PUBLISHER);
 	if (!t)
 		return SHMKIT_EXIT_FAIL;
 	int status = shmkit__send_lines(stdin, "pub", o.name, publish_one, t);
@@ -181,7 +171,7 @@ int shmkit_cmd_sub(int argc, char **argv)
 	int r = topic_args(argc, argv, &o, 1, usage);
 	if (r)
 		return r;
-	shmkit_topic *t = open_topic("sub", &o, SHMKIT_TOPIC_SUBSCRIBER);
+	shmkit_topic *t = shmkit__topic_open_cmd("sub", &o, SHMKIT_TOPIC_SUBSCRIBER);
 	if (!t)
 		return SHMKIT_EXIT_FAIL;
 	const int64_t timeout = timeout_ns(o.timeout);
@@ -259,26 +249,15 @@ static const char *alive_word(int alive, int json)
 
 char *shmkit__topic_describe(const char *name, unsigned flags, int json)
 {
-	shmkit_topic *t;
-	struct shmkit_topic_stats st;
-	struct shmkit_topic_sub_info *subs = NULL;
+	struct shmkit__figures fig;
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = NULL;
-	int n = 0;
-	if (shmkit_topic_open(name, SHMKIT_TOPIC_OBSERVER, 0, 0, flags & SHMKIT_SEG_SYSV, &t) < 0)
-		return NULL;
-	if (shmkit_topic_stats(t, &st) < 0)
+	if (shmkit__figures_read(name, flags, SHMKIT_KIND_TOPIC, &fig) < 0)
 		goto out;
-	/* The list may grow between the two calls: whatever fits the second is shown. */
-	n = shmkit_topic_subscribers(t, NULL, 0);
-	if (n > 0) {
-		subs = calloc((size_t)n, sizeof *subs);
-		int m = subs ? shmkit_topic_subscribers(t, subs, (size_t)n) : -ENOMEM;
-		n = m < 0 ? 0 : m < n ? m : n;
-	} else {
-		n = 0;
-	}
+	const struct shmkit_topic_stats st = fig.topic;
+	const struct shmkit_topic_sub_info *subs = fig.subs;
+	const int n = fig.nsubs;
 	f = open_memstream(&text, &size);
 	if (!f)
 		goto out;
@@ -325,7 +304,6 @@ char *shmkit__topic_describe(const char *name, unsigned flags, int json)
 		text = NULL;
 	}
 out:
-	free(subs);
-	shmkit_topic_close(t);
+	shmkit__figures_free(&fig);
 	return text;
 }
