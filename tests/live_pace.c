@@ -3,6 +3,7 @@
  *   live_pace chan NAME RATE SECONDS   a producer sending RATE messages/s of 64 bytes
  *                                      for SECONDS, a forked consumer draining them
  *   live_pace topic NAME RATE SECONDS  the same on a reliable topic, one subscriber
+ *   live_pace blob NAME RATE SECONDS   RATE writes/s into a 64-byte blob
  *   live_pace publish NAME N           once a subscriber is listed, N checksummed
  *                                      messages (16 B to 3000 B) on a reliable topic
  *   live_pace expect NAME N            subscribes (says "subscribed" on stdout), then
@@ -58,12 +59,14 @@ static void wait_subscriber(const shmkit_topic *t)
 	}
 }
 
-static int pace(int topic, const char *name, double rate, double seconds)
+static int pace(int kind, const char *name, double rate, double seconds)
 {
+	const int topic = kind == 't';
+	shmkit_blob *blob = NULL;
 	shmkit_chan *ch = NULL;
 	shmkit_topic *t = NULL;
 	unsigned char msg[PACE_LEN];
-	pid_t child;
+	pid_t child = 0;
 	const long total = (long)(rate * seconds);
 	struct drain d = {.name = name, .topic = topic, .total = total};
 	if (topic) {
@@ -71,12 +74,14 @@ static int pace(int topic, const char *name, double rate, double seconds)
 					   SHMKIT_SEG_CREATE | SHMKIT_TOPIC_RELIABLE, &t));
 		child = t_fork(drain, &d);
 		wait_subscriber(t);
+	} else if (kind == 'b') {
+		CHECK_OK(shmkit_blob_open(name, PACE_LEN, 0600, SHMKIT_SEG_CREATE, &blob));
 	} else {
 		CHECK_OK(shmkit_chan_open(name, SHMKIT_CHAN_PRODUCER, 0, 0600, SHMKIT_SEG_CREATE,
 					  &ch));
 		child = t_fork(drain, &d);
 	}
-	CHECK(child > 0);
+	CHECK(child >= 0);
 	memset(msg, 'x', sizeof msg);
 	const int64_t start = t_now_ns();
 	for (long i = 0; i < total; i++) {
@@ -88,6 +93,8 @@ static int pace(int topic, const char *name, double rate, double seconds)
 		memcpy(msg, &i, sizeof i);
 		if (topic)
 			CHECK_OK(shmkit_topic_publish(t, msg, sizeof msg, SHMKIT_FOREVER));
+		else if (blob)
+			CHECK_OK(shmkit_blob_write(blob, msg, sizeof msg));
 		else
 			CHECK_OK(shmkit_chan_send(ch, msg, sizeof msg, SHMKIT_FOREVER));
 		if (i == 0) {
@@ -97,7 +104,9 @@ static int pace(int topic, const char *name, double rate, double seconds)
 	}
 	shmkit_topic_close(t);
 	shmkit_chan_close(ch);
-	CHECK_EQ(t_wait(child), T_PASS);
+	shmkit_blob_close(blob);
+	if (child)
+		CHECK_EQ(t_wait(child), T_PASS);
 	return T_PASS;
 }
 
@@ -146,12 +155,13 @@ static int expect(const char *name, long n)
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && (!strcmp(argv[1], "chan") || !strcmp(argv[1], "topic")))
-		return pace(argv[1][0] == 't', argv[2], atof(argv[3]), atof(argv[4]));
+	if (argc == 5 && (!strcmp(argv[1], "chan") || !strcmp(argv[1], "topic") ||
+			  !strcmp(argv[1], "blob")))
+		return pace(argv[1][0], argv[2], atof(argv[3]), atof(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "publish"))
 		return publish(argv[2], atol(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "expect"))
 		return expect(argv[2], atol(argv[3]));
-	fprintf(stderr, "usage: live_pace chan|topic NAME RATE SECONDS | publish|expect NAME N\n");
+	fprintf(stderr, "usage: live_pace chan|topic|blob NAME RATE SECONDS | publish|expect NAME N\n");
 	return 2;
 }

@@ -163,7 +163,6 @@ check "top shows the topic's publisher, live subscriber and lag" [ $? -eq 0 ]
 wait "$pace_pid"; st=$?
 check "the topic's subscriber got every paced message" [ $st -eq 0 ]
 
-# A blob's writes are its messages.
 printf 'v1' | "$tool" write "/$tag-data" # a data segment is not listed by top
 python3 -c 'import json,sys
 d = json.load(sys.stdin)
@@ -177,6 +176,44 @@ check "top --count 2 prints two JSON frames, one a line" python3 -c '
 import json, sys
 frames = [json.loads(l) for l in open(sys.argv[1])]
 assert len(frames) == 2 and all("segments" in f for f in frames)' "$tmp/frames"
+
+# A blob's writes are its messages: 200 writes/s.
+blob="/$tag-blob"
+: >"$tmp/pace"
+"$pace" blob "$blob" 200 3 >"$tmp/pace" 2>&1 &
+pace_pid=$!; bg="$bg $pace_pid"
+wait_for "the paced writer starts" grep -q started "$tmp/pace"
+sleep 0.3
+"$tool" hz --json --count 1 "$blob" >"$tmp/hz.json"
+r=$(python3 -c 'import json,sys; l = json.load(open(sys.argv[1])); assert l["kind"] == "blob"; print(l["rate"])' "$tmp/hz.json")
+check "hz shows the blob's writes/s within 20 % ($r)" within "${r:-0}" 200
+"$tool" top --once --json --interval 0.5 >"$tmp/top.json"
+python3 - "$tmp/top.json" "$blob" <<'PY'
+import json, sys
+r = [s for s in json.load(open(sys.argv[1]))["segments"] if s["name"] == sys.argv[2]][0]
+assert r["kind"] == "blob" and r["blob"]["size"] == 64 and r["blob"]["writes"] > 0, r
+assert abs(r["msgs_per_s"] - 200) <= 40 and r["bytes_per_s"] is None, r
+PY
+check "top shows the blob's writes/s" [ $? -eq 0 ]
+wait "$pace_pid"; check "the paced writer ends well" [ $? -eq 0 ]
+
+# In a terminal, top redraws in place and q ends it; SIGINT ends top and hz, exit 0.
+if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
+	(sleep 1; printf q) | timeout 20 script -qfc "'$tool' top --interval 0.2" /dev/null >"$tmp/tty"
+	check "top in a terminal quits on q" [ $? -eq 0 ]
+	esc=$(printf '\033')
+	check "top in a terminal clears and redraws" grep -q "$esc\[H$esc\[J" "$tmp/tty"
+else
+	echo "script or timeout not found: top in a terminal not checked"
+fi
+"$tool" top --interval 0.1 >"$tmp/frames.txt" &
+top_pid=$!; bg="$bg $top_pid"
+wait_for "top draws" grep -q "^TYPE" "$tmp/frames.txt"
+kill -INT "$top_pid"; wait "$top_pid"; check "top ends on SIGINT, exit 0" [ $? -eq 0 ]
+"$tool" hz --interval 0.1 "$topic" >"$tmp/hz.txt" &
+hz_pid=$!; bg="$bg $hz_pid"
+wait_for "hz prints" grep -q "rate" "$tmp/hz.txt"
+kill -INT "$hz_pid"; wait "$hz_pid"; check "hz ends on SIGINT, exit 0" [ $? -eq 0 ]
 
 # ---- record, then replay: every message of a topic, in order, every byte ----
 n=3000
