@@ -113,6 +113,7 @@ assert doc["interval"] == 1, doc["interval"]
 print("top: %.0f msgs/s, %.0f B/s" % (r["msgs_per_s"], r["bytes_per_s"]))
 PY
 check "top shows the channel's rate within 20 % ($(tail -n 1 "$tmp/row"))" [ $? -eq 0 ]
+echo "measured at $rate msgs/s sent: $(tail -n 1 "$tmp/row")"
 # The text table shows it too, with its figures in the columns.
 "$tool" top --once --interval 0.5 >"$tmp/top.txt"
 check "top's table has its header" grep -q "^TYPE  *NAME  *KIND  *MSG/S  *BYTES/S  *FILL  *SLEEP/S  *PEERS" "$tmp/top.txt"
@@ -135,6 +136,7 @@ assert lines[1]["messages"] > lines[0]["messages"], lines
 print("hz: %.0f, %.0f msgs/s" % (lines[0]["rate"], lines[1]["rate"]))
 PY
 check "hz shows the channel's rate within 20 % ($(tail -n 1 "$tmp/row"))" [ $? -eq 0 ]
+echo "measured at $rate msgs/s sent: $(tail -n 1 "$tmp/row")"
 "$tool" hz --interval 0.2 --count 1 "$chan" >"$tmp/hz.txt"
 check "hz text line" grep -q "^$chan: rate .* msg/s  min .*  max .*  mean .*  (window 1)" "$tmp/hz.txt"
 wait "$pace_pid"; st=$?
@@ -150,6 +152,7 @@ sleep 0.3
 "$tool" hz --json --count 1 "$topic" >"$tmp/hz.json"
 r=$(python3 -c 'import json,sys; l = json.load(open(sys.argv[1])); assert l["kind"] == "topic"; print(l["rate"])' "$tmp/hz.json")
 check "hz shows the topic's rate within 20 % ($r msgs/s)" within "${r:-0}" 1000
+echo "measured at 1000 msgs/s published: hz $r msgs/s"
 "$tool" top --once --json --interval 0.5 >"$tmp/top.json"
 python3 - "$tmp/top.json" "$topic" <<'PY'
 import json, sys
