@@ -196,6 +196,16 @@ static int wait_until(int64_t deadline, struct keys *k)
 	}
 }
 
+/* When the next reading is due: one interval after the last, so that the rhythm holds
+ * whatever a reading costs, but never in the past, so that a reading slower than the
+ * interval (many segments, a loaded machine) is not followed by a burst of readings
+ * only microseconds apart. */
+static int64_t next_frame(int64_t last, double interval)
+{
+	int64_t next = last + (int64_t)(interval * 1e9), now = now_ns();
+	return next > now ? next : now;
+}
+
 /* Seconds for --interval: finite, 10 ms to one hour. Returns 0 or -1. */
 static int parse_interval(const char *s, double *out)
 {
@@ -521,7 +531,7 @@ int shmkit_cmd_top(int argc, char **argv)
 	int r = frame_take(&prev);
 	int64_t next = now_ns();
 	for (long frames = 0; r == 0 && (count < 0 || frames < count); frames++) {
-		next += (int64_t)(interval * 1e9);
+		next = next_frame(next, interval);
 		if (wait_until(next, &keys))
 			break;
 		r = frame_take(&cur);
@@ -614,7 +624,7 @@ int shmkit_cmd_hz(int argc, char **argv)
 	int64_t next = now_ns();
 	long filled = 0;
 	for (long lines = 0; r == 0 && (count < 0 || lines < count); lines++) {
-		next += (int64_t)(interval * 1e9);
+		next = next_frame(next, interval);
 		if (wait_until(next, NULL))
 			break;
 		r = shmkit__figures_read(name, flags, in.kind, &cur);
