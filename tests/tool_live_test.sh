@@ -62,6 +62,21 @@ within() {
 	python3 -c 'import sys; v, t = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(v - t) <= 0.2 * t else 1)' "$1" "$2" 2>/dev/null
 }
 
+# start_pace KIND NAME RATE SECONDS: live_pace in the background (pace_pid), once it
+# has sent its first message.
+start_pace() {
+	: >"$tmp/pace"
+	"$pace" "$@" >"$tmp/pace" 2>&1 &
+	pace_pid=$!; bg="$bg $pace_pid"
+	wait_for "live_pace $1 starts" grep -q started "$tmp/pace"
+	sleep 0.3
+}
+# hz_rate NAME KIND: one second of hz --json, its rate (the kind checked).
+hz_rate() {
+	"$tool" hz --json --count 1 "$1" >"$tmp/hz.json"
+	python3 -c 'import json,sys; l = json.load(open(sys.argv[1])); assert l["kind"] == sys.argv[2]; print(l["rate"])' "$tmp/hz.json" "$2"
+}
+
 # ---- help and usage ----
 for c in top hz record replay; do
 	"$tool" $c --help >"$tmp/help" 2>&1; check "$c --help exits 0" [ $? -eq 0 ]
@@ -88,10 +103,7 @@ check "record --duration -1 exits 2" [ $? -eq 2 ]
 # ---- top and hz: a channel paced at 2000 messages/s, a consumer draining ----
 rate=2000
 chan="/$tag-chan"
-"$pace" chan "$chan" $rate 6 >"$tmp/pace" 2>&1 &
-pace_pid=$!; bg="$bg $pace_pid"
-wait_for "the paced producer starts" grep -q started "$tmp/pace"
-sleep 0.3
+start_pace chan "$chan" $rate 6
 "$tool" top --once --json >"$tmp/top.json"; st=$?
 check "top --once --json exits 0" [ $st -eq 0 ]
 check "top --once --json parses" python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/top.json"
@@ -144,13 +156,8 @@ check "the consumer got every paced message, in order" [ $st -eq 0 ]
 
 # ---- hz on a topic, paced at 1000 messages/s, one subscriber draining ----
 topic="/$tag-topic"
-: >"$tmp/pace"
-"$pace" topic "$topic" 1000 4 >"$tmp/pace" 2>&1 &
-pace_pid=$!; bg="$bg $pace_pid"
-wait_for "the paced publisher starts" grep -q started "$tmp/pace"
-sleep 0.3
-"$tool" hz --json --count 1 "$topic" >"$tmp/hz.json"
-r=$(python3 -c 'import json,sys; l = json.load(open(sys.argv[1])); assert l["kind"] == "topic"; print(l["rate"])' "$tmp/hz.json")
+start_pace topic "$topic" 1000 4
+r=$(hz_rate "$topic" topic)
 check "hz shows the topic's rate within 20 % ($r msgs/s)" within "${r:-0}" 1000
 echo "measured at 1000 msgs/s published: hz $r msgs/s"
 "$tool" top --once --json --interval 0.5 >"$tmp/top.json"
@@ -182,13 +189,8 @@ assert len(frames) == 2 and all("segments" in f for f in frames)' "$tmp/frames"
 
 # A blob's writes are its messages: 200 writes/s.
 blob="/$tag-blob"
-: >"$tmp/pace"
-"$pace" blob "$blob" 200 3 >"$tmp/pace" 2>&1 &
-pace_pid=$!; bg="$bg $pace_pid"
-wait_for "the paced writer starts" grep -q started "$tmp/pace"
-sleep 0.3
-"$tool" hz --json --count 1 "$blob" >"$tmp/hz.json"
-r=$(python3 -c 'import json,sys; l = json.load(open(sys.argv[1])); assert l["kind"] == "blob"; print(l["rate"])' "$tmp/hz.json")
+start_pace blob "$blob" 200 3
+r=$(hz_rate "$blob" blob)
 check "hz shows the blob's writes/s within 20 % ($r)" within "${r:-0}" 200
 "$tool" top --once --json --interval 0.5 >"$tmp/top.json"
 python3 - "$tmp/top.json" "$blob" <<'PY'

@@ -5,6 +5,7 @@
 #define SHMKIT_TOOLS_CMD_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -52,6 +53,15 @@ struct shmkit__lines {
 	struct shmkit__progress *progress;
 };
 int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how);
+
+/* Commands that run until told to stop (top, hz, record, replay): after
+ * shmkit__catch_stop(), SIGINT and SIGTERM set shmkit__stop (to the signal's number)
+ * and interrupt sleeps and polls, instead of ending the process, so that the command
+ * restores the terminal, flushes its output or completes its file first. */
+extern volatile sig_atomic_t shmkit__stop;
+void shmkit__catch_stop(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t shmkit__mono_ns(void);
 
 /* shmkit bench [--json] [--quick] [--rounds N] ...: bench/bench.c (measuring) and
  * bench/report.c (statistics, output), two translation units sharing bench/bench.h */
@@ -140,6 +150,13 @@ struct topic_opts {
  * why not as "shmkit CMD: NAME: reason" and returns NULL. */
 shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o,
 				     unsigned role);
+/* A subscriber's next message into *buf, waiting up to timeout: its length, 0 at
+ * end-of-stream, or shmkit_topic_receive()'s error. *buf (malloc'd, *cap bytes) grows
+ * to the topic's largest message when one does not fit (-EMSGSIZE if it cannot); loss
+ * in a lossy topic is reported on stderr as "shmkit CMD: NAME: lost N messages" and
+ * the next intact message returned. */
+ssize_t shmkit__topic_next(shmkit_topic *t, const char *cmd, const char *name, char **buf,
+			   size_t *cap, int64_t timeout);
 /* A topic's figures for stat, from an observer handle on name (flags: SHMKIT_SEG_SYSV
  * or 0): JSON members, each starting with ", " (json), or lines of text. Returns a
  * string to free(), or NULL when the topic cannot be read. */

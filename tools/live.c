@@ -24,13 +24,6 @@
 #include <shmkit/shmkit.h>
 #include "cmd.h"
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-}
-
 /* ---- figures, through a read-only handle of the segment's kind ---- */
 
 static int read_topic(const char *name, unsigned flags, struct shmkit__figures *f)
@@ -40,7 +33,7 @@ static int read_topic(const char *name, unsigned flags, struct shmkit__figures *
 	if (r < 0)
 		return r;
 	r = shmkit_topic_stats(t, &f->topic);
-	f->when_ns = now_ns();
+	f->when_ns = shmkit__mono_ns();
 	/* The list may grow between the two calls: whatever fits the second is kept. */
 	int n = r == 0 ? shmkit_topic_subscribers(t, NULL, 0) : 0;
 	if (n > 0) {
@@ -66,7 +59,7 @@ int shmkit__figures_read(const char *name, unsigned flags, unsigned kind,
 			return r;
 		f->blob_size = shmkit_blob_size(b);
 		f->blob_version = shmkit_blob_version(b);
-		f->when_ns = now_ns();
+		f->when_ns = shmkit__mono_ns();
 		r = f->blob_version < 0 ? (int)f->blob_version : 0;
 		shmkit_blob_close(b);
 		return r;
@@ -77,7 +70,7 @@ int shmkit__figures_read(const char *name, unsigned flags, unsigned kind,
 		if (r < 0)
 			return r;
 		r = shmkit_chan_stats(ch, &f->chan);
-		f->when_ns = now_ns();
+		f->when_ns = shmkit__mono_ns();
 		shmkit_chan_close(ch);
 		return r;
 	}
@@ -121,26 +114,7 @@ static double rate(uint64_t a, uint64_t b, int64_t ta, int64_t tb)
 	return (double)(b - a) * 1e9 / (double)(tb - ta);
 }
 
-/* ---- options, stopping and waiting ---- */
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig)
-{
-	stop_signal = sig;
-}
-
-/* SIGINT and SIGTERM end the loop (and interrupt its waits) instead of the process,
- * so that the terminal is restored and the output flushed. */
-static void catch_stop(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
+/* ---- options and waiting ---- */
 
 /* The terminal's settings while top reads single keys; restored on every way out. */
 struct keys {
@@ -175,9 +149,9 @@ static void keys_stop(struct keys *k)
 static int wait_until(int64_t deadline, struct keys *k)
 {
 	for (;;) {
-		if (stop_signal)
+		if (shmkit__stop)
 			return 1;
-		int64_t left = deadline - now_ns();
+		int64_t left = deadline - shmkit__mono_ns();
 		if (left <= 0)
 			return 0;
 		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
@@ -202,7 +176,7 @@ static int wait_until(int64_t deadline, struct keys *k)
  * only microseconds apart. */
 static int64_t next_frame(int64_t last, double interval)
 {
-	int64_t next = last + (int64_t)(interval * 1e9), now = now_ns();
+	int64_t next = last + (int64_t)(interval * 1e9), now = shmkit__mono_ns();
 	return next > now ? next : now;
 }
 
@@ -525,11 +499,11 @@ int shmkit_cmd_top(int argc, char **argv)
 	const int tty = !json && isatty(STDOUT_FILENO);
 	struct keys keys = {0};
 	struct frame prev = {0}, cur = {0};
-	catch_stop();
+	shmkit__catch_stop();
 	if (tty && !once)
 		keys_start(&keys);
 	int r = frame_take(&prev);
-	int64_t next = now_ns();
+	int64_t next = shmkit__mono_ns();
 	for (long frames = 0; r == 0 && (count < 0 || frames < count); frames++) {
 		next = next_frame(next, interval);
 		if (wait_until(next, &keys))
@@ -620,8 +594,8 @@ int shmkit_cmd_hz(int argc, char **argv)
 		r = -ENOMEM;
 	if (r == 0)
 		r = shmkit__figures_read(name, flags, in.kind, &prev);
-	catch_stop();
-	int64_t next = now_ns();
+	shmkit__catch_stop();
+	int64_t next = shmkit__mono_ns();
 	long filled = 0;
 	for (long lines = 0; r == 0 && (count < 0 || lines < count); lines++) {
 		next = next_frame(next, interval);

@@ -46,30 +46,6 @@
  * the library's waits resume after a signal. */
 #define SLICE_NS (100 * 1000 * 1000)
 
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig)
-{
-	stop_signal = sig;
-}
-
-static void catch_stop(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop; /* no SA_RESTART: a sleep ends at the signal */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
-}
-
 static void put_u32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -365,13 +341,14 @@ int shmkit_cmd_record(int argc, char **argv)
 	int r = rec_args(argc, argv, &o, 0, usage);
 	if (r)
 		return r;
-	catch_stop();
+	shmkit__catch_stop();
 	shmkit_topic *t = shmkit__topic_open_cmd("record", &o.topic, SHMKIT_TOPIC_SUBSCRIBER);
 	if (!t)
 		return SHMKIT_EXIT_FAIL;
 	int status = SHMKIT_EXIT_FAIL;
 	size_t cap = 1 << 16;
-	unsigned char *buf = malloc(cap), hdr[REC_HEADER] = REC_MAGIC, rec[REC_RECORD] = {0};
+	char *buf = malloc(cap);
+	unsigned char hdr[REC_HEADER] = REC_MAGIC, rec[REC_RECORD] = {0};
 	uint64_t msgs = 0, bytes = 0;
 	const char *why = NULL; /* what stopped the recording early, as an error */
 	FILE *f = fopen(o.file, "wbe");
@@ -382,47 +359,30 @@ int shmkit_cmd_record(int argc, char **argv)
 	}
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
-	const int64_t start = mono_ns();
+	const int64_t start = shmkit__mono_ns();
 	const int64_t end = o.duration < 0 ? INT64_MAX : start + (int64_t)(o.duration * 1e9);
 	put_u32(hdr + 8, REC_VERSION);
 	put_u32(hdr + 12, REC_HEADER);
 	put_u64(hdr + 16, (uint64_t)((int64_t)wall.tv_sec * SHMKIT_SEC + wall.tv_nsec));
 	put_u64(hdr + 24, 0);
 	r = put(f, hdr, sizeof hdr);
-	while (r == 0 && !stop_signal && (o.count < 0 || (long)msgs < o.count)) {
-		int64_t now = mono_ns();
+	while (r == 0 && !shmkit__stop && (o.count < 0 || (long)msgs < o.count)) {
+		int64_t now = shmkit__mono_ns();
 		if (now >= end)
 			break;
 		int64_t wait = end - now < SLICE_NS ? end - now : SLICE_NS;
-		ssize_t n = shmkit_topic_receive(t, buf, cap, wait);
-		int64_t at = mono_ns();
+		ssize_t n = shmkit__topic_next(t, "record", o.topic.name, &buf, &cap, wait);
+		int64_t at = shmkit__mono_ns();
 		if (n == -ETIMEDOUT || n == -EAGAIN)
 			continue;
-		if (n == -EMSGSIZE) {
-			/* The message stays next: grow to the largest the ring takes. */
-			struct shmkit_topic_stats st;
-			unsigned char *bigger = NULL;
-			if (shmkit_topic_stats(t, &st) == 0 && st.max_msg > cap &&
-			    st.max_msg <= REC_MAX_MSG)
-				bigger = realloc(buf, (size_t)st.max_msg);
-			if (!bigger) {
-				why = shmkit_strerror((int)n);
-				break;
-			}
-			buf = bigger;
-			cap = (size_t)st.max_msg;
-			continue;
-		}
-		if (n == -EOVERFLOW) {
-			unsigned long long lost = shmkit_topic_lost(t);
-			fprintf(stderr, "shmkit record: %s: lost %llu message%s\n", o.topic.name, lost,
-				lost == 1 ? "" : "s");
-			continue;
-		}
 		if (n == 0)
 			break; /* end-of-stream */
 		if (n < 0) {
 			why = n == -EPIPE ? "the last publisher died" : shmkit_strerror((int)n);
+			break;
+		}
+		if ((uint64_t)n > REC_MAX_MSG) { /* larger than any topic makes today */
+			why = "a message larger than a record file holds";
 			break;
 		}
 		put_u64(rec, (uint64_t)(at - start));
@@ -464,7 +424,7 @@ static int publish(shmkit_topic *t, const void *p, size_t n)
 	int r;
 	do
 		r = shmkit_topic_publish(t, p, n, SLICE_NS);
-	while ((r == -ETIMEDOUT || r == -EAGAIN) && !stop_signal);
+	while ((r == -ETIMEDOUT || r == -EAGAIN) && !shmkit__stop);
 	return r;
 }
 
@@ -495,7 +455,7 @@ int shmkit_cmd_replay(int argc, char **argv)
 		       (double)s.duration_ns / 1e9, s.largest);
 		return SHMKIT_EXIT_OK;
 	}
-	catch_stop();
+	shmkit__catch_stop();
 	shmkit_topic *t = shmkit__topic_open_cmd("replay", &o.topic, SHMKIT_TOPIC_PUBLISHER);
 	if (!t)
 		return SHMKIT_EXIT_FAIL;
@@ -519,8 +479,8 @@ int shmkit_cmd_replay(int argc, char **argv)
 	}
 	if (reader_open(&rd, "replay", o.file))
 		goto out;
-	const int64_t start = mono_ns();
-	while (!stop_signal && (k = reader_next(&rd, "replay", &tm, &len, &buf, &cap)) == 1) {
+	const int64_t start = shmkit__mono_ns();
+	while (!shmkit__stop && (k = reader_next(&rd, "replay", &tm, &len, &buf, &cap)) == 1) {
 		if (!o.fast) {
 			struct timespec at;
 			int64_t when = start + (int64_t)tm;
@@ -528,11 +488,11 @@ int shmkit_cmd_replay(int argc, char **argv)
 			at.tv_nsec = (long)(when % SHMKIT_SEC);
 			/* A signal ends the sleep (EINTR): the loop then stops. */
 			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
-			if (stop_signal)
+			if (shmkit__stop)
 				break;
 		}
 		r = publish(t, buf, len);
-		if (r < 0 && !stop_signal) {
+		if (r < 0 && !shmkit__stop) {
 			fprintf(stderr, "shmkit replay: %s: message %" PRIu64 ": %s\n", o.topic.name,
 				sent + 1, shmkit_strerror(r));
 			goto out;
@@ -542,7 +502,7 @@ int shmkit_cmd_replay(int argc, char **argv)
 	}
 	if (k < 0)
 		goto out;
-	if (stop_signal) {
+	if (shmkit__stop) {
 		fprintf(stderr, "shmkit replay: stopped by a signal after %" PRIu64 " of %" PRIu64
 				" messages\n", sent, s.msgs);
 		goto out;

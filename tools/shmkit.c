@@ -2,9 +2,11 @@
  * Exit codes: 0 success, 1 failure, 2 usage. */
 #define _GNU_SOURCE /* getline() */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include <shmkit/shmkit.h>
@@ -47,6 +49,30 @@ int shmkit__usage_error(const char *usage)
 {
 	fprintf(stderr, "usage: %s\n", usage);
 	return SHMKIT_EXIT_USAGE;
+}
+
+volatile sig_atomic_t shmkit__stop;
+
+static void on_stop(int sig)
+{
+	shmkit__stop = sig;
+}
+
+void shmkit__catch_stop(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop; /* no SA_RESTART: a sleep or poll ends at the signal */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int64_t shmkit__mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SHMKIT_SEC + ts.tv_nsec;
 }
 
 int shmkit__send_lines(FILE *in, const char *cmd, const char *name,

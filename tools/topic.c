@@ -141,6 +141,36 @@ int shmkit_cmd_pub(int argc, char **argv)
 	return status;
 }
 
+ssize_t shmkit__topic_next(shmkit_topic *t, const char *cmd, const char *name, char **buf,
+			   size_t *cap, int64_t timeout)
+{
+	for (;;) {
+		ssize_t n = shmkit_topic_receive(t, *buf, *cap, timeout);
+		if (n == -EMSGSIZE) {
+			/* The message stays next: grow to the largest the ring takes. */
+			struct shmkit_topic_stats st;
+			char *bigger = NULL;
+			if (shmkit_topic_stats(t, &st) == 0 && st.max_msg > *cap &&
+			    st.max_msg <= SIZE_MAX)
+				bigger = realloc(*buf, (size_t)st.max_msg);
+			if (!bigger)
+				return n;
+			*buf = bigger;
+			*cap = (size_t)st.max_msg;
+			continue;
+		}
+		if (n == -EOVERFLOW) {
+			/* Lossy mode: the gap is reported, the next receive is the oldest
+			 * message still intact. */
+			unsigned long long lost = shmkit_topic_lost(t);
+			fprintf(stderr, "shmkit %s: %s: lost %llu message%s\n", cmd, name, lost,
+				lost == 1 ? "" : "s");
+			continue;
+		}
+		return n;
+	}
+}
+
 /* Seconds as a timeout in nanoseconds: < 0 forever; no overflow for huge values. */
 static int64_t timeout_ns(double s)
 {
@@ -180,36 +210,12 @@ int shmkit_cmd_sub(int argc, char **argv)
 	int status = SHMKIT_EXIT_OK;
 	for (long got = 0; buf && (o.count < 0 || got < o.count);) {
 		/* Output is flushed only before a wait, so a burst costs one write. */
-		ssize_t n = shmkit_topic_receive(t, buf, cap, 0);
+		ssize_t n = shmkit__topic_next(t, "sub", o.name, &buf, &cap, 0);
 		if (n == -EAGAIN) {
 			if (fflush(stdout) != 0)
 				break;
-			n = timeout == 0 ? -ETIMEDOUT : shmkit_topic_receive(t, buf, cap, timeout);
-		}
-		if (n == -EMSGSIZE) {
-			/* The message stays next: grow to the largest the ring takes. */
-			struct shmkit_topic_stats st;
-			char *bigger = NULL;
-			if (shmkit_topic_stats(t, &st) == 0 && st.max_msg > cap &&
-			    st.max_msg <= SIZE_MAX)
-				bigger = realloc(buf, (size_t)st.max_msg);
-			if (!bigger) {
-				fprintf(stderr, "shmkit sub: %s: %s\n", o.name,
-					shmkit_strerror((int)n));
-				status = SHMKIT_EXIT_FAIL;
-				break;
-			}
-			buf = bigger;
-			cap = (size_t)st.max_msg;
-			continue;
-		}
-		if (n == -EOVERFLOW) {
-			/* Lossy mode: the gap is reported, the next receive is the oldest
-			 * message still intact. */
-			unsigned long long lost = shmkit_topic_lost(t);
-			fprintf(stderr, "shmkit sub: %s: lost %llu message%s\n", o.name, lost,
-				lost == 1 ? "" : "s");
-			continue;
+			n = timeout == 0 ? -ETIMEDOUT
+					 : shmkit__topic_next(t, "sub", o.name, &buf, &cap, timeout);
 		}
 		if (n == 0)
 			break; /* end-of-stream */
