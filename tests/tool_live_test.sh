@@ -204,8 +204,9 @@ wait "$pace_pid"; check "the paced writer ends well" [ $? -eq 0 ]
 
 # In a terminal, top redraws in place and q ends it; SIGINT ends top and hz, exit 0.
 if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
-	(sleep 1; printf q) | timeout 20 script -qfc "'$tool' top --interval 0.2" /dev/null >"$tmp/tty"
+	(sleep 1; printf q) | timeout 20 script -qfc "'$tool' top --interval 0.2 && stty -a" /dev/null >"$tmp/tty"
 	check "top in a terminal quits on q" [ $? -eq 0 ]
+	check "top gives the terminal back as it was (icanon, echo)" sh -c "grep -q ' icanon ' '$tmp/tty' && grep -q ' echo ' '$tmp/tty'"
 	esc=$(printf '\033')
 	check "top in a terminal clears and redraws" grep -q "$esc\[H$esc\[J" "$tmp/tty"
 else

@@ -118,14 +118,15 @@ static double rate(uint64_t a, uint64_t b, int64_t ta, int64_t tb)
 
 /* The terminal's settings while top reads single keys; restored on every way out. */
 struct keys {
-	int on;
+	int raw;   /* the terminal is in single-key mode: restore saved */
+	int on;    /* keys are watched (until the input ends) */
 	struct termios saved;
 };
 
 static void keys_start(struct keys *k)
 {
 	struct termios raw;
-	k->on = 0;
+	k->raw = k->on = 0;
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &k->saved) < 0)
 		return;
 	raw = k->saved;
@@ -134,14 +135,14 @@ static void keys_start(struct keys *k)
 	raw.c_cc[VMIN] = 1;
 	raw.c_cc[VTIME] = 0;
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
-		k->on = 1;
+		k->raw = k->on = 1;
 }
 
 static void keys_stop(struct keys *k)
 {
-	if (k->on)
+	if (k->raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &k->saved);
-	k->on = 0;
+	k->raw = k->on = 0;
 }
 
 /* Waits until CLOCK_MONOTONIC reaches deadline. Returns 1 when told to stop (a signal,
