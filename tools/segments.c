@@ -1398,19 +1398,10 @@ out:
 
 void shmkit__progress_start(struct shmkit__progress *p, const char *cmd, const char *name)
 {
-	struct timespec ts;
 	memset(p, 0, sizeof *p);
 	p->cmd = cmd;
 	p->name = name;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	p->start = p->last = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t progress_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	p->start = p->last = shmkit__mono_ns();
 }
 
 void shmkit__progress_add(struct shmkit__progress *p, size_t bytes)
@@ -1421,7 +1412,7 @@ void shmkit__progress_add(struct shmkit__progress *p, size_t bytes)
 	 * small messages must not pay a clock read each. */
 	if ((p->msgs & 63) != 1)
 		return;
-	int64_t now = progress_now();
+	int64_t now = shmkit__mono_ns();
 	if (now - p->last < 1000000000)
 		return;
 	double dt = (double)(now - p->last) / 1e9;
@@ -1435,7 +1426,7 @@ void shmkit__progress_add(struct shmkit__progress *p, size_t bytes)
 
 void shmkit__progress_end(struct shmkit__progress *p)
 {
-	double dt = (double)(progress_now() - p->start) / 1e9;
+	double dt = (double)(shmkit__mono_ns() - p->start) / 1e9;
 	if (dt <= 0)
 		dt = 1e-9;
 	fprintf(stderr, "shmkit %s: %s: %llu messages, %llu bytes in %.2f s (%.0f msg/s, "
