@@ -471,7 +471,7 @@ static long long stream_both(void)
 {
 	return stream_try(t_name("s1"), 0600, SHMKIT_STREAM_OWNER | SHMKIT_STREAM_GUEST);
 }
-static long long stream_flag(void) { return stream_try(t_name("s2"), 0600, SHMKIT_STREAM_OWNER | 4u); }
+static long long stream_flag(void) { return stream_try(t_name("s2"), 0600, SHMKIT_STREAM_OWNER | 8u); }
 static long long stream_long(void) { return stream_try(long_name, 0600, SHMKIT_STREAM_OWNER); }
 static long long stream_owner_exists(void) { return stream_try(n_stream, 0600, SHMKIT_STREAM_OWNER); }
 static long long stream_guest_missing(void) { return stream_try(n_missing, 0, SHMKIT_STREAM_GUEST); }
@@ -710,7 +710,7 @@ static const struct row rows[] = {
 	ROW(-EINVAL, stream_dotdot, "shmkit_stream_open(\"/..\", 0600, OWNER, &f)"),
 	ROW(-EINVAL, stream_no_role, "shmkit_stream_open(new, 0600, 0, &f)"),
 	ROW(-EINVAL, stream_both, "shmkit_stream_open(new, 0600, OWNER|GUEST, &f)"),
-	ROW(-EINVAL, stream_flag, "shmkit_stream_open(new, 0600, OWNER|4, &f)"),
+	ROW(-EINVAL, stream_flag, "shmkit_stream_open(new, 0600, OWNER|8, &f)"),
 	ROW(-ENAMETOOLONG, stream_long, "shmkit_stream_open(300-byte name, 0600, OWNER, &f)"),
 	ROW(-EEXIST, stream_owner_exists, "shmkit_stream_open(existing, 0600, OWNER, &f)"),
 	ROW(-ENOENT, stream_guest_missing, "shmkit_stream_open(missing, 0, GUEST, &f)"),
