@@ -73,7 +73,7 @@ static int check_owner(const shmkit_blob *b, uid_t file_uid)
 	return 0;
 }
 
-shmem_t *shmem_open(char *fname, size_t memory_size)
+shmem_t *shmem_open(const char *fname, size_t memory_size)
 {
 	struct stat st;
 	shmkit_blob *b = NULL;
@@ -149,7 +149,7 @@ int shmem_read(shmem_t **shmem, void *data, size_t size)
 	return r < 0 ? shmkit__compat_fail((int)r) : 0;
 }
 
-int shmem_write(shmem_t **shmem, void *data, size_t size)
+int shmem_write(shmem_t **shmem, const void *data, size_t size)
 {
 	if (!shmem || !*shmem || (!data && size))
 		return shmkit__compat_fail(-EINVAL);

@@ -41,8 +41,10 @@ typedef struct shmem shmem_t;
  * EACCES (may not even read, or the segment belongs to another user),
  * EADDRINUSE (key collision with another path's segment), EPROTO (not a shmem
  * segment), ENOSPC, or another errno of open(2)/shmget(2).
- * A new segment reads as zero bytes. Thread-safe; never blocks on the file. Since 0.1. */
-SHMKIT_API shmem_t *shmem_open(char *fname, size_t memory_size);
+ * A new segment reads as zero bytes. Thread-safe; never blocks on the file. Since 0.1;
+ * @fname is const since 0.2 (the seed's char * accepts every call that compiled, and
+ * string literals now compile in C++ and with -Wwrite-strings). */
+SHMKIT_API shmem_t *shmem_open(const char *fname, size_t memory_size);
 
 /** shmem_close() - close the handle and set *@shmem to NULL; the segment stays.
  * Returns 0, or -1 with errno EINVAL (@shmem or *@shmem NULL). */
@@ -60,8 +62,9 @@ SHMKIT_API int shmem_read(shmem_t **shmem, void *data, size_t size);
  * Returns 0, or -1 with errno EINVAL, EIDRM (deleted), EBADF (read-only handle),
  * ETIMEDOUT (another writer held the lock for 10 s: stopped, not dead),
  * ENOTRECOVERABLE; EINVAL also when another process overwrote the lock's magic word.
- * A writer that died holding the lock is recovered from. */
-SHMKIT_API int shmem_write(shmem_t **shmem, void *data, size_t size);
+ * A writer that died holding the lock is recovered from. @data is const since 0.2 (only
+ * read; every call the seed's void * accepted still compiles). */
+SHMKIT_API int shmem_write(shmem_t **shmem, const void *data, size_t size);
 
 /** shmem_delete() - delete the segment: no process can use it afterwards (their calls
  * fail with EIDRM), and a later shmem_open() of the path makes a fresh, zeroed one.
