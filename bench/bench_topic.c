@@ -183,7 +183,7 @@ struct tb_ctl {
 					  * futex word: 256 subscribers yielding in turn
 					  * would slow the ones still opening) */
 	alignas(64) _Atomic int stop;	 /* parent: the trial is over, leave */
-	alignas(64) uint64_t sum;	 /* children's checksums: keeps reads observable */
+	alignas(64) _Atomic uint64_t sum;	 /* children's checksums: keeps reads observable */
 	struct tb_slot slot[TB_MAX_SUBS];
 };
 
