@@ -35,6 +35,24 @@
 /* Where glibc's shm_open() keeps POSIX objects. */
 #define SHM_DIR "/dev/shm"
 
+/* Each kind's own layout version: a uint32_t at a fixed offset of the control block
+ * that starts its data area, which every version of that kind keeps in place (the
+ * policy in shmkit(7), COMPATIBILITY), and the version this library reads. The
+ * numbers are the kinds' own constants, CHAN_VERSION (chan.c), TOPIC_VERSION
+ * (topic.c) and BLOB_FORMAT (blob.c), repeated here so that the segment layer can
+ * report them without opening the kind; tests/test_layout.c creates one segment of
+ * each kind and fails when a number or an offset here differs from what the kind
+ * writes. */
+static const struct {
+	unsigned kind;
+	uint32_t off;     /* offset of the version word in the data area */
+	uint32_t version; /* the one this library reads and writes */
+} kind_layouts[] = {
+	{SHMKIT_KIND_BLOB, 120, 2},
+	{SHMKIT_KIND_CHAN, 8, 3},
+	{SHMKIT_KIND_TOPIC, 8, 1},
+};
+
 struct shmkit_seg {
 	unsigned flags;           /* the shmkit_seg_open() flags */
 	int created;              /* 1 if this handle created the segment */
@@ -908,6 +926,26 @@ static int seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info)
 	info->data_size = __atomic_load_n(&h->data_size, __ATOMIC_RELAXED);
 	if (seg->flags & SHMKIT_SEG_SYSV)
 		copy_name(info->name, h->name); /* the name behind the key */
+	info->layout = SHMKIT_LAYOUT; /* a handle has a header only in this layout */
+	/* The kind's version word, where this layout puts the data area: the offsets are
+	 * ours, only the word is the segment's, and it is only reported. */
+	for (size_t i = 0; i < sizeof kind_layouts / sizeof kind_layouts[0]; i++)
+		if (kind_layouts[i].kind == info->kind &&
+		    seg->map_size >= SHMKIT_DATA_OFF + kind_layouts[i].off + sizeof(uint32_t))
+			info->kind_layout = __atomic_load_n(
+				(const uint32_t *)((const unsigned char *)seg->base + SHMKIT_DATA_OFF +
+						   kind_layouts[i].off),
+				__ATOMIC_RELAXED);
+	return 0;
+}
+
+uint32_t shmkit_seg_layout(unsigned kind)
+{
+	if (kind == SHMKIT_KIND_ANY)
+		return SHMKIT_LAYOUT;
+	for (size_t i = 0; i < sizeof kind_layouts / sizeof kind_layouts[0]; i++)
+		if (kind_layouts[i].kind == kind)
+			return kind_layouts[i].version;
 	return 0;
 }
 
@@ -935,10 +973,17 @@ static int seg_inspect(const char *name, unsigned flags, struct shmkit_seg_info 
 		return r;
 	/* Report the header only when it is one of ours, in this layout; the sizes are reported as they are, for a person to judge. */
 	const struct shmkit__hdr *h = seg->base;
-	if (seg->map_size >= SHMKIT_DATA_OFF && h->magic == SHMKIT_MAGIC &&
-	    h->layout == SHMKIT_LAYOUT)
-		seg->hdr = seg->base;
+	uint32_t layout = 0;
+	if (seg->map_size >= SHMKIT_DATA_OFF && h->magic == SHMKIT_MAGIC) {
+		/* Every layout keeps the magic and the layout word where they are, so a
+		 * header of another one is still recognised, and its word reported. */
+		layout = __atomic_load_n(&h->layout, __ATOMIC_RELAXED);
+		if (layout == SHMKIT_LAYOUT)
+			seg->hdr = seg->base;
+	}
 	r = shmkit_seg_stat(seg, info);
+	if (r == 0)
+		info->layout = layout;
 	if (r == 0 && info->nattch > 0)
 		info->nattch--; /* our own attachment, made just to look */
 	shmkit_seg_close(seg);

@@ -63,6 +63,13 @@ void shmkit__catch_stop(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t shmkit__mono_ns(void);
 
+/* shmkit_strerror(err), except for an -EPROTO that comes from a segment (name, flags:
+ * SHMKIT_SEG_SYSV or not) of another layout than this library's: then "channel layout
+ * 4, this library reads layout 3" (or the segment header's), written into buf.
+ * tools/layout.c. */
+const char *shmkit__strerror_at(int err, const char *name, unsigned flags, char *buf,
+				size_t len);
+
 /* shmkit bench [--json] [--quick] [--rounds N] ...: bench/bench.c (measuring) and
  * bench/report.c (statistics, output), two translation units sharing bench/bench.h */
 int shmkit_cmd_bench(int argc, char **argv);

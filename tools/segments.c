@@ -942,6 +942,12 @@ int shmkit_cmd_stat(int argc, char **argv)
 		/* A list of subscribers: longer than extra holds. */
 		topic = shmkit__topic_describe(name_for_kind, flags, json);
 	}
+	char why[128];
+	if (!topic && !extra[0] &&
+	    shmkit__strerror_at(-EPROTO, lib_name, flags, why, sizeof why) == why)
+		/* Another shmkit's layout: its figures cannot be read, and that is why. */
+		snprintf(extra, sizeof extra, json ? ", \"layout\": \"%s\"" : "layout:       %s\n",
+			 why);
 	if (json) {
 		json_entry(stdout, e, topic ? topic : extra);
 		printf("\n");
@@ -1234,11 +1240,15 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 		t->kind = in.kind;
 	if (r == 0 && in.kind == SHMKIT_KIND_BLOB)
 		r = shmkit_blob_open(name, 0, 0, flags, &t->blob);
+	else if (r == 0 && in.kind == SHMKIT_KIND_RAW && in.layout)
+		r = -EPROTO; /* a shmkit header of another layout: not raw bytes to us */
 	else if (r == 0)
 		r = shmkit_seg_open(name, SHMKIT_KIND_ANY, 0, 0,
 				    flags | (in.kind == SHMKIT_KIND_RAW ? SHMKIT_SEG_RAW : 0), &t->seg);
 	if (r < 0) {
-		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, arg, shmkit_strerror(r));
+		char why[128];
+		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, arg,
+			shmkit__strerror_at(r, name, flags, why, sizeof why));
 		return SHMKIT_EXIT_FAIL;
 	}
 	return 0;
@@ -1526,11 +1536,15 @@ static int open_end(const char *cmd, const struct chan_opts *o, unsigned role, s
 	if (r == 0)
 		return 0;
 	struct shmkit_seg_info in;
+	char why[128];
 	/* -EPROTO also means another kind: asked only now, when the segment is complete
 	 * (the library waited for its creator), so a System V channel still being made
-	 * is never taken for something else. */
-	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
-	    in.kind != SHMKIT_KIND_CHAN)
+	 * is never taken for something else. A shmkit of another layout made it: both
+	 * layouts are named (a header of another layout is no kind to us). */
+	if (r == -EPROTO && shmkit__strerror_at(r, o->name, o->flags, why, sizeof why) == why)
+		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, o->name, why);
+	else if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
+		 in.kind != SHMKIT_KIND_CHAN)
 		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, kind_noun(in.kind));
 	else if (r == -EPROTO)
 		fprintf(stderr, "shmkit %s: %s: not a channel this shmkit can read (corrupt, or "

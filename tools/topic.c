@@ -96,7 +96,8 @@ shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o
 	const char *hint = "";
 	struct shmkit_seg_info in;
 	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
-	    in.kind != SHMKIT_KIND_TOPIC)
+	    in.kind != SHMKIT_KIND_TOPIC &&
+	    !(in.layout && in.layout != shmkit_seg_layout(SHMKIT_KIND_ANY)))
 		hint = in.kind == SHMKIT_KIND_CHAN ? " (a channel: use send/recv)"
 						   : " (not a topic)";
 	else if (r == -EINVAL && o->capacity)
@@ -104,7 +105,9 @@ shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o
 	else if (r == -EUSERS)
 		hint = role == SHMKIT_TOPIC_PUBLISHER ? " (every publisher slot is held)"
 						      : " (every subscriber slot is held)";
-	fprintf(stderr, "shmkit %s: %s: %s%s\n", cmd, o->name, shmkit_strerror(r), hint);
+	char why[128];
+	fprintf(stderr, "shmkit %s: %s: %s%s\n", cmd, o->name,
+		shmkit__strerror_at(r, o->name, o->flags, why, sizeof why), hint);
 	return NULL;
 }
 

@@ -74,6 +74,17 @@ struct shmkit_seg_info {
 	int32_t nattch;           /**< System V: processes attached; POSIX: -1 (unknown) */
 	unsigned persistent;      /**< 1 if created with SHMKIT_SEG_PERSIST */
 	char name[SHMKIT_NAME_MAX + 1]; /**< the segment's name */
+	uint32_t layout;          /**< the segment header's layout word as found (compare
+	                           * shmkit_seg_layout(SHMKIT_KIND_ANY)): reported even
+	                           * when it is not this library's, with kind
+	                           * SHMKIT_KIND_RAW then; 0 without a shmkit header.
+	                           * Since 0.2 */
+	uint32_t kind_layout;     /**< the layout version recorded in the kind's own
+	                           * control block (channel, topic, blob) as found
+	                           * (compare shmkit_seg_layout(kind)); 0 when the kind
+	                           * has none (data, raw) or the header is not this
+	                           * library's. Since 0.2 */
+	uint32_t reserved[6];     /**< 0; room for later fields of a minor release */
 };
 
 /** shmkit_seg_open() - open, create, or create-or-open a named segment and map it.
@@ -207,6 +218,18 @@ SHMKIT_API int shmkit_seg_fd(const shmkit_seg *seg);
  * Returns 0, or -EINVAL (NULL argument), -EFAULT (poisoned by a truncation: see
  * shmkit_guard_sigbus()), or an -errno of fstat/shmctl. Since 0.1. */
 SHMKIT_API int shmkit_seg_stat(const shmkit_seg *seg, struct shmkit_seg_info *info);
+
+/** shmkit_seg_layout() - the segment layout this library reads and writes.
+ * @kind: SHMKIT_KIND_ANY for the segment header's layout word (its format, the word
+ *   size and the cache line it pads to); SHMKIT_KIND_CHAN, SHMKIT_KIND_TOPIC or
+ *   SHMKIT_KIND_BLOB for the layout version of that kind's control block.
+ * Two processes share a segment only when both numbers agree; otherwise the open of
+ * the newer or older one fails with -EPROTO, and shmkit_seg_inspect() reports the
+ * segment's numbers (info->layout, info->kind_layout) to compare with these, so a
+ * tool can say "channel layout 4, this library reads layout 3". Returns the number,
+ * or 0 for a kind without a layout of its own (data, raw) or unknown. Thread-safe.
+ * Since 0.2. */
+SHMKIT_API uint32_t shmkit_seg_layout(unsigned kind);
 
 /** shmkit_live_sweep() - remove the liveness tokens of processes that died.
  * Every process that creates segments or takes a role owns a token: an empty file
