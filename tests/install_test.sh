@@ -190,7 +190,7 @@ cp "$tmp/prog.c" "$tmp/consumer/prog.c"
 cat >"$tmp/consumer/CMakeLists.txt" <<'EOF'
 cmake_minimum_required(VERSION 3.16)
 project(shmkit_consumer C)
-find_package(shmkit 0.1 REQUIRED)
+find_package(shmkit 0.2 REQUIRED)
 add_executable(prog prog.c)
 target_link_libraries(prog PRIVATE shmkit::shmkit)
 add_executable(prog_static prog.c)
