@@ -2,7 +2,10 @@
 # install_test.sh BUILD_DIR SRC_DIR: install the build into a fresh prefix, check the
 # installed files, then build and run a consumer program three ways: with
 # `pkg-config --cflags --libs shmkit` (shared), with `pkg-config --static` against
-# libshmkit.a, and as a CMake project using find_package(shmkit).
+# libshmkit.a, and as a CMake project using find_package(shmkit). Then the uninstall
+# target removes every file the manifest lists, and the directories of shmkit's own;
+# last, an install staged with DESTDIR puts everything under DESTDIR, names only the
+# prefix in shmkit.pc, and uninstalls with the same DESTDIR.
 # Exit 0 pass, 1 fail, 77 skip (sanitizer build: the installed library would need the
 # sanitizer runtime). Environment: CMAKE (default cmake), CC (default cc).
 set -u
@@ -64,6 +67,14 @@ done
 if [ -e "$prefix/include/shmkit/internal.h" ] || [ -e "$prefix/include/internal.h" ]; then
 	bad "internal.h was installed"
 fi
+# Alias man pages are links to their family's page, and stay so once installed.
+alias_page=$prefix/share/man/man3/shmkit_seg_close.3
+if [ ! -L "$alias_page" ] || [ ! -f "$alias_page" ]; then
+	bad "share/man/man3/shmkit_seg_close.3 is not a link to an installed page"
+fi
+# The .pc names this prefix, absolute (pkg-config can then drop system directories).
+pcprefix=$(sed -n 's/^prefix=//p' "$libdir/pkgconfig/shmkit.pc")
+[ "$pcprefix" = "$prefix" ] || bad "shmkit.pc: prefix=$pcprefix, want $prefix"
 
 # The consumer: both seed APIs, and the header and library versions agree.
 cat >"$tmp/prog.c" <<'EOF'
@@ -203,6 +214,59 @@ if quiet "$CMAKE" -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PAT
 	check_run "find_package, shmkit::shmkit_static" "$tmp/consumer/build/prog_static"
 else
 	bad "CMake consumer (find_package(shmkit), CMAKE_PREFIX_PATH=$prefix) did not build"
+fi
+
+# Uninstall: every file of the manifest gone, links included, and shmkit's own
+# directories; nothing else of the prefix is touched.
+manifest=$build/install_manifest.txt
+[ -s "$manifest" ] || die "no $manifest after the install"
+cp "$manifest" "$tmp/manifest"
+mkdir -p "$prefix/share/keep" && : >"$prefix/share/keep/file"
+quiet "$CMAKE" --build "$build" --target uninstall || bad "the uninstall target failed"
+left=0
+while read -r f; do
+	if [ -e "$f" ] || [ -L "$f" ]; then
+		bad "left after uninstall: $f"
+		left=$((left + 1))
+	fi
+done <"$tmp/manifest"
+for d in include/shmkit "${libdir#"$prefix"/}/cmake/shmkit" share/doc/shmkit; do
+	[ ! -e "$prefix/$d" ] || bad "directory left after uninstall: $d"
+done
+[ -f "$prefix/share/keep/file" ] || bad "uninstall removed a file it had not installed"
+n=$(wc -l <"$tmp/manifest")
+[ "$left" -eq 0 ] && echo "install_test: uninstall removed all $n files of the manifest"
+
+# DESTDIR: staged under $tmp/stage with the prefix /opt/shmkit-install-test-PID.
+stage=$tmp/stage
+dprefix=/opt/shmkit-install-test-$$
+if [ -e "$dprefix" ]; then
+	bad "$dprefix exists before the staged install"
+elif quiet env DESTDIR="$stage" "$CMAKE" --install "$build" --prefix "$dprefix"; then
+	[ ! -e "$dprefix" ] || bad "DESTDIR install wrote outside DESTDIR: $dprefix exists"
+	while read -r f; do
+		case $f in
+		"$dprefix"/*) [ -e "$stage$f" ] || [ -L "$stage$f" ] || bad "DESTDIR: $stage$f missing" ;;
+		*) bad "DESTDIR: the manifest lists $f, outside the prefix $dprefix" ;;
+		esac
+	done <"$build/install_manifest.txt"
+	spc=$(find "$stage" -name shmkit.pc | head -n 1)
+	if [ -z "$spc" ]; then
+		bad "DESTDIR: no shmkit.pc under $stage"
+	else
+		grep -qx "prefix=$dprefix" "$spc" || bad "DESTDIR: shmkit.pc says $(grep '^prefix=' "$spc"), want prefix=$dprefix"
+		! grep -q "$stage" "$spc" || bad "DESTDIR: shmkit.pc names the staging directory"
+	fi
+	cp "$build/install_manifest.txt" "$tmp/manifest"
+	quiet env DESTDIR="$stage" "$CMAKE" --build "$build" --target uninstall || bad "DESTDIR uninstall failed"
+	left=$(find "$stage" ! -type d | wc -l)
+	if [ "$left" -eq 0 ]; then
+		echo "install_test: DESTDIR: staged under DESTDIR only, shmkit.pc names $dprefix, uninstalled"
+	else
+		bad "DESTDIR uninstall left $left files: $(find "$stage" ! -type d | head -n 5)"
+	fi
+else
+	bad "DESTDIR=$stage cmake --install --prefix $dprefix failed"
 fi
 
 [ "$fail" -eq 0 ] || exit 1
