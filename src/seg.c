@@ -49,7 +49,7 @@ static const struct {
 	uint32_t version; /* the one this library reads and writes */
 } kind_layouts[] = {
 	{SHMKIT_KIND_BLOB, 120, 2},
-	{SHMKIT_KIND_CHAN, 8, 3},
+	{SHMKIT_KIND_CHAN, 8, 4},
 	{SHMKIT_KIND_TOPIC, 8, 1},
 };
 
