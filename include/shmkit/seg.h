@@ -77,7 +77,8 @@ struct shmkit_seg_info {
 	uint32_t layout;          /**< the segment header's layout word as found (compare
 	                           * shmkit_seg_layout(SHMKIT_KIND_ANY)): reported even
 	                           * when it is not this library's, with kind
-	                           * SHMKIT_KIND_RAW then; 0 without a shmkit header.
+	                           * SHMKIT_KIND_RAW then (inspect only); 0 without a
+	                           * shmkit header, and for a SHMKIT_SEG_RAW handle.
 	                           * Since 0.2 */
 	uint32_t kind_layout;     /**< the layout version recorded in the kind's own
 	                           * control block (channel, topic, blob) as found
