@@ -1,7 +1,9 @@
 /* shmkit(1) — what the tool says when a segment is refused with -EPROTO because it was
  * made by a shmkit of another segment layout (shmkit(7), COMPATIBILITY): both layouts,
  * the segment's and this library's, instead of "Protocol error". */
+#define _POSIX_C_SOURCE 200809L /* NAME_MAX in <limits.h>, which cmd.h uses */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "cmd.h"
