@@ -505,7 +505,7 @@ static inline void publish(shmkit_chan *ch)
 
 /* The record at the consumer's position: 1 and *len for a message (pads before it
  * are skipped), 0 if nothing is committed there, -EPROTO if the header is corrupt. */
-static inline int next_msg(shmkit_chan *ch, uint32_t *len)
+static inline __attribute__((always_inline)) int next_msg(shmkit_chan *ch, uint32_t *len)
 {
 	/* At most a lap-end pad and an alignment pad precede a message. */
 	for (int i = 0; i < 3; i++) {
