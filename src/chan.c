@@ -1873,6 +1873,12 @@ static int chan_stats(const shmkit_chan *ch, struct shmkit_chan_stats *st)
 	st->producer_pid = shmkit__who_pid(&c->p_owner, &c->p_who);
 	st->consumer_pid = shmkit__who_pid(&c->c_owner, &c->c_who);
 	st->producer_closed = atomic_load_explicit(&c->p_closed, memory_order_relaxed) != 0;
+	/* Acquire, as the other readers of the role words. A few system calls each. */
+	uint64_t po = atomic_load_explicit(&c->p_owner, memory_order_acquire);
+	uint64_t co = atomic_load_explicit(&c->c_owner, memory_order_acquire);
+	int pa = po ? shmkit__live_check(po) : 0, ca = co ? shmkit__live_check(co) : 0;
+	st->producer_alive = pa < 0 ? -1 : pa;
+	st->consumer_alive = ca < 0 ? -1 : ca;
 	return 0;
 }
 

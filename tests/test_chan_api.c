@@ -402,7 +402,22 @@ static void test_roles(void)
 		char b;
 		CHECK(read(pfd[0], &b, 1) == 1);
 		CHECK_EQ(shmkit_chan_open(name, role, 0, 0, 0, &x), -EBUSY);
+		/* The stats say whether a role's holder lives, and nothing of a free one. */
+		shmkit_chan *ob = t_chan_open_ok(name, O, 0, 0);
+		CHECK_EQ(role == P ? stats_of(ob).producer_alive : stats_of(ob).consumer_alive, 1);
+		CHECK_EQ(role == P ? stats_of(ob).consumer_alive : stats_of(ob).producer_alive, 0);
 		kill(pid, SIGKILL);
+		int dead = 0;
+		for (int i = 0; !dead && i < 1000; i++) {
+			struct shmkit_chan_stats st = stats_of(ob);
+			dead = (role == P ? st.producer_alive : st.consumer_alive) == 0;
+			if (dead) /* the pid stays until the role is taken over */
+				CHECK(role == P ? st.producer_pid != 0 : st.consumer_pid != 0);
+			else
+				t_nap_ms(1);
+		}
+		CHECK(dead);
+		shmkit_chan_close(ob);
 		/* Killed, maybe not yet a zombie: retry briefly. */
 		int r;
 		for (int i = 0; (r = shmkit_chan_open(name, role, 0, 0, 0, &x)) == -EBUSY && i < 1000; i++)

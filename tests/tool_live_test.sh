@@ -121,6 +121,7 @@ assert r["fill_pct"] is not None and 0 <= r["fill_pct"] <= 100, r
 assert r["sleeps_per_s"] is not None and r["sleeps_per_s"] >= 0, r
 c = r["chan"]
 assert c["producer_pid"] and c["consumer_pid"] and not c["producer_closed"], c
+assert c["producer_alive"] is True and c["consumer_alive"] is True, c
 assert doc["interval"] == 1, doc["interval"]
 print("top: %.0f msgs/s, %.0f B/s" % (r["msgs_per_s"], r["bytes_per_s"]))
 PY

@@ -369,7 +369,10 @@ static void row_json(FILE *f, const struct row *w)
 			(unsigned long long)c->msgs_recv);
 		json_opt_int(f, "producer_pid", c->producer_pid, c->producer_pid != 0);
 		json_opt_int(f, "consumer_pid", c->consumer_pid, c->consumer_pid != 0);
-		fprintf(f, ", \"producer_closed\": %s}", c->producer_closed ? "true" : "false");
+		fprintf(f, ", \"producer_closed\": %s", c->producer_closed ? "true" : "false");
+		fprintf(f, ", \"producer_alive\": %s, \"consumer_alive\": %s}",
+			c->producer_alive < 0 ? "null" : c->producer_alive ? "true" : "false",
+			c->consumer_alive < 0 ? "null" : c->consumer_alive ? "true" : "false");
 	} else if (s->ok && s->f.kind == SHMKIT_KIND_TOPIC) {
 		const struct shmkit_topic_stats *t = &s->f.topic;
 		fprintf(f, ", \"topic\": {\"delivery\": \"%s\", \"published\": %llu, "
@@ -403,6 +406,13 @@ static void row_peers(const struct row *w, char *peers, size_t pcap, char *alive
 		if (c->consumer_pid)
 			snprintf(q, sizeof q, "%d", c->consumer_pid);
 		snprintf(peers, pcap, "prod %s cons %s", p, q);
+		/* A role word holds a liveness token: alive means alive in any pid
+		 * namespace, where the pid above means nothing. */
+		static const char *const yn[] = {"?", "no", "yes"};
+		if (c->producer_pid || c->consumer_pid)
+			snprintf(alive, acap, "prod %s cons %s",
+				 c->producer_pid ? yn[c->producer_alive + 1] : "-",
+				 c->consumer_pid ? yn[c->consumer_alive + 1] : "-");
 	} else if (s->f.kind == SHMKIT_KIND_TOPIC) {
 		snprintf(peers, pcap, "pub %u sub %u", s->f.topic.publishers,
 			 s->f.topic.subscribers);

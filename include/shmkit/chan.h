@@ -70,6 +70,10 @@ struct shmkit_chan_stats {
 	int32_t consumer_pid;   /**< 0 when no consumer is attached; as producer_pid */
 	int producer_closed;    /**< 1 after the producer closed (end-of-stream), also
 	                         *   once a consumer received that end (see Sessions) */
+	int32_t producer_alive; /**< 1 while the attached producer lives (in any pid
+	                         *   namespace), 0 if none is attached or it died, -1 if
+	                         *   that cannot be told; since 0.2 */
+	int32_t consumer_alive; /**< as producer_alive, for the consumer; since 0.2 */
 };
 
 /** shmkit_chan_open() - open (and with SHMKIT_SEG_CREATE, create) a channel end.

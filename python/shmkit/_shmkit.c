@@ -1348,14 +1348,15 @@ static PyObject *chan_stats(QueueObject *q, PyObject *unused)
 	END(q);
 	if (r < 0)
 		return raise_err(r, q->name);
-	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:i,s:i,s:O}",
+	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:i,s:i,s:O,s:i,s:i}",
 			     "capacity", st.capacity, "used", st.used, "max_msg", st.max_msg,
 			     "msgs_sent", st.msgs_sent, "bytes_sent", st.bytes_sent, "msgs_recv",
 			     st.msgs_recv, "bytes_recv", st.bytes_recv, "producer_sleeps",
 			     st.producer_sleeps, "consumer_sleeps", st.consumer_sleeps, "wakes",
 			     st.wakes, "producer_pid", (int)st.producer_pid, "consumer_pid",
 			     (int)st.consumer_pid, "producer_closed",
-			     st.producer_closed ? Py_True : Py_False);
+			     st.producer_closed ? Py_True : Py_False, "producer_alive",
+			     (int)st.producer_alive, "consumer_alive", (int)st.consumer_alive);
 }
 
 static PyObject *topic_stats(QueueObject *q, PyObject *unused)

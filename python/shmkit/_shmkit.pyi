@@ -54,6 +54,8 @@ class ChanStats(TypedDict):
     producer_pid: int
     consumer_pid: int
     producer_closed: bool
+    producer_alive: int  # 1 alive, 0 none attached or dead, -1 cannot be told
+    consumer_alive: int
 
 class TopicStats(TypedDict):
     capacity: int
