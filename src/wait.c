@@ -36,6 +36,8 @@ void shmkit__pause_counts(unsigned min_ns, unsigned max_ns, unsigned *min, unsig
 /* The moving average (an eighth of each sample) of this process's wake-ups, ns; 0
  * until measured. Racing updates lose a sample at worst. */
 static _Atomic int64_t g_wake_cost;
+/* The budget derived from it (see wait.h), recomputed with each sample. */
+_Atomic int64_t shmkit__spin_cur = SHMKIT__SPIN_UNMEASURED_NS;
 
 int64_t shmkit__wake_cost_ns(void)
 {
@@ -48,19 +50,15 @@ void shmkit__wake_sample(int64_t rung_ns)
 	if (rung_ns <= 0 || d <= 0 || d > SHMKIT__WAKE_SAMPLE_MAX_NS)
 		return;
 	int64_t avg = atomic_load_explicit(&g_wake_cost, memory_order_relaxed);
-	atomic_store_explicit(&g_wake_cost, avg ? avg - avg / 8 + d / 8 : d, memory_order_relaxed);
+	avg = avg ? avg - avg / 8 + d / 8 : d;
+	atomic_store_explicit(&g_wake_cost, avg, memory_order_relaxed);
+	int64_t c = avg * SHMKIT__WAKE_SPIN_FACTOR;
+	c = c < SHMKIT__SPIN_FLOOR_NS ? SHMKIT__SPIN_FLOOR_NS
+	    : c > SHMKIT__SPIN_CEIL_NS ? SHMKIT__SPIN_CEIL_NS
+				    : c;
+	atomic_store_explicit(&shmkit__spin_cur, c, memory_order_relaxed);
 }
 
-int64_t shmkit__spin_default_ns(void)
-{
-	int64_t c = shmkit__wake_cost_ns();
-	if (c == 0)
-		return SHMKIT__SPIN_UNMEASURED_NS;
-	c *= SHMKIT__WAKE_SPIN_FACTOR;
-	return c < SHMKIT__SPIN_FLOOR_NS ? SHMKIT__SPIN_FLOOR_NS
-	       : c > SHMKIT__SPIN_CEIL_NS ? SHMKIT__SPIN_CEIL_NS
-					   : c;
-}
 
 int shmkit__sleep_until(_Atomic uint32_t *word, uint32_t val, int64_t until)
 {

@@ -58,7 +58,12 @@ void shmkit__pause_counts(unsigned min_ns, unsigned max_ns, unsigned *min, unsig
 #define SHMKIT__SPIN_CEIL_NS 200000
 #define SHMKIT__SPIN_UNMEASURED_NS 50000
 #define SHMKIT__WAKE_SAMPLE_MAX_NS 1000000
-int64_t shmkit__spin_default_ns(void);
+extern _Atomic int64_t shmkit__spin_cur; /* kept by shmkit__wake_sample() */
+static inline int64_t shmkit__spin_default_ns(void)
+{
+	/* One load: waits ask on every call (a topic subscriber, per message). */
+	return atomic_load_explicit(&shmkit__spin_cur, memory_order_relaxed);
+}
 /* The moving average of wake-ups this process measured, 0 if none yet. */
 int64_t shmkit__wake_cost_ns(void);
 /* A sleeper just woken: @rung_ns is the waker's stamp, read from shared memory, so
