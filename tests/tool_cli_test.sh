@@ -13,8 +13,7 @@ set -u
 tool="$1"
 tag="shmkit-clitest-$$"
 tmp=$(mktemp -d)
-fails=0
-passes=0
+. "$(dirname "$0")/tool_lib.sh"
 
 cleanup() {
 	for n in ch ch2 ch3 ch4 prog cfg raw nope; do
@@ -25,12 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	what="$1"; shift
-	if "$@"; then ok; else fail "$what"; fi
-}
 # said DESCRIPTION FILE EXPECTED: the first line of FILE is EXPECTED, exactly.
 said() {
 	got=$(head -n 1 "$2")

@@ -12,18 +12,13 @@ tool="$1"
 pace="$2"
 # top lists every segment on the machine: where we may, run in a private IPC namespace
 # with a /dev/shm of our own, so that other tests' segments do not come and go in it.
-if [ -z "${SHMKIT_TOOL_TEST_PRIVATE:-}" ] && command -v unshare >/dev/null 2>&1 &&
-	unshare -m -i true 2>/dev/null; then
-	SHMKIT_TOOL_TEST_PRIVATE=1 exec unshare -m -i --propagation private sh -c \
-		'mount -t tmpfs -o mode=1777 shmkit-live-test /dev/shm && exec sh "$0" "$@"' "$0" "$@"
-fi
+. "$(dirname "$0")/tool_lib.sh"
+tool_private "$0" "$@"
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "python3 not found: skipped"
 	exit 77
 fi
 tag="shmkit-livetest-$$"
-fails=0
-passes=0
 tmp=$(mktemp -d)
 bg=""   # background processes, killed at exit
 
@@ -35,12 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	d="$1"; shift
-	if "$@"; then ok; else fail "$d"; fi
-}
 # wait_for DESCRIPTION COMMAND...: polls COMMAND for up to 20 s.
 wait_for() {
 	d="$1"; shift

@@ -13,14 +13,9 @@ tool="$1"
 # gc collects every stale segment on the machine, other tests' too (the crash test's
 # killed creators are exactly what it removes): so, where we may, run in a private
 # IPC namespace with a /dev/shm of our own. Without unshare (or not root), run as is.
-if [ -z "${SHMKIT_TOOL_TEST_PRIVATE:-}" ] && command -v unshare >/dev/null 2>&1 &&
-	unshare -m -i true 2>/dev/null; then
-	SHMKIT_TOOL_TEST_PRIVATE=1 exec unshare -m -i --propagation private sh -c \
-		'mount -t tmpfs -o mode=1777 shmkit-tool-test /dev/shm && exec sh "$0" "$@"' "$0" "$@"
-fi
+. "$(dirname "$0")/tool_lib.sh"
+tool_private "$0" "$@"
 tag="shmkit-tooltest-$$"
-fails=0
-passes=0
 tmp=$(mktemp -d)
 
 sysv_ids=""   # System V segments to remove at exit, by id (ipcrm): no name to misread
@@ -46,12 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	d="$1"; shift
-	if "$@"; then ok; else fail "$d"; fi
-}
 
 # ---- usage and help ----
 "$tool" >/dev/null 2>&1; check "no command exits 2" [ $? -eq 2 ]
