@@ -32,6 +32,15 @@ static int fail(const char *what, const char *name)
 	return 1;
 }
 
+/* fail() once the stream is open: say why (errno as the failed call left it), then
+ * close the stream, as a program that cleans up on its error paths does. */
+static int fail_close(FILE *f, const char *what, const char *name)
+{
+	fail(what, name);
+	fclose(f);
+	return 1;
+}
+
 static int write_text(FILE *f, const char *text)
 {
 	/* fprintf, then the descriptor: both must reach the same stream. */
@@ -73,11 +82,11 @@ int main(int argc, char *argv[])
 			return fail("cannot create", argv[2]);
 		/* Open it up once it is written: group and others may read. */
 		if (write_text(f, argv[3]) != 0)
-			return fail("cannot write", argv[2]);
+			return fail_close(f, "cannot write", argv[2]);
 		if (fshm_chgrp(f, getegid()) != 0)
-			return fail("cannot chgrp", argv[2]);
+			return fail_close(f, "cannot chgrp", argv[2]);
 		if (fshm_chmod(f, S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH) != 0)
-			return fail("cannot chmod", argv[2]);
+			return fail_close(f, "cannot chmod", argv[2]);
 		fclose(f);
 		return 0;
 	}
@@ -86,7 +95,7 @@ int main(int argc, char *argv[])
 		if (!f)
 			return fail("cannot create", argv[2]);
 		if (write_text(f, argv[3]) != 0)
-			return fail("cannot write", argv[2]);
+			return fail_close(f, "cannot write", argv[2]);
 		printf("ready\n");
 		fflush(stdout);
 		while (fgets(buf, sizeof buf, stdin))
@@ -109,7 +118,7 @@ int main(int argc, char *argv[])
 		if (!f)
 			return fail("cannot open", argv[2]);
 		if (fseek(f, 0, SEEK_END) != 0 || write_text(f, argv[3]) != 0)
-			return fail("cannot append to", argv[2]);
+			return fail_close(f, "cannot append to", argv[2]);
 		fclose(f);
 		return 0;
 	}
