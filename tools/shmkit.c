@@ -169,6 +169,11 @@ int main(int argc, char **argv)
 		return cmd->run(2, args);
 	}
 	cmd = find_command(argv[1]);
+	if (!cmd && !strcmp(argv[1], "bridge")) {
+		fprintf(stderr, "shmkit: this shmkit was built without libnats: no bridge "
+				"(install libnats-dev and rebuild)\n");
+		return SHMKIT_EXIT_FAIL;
+	}
 	if (!cmd) {
 		fprintf(stderr, "shmkit: unknown command '%s'\n", argv[1]);
 		usage(stderr);
