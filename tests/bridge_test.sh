@@ -201,7 +201,8 @@ start=$(date +%s)
 check "server down: a lossy publisher never blocks ($big messages)" timeout 20 "$S" pub "/c-t$P" <"$T/down"
 check "server down: the bridge is still running" kill -0 "$bc"
 nats-server -c "$T/nc.conf" >"$T/nc.log" 2>&1 &
-pids="$pids $!"
+nc=$!
+pids="$pids $nc"
 check "server up: bridge C connects" wait_for 15 connected hc
 check "server up: bridge D connects" wait_for 15 connected hd
 check "server up: C → D interest propagates" warm hc "/c-t$P" hd "/d-t$P"
@@ -218,6 +219,29 @@ check "server up: C forwards to D; the oversized message is not sent, nor trunca
 sleep 0.4
 check "oversized: counted" test "$(counter hc out /c-t$P oversized)" = 1
 check "oversized: reported on stderr" grep -q "max_payload (4096 bytes" "$T/bc.err"
+
+# --- the server restarts: both bridges reconnect by themselves ---------------------
+kill "$nc"
+wait "$nc"
+check "restart: bridge C sees the server gone" wait_for 10 sh -c \
+	"'$S' bridge --status --host-id hc | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
+check "restart: a lossy publisher never blocks meanwhile" timeout 20 "$S" pub "/c-t$P" <"$T/down"
+nats-server -c "$T/nc.conf" >"$T/nc2.log" 2>&1 &
+pids="$pids $!"
+check "restart: bridge C reconnects" wait_for 15 connected hc
+check "restart: bridge D reconnects" wait_for 15 connected hd
+sleep 0.3
+"$S" sub --timeout 3 "/d-t$P" >"$T/d2.raw" 2>/dev/null &
+sd=$!
+pids="$pids $sd"
+w_i=0 # D's subscription is sent again on reconnect: poll until a line comes through
+while [ "$w_i" -lt 50 ] && ! grep -q '^again ' "$T/d2.raw"; do
+	echo "again $w_i" | "$S" pub "/c-t$P"
+	sleep 0.1
+	w_i=$((w_i + 1))
+done
+wait "$sd"
+check "restart: C → D forwards again, without restarting a bridge" grep -q '^again ' "$T/d2.raw"
 
 # --- usage errors: exit 2 with the reason ----------------------------------------
 usage2() { # usage2 WHAT PATTERN ARGS...

@@ -20,8 +20,8 @@
  * message into B's topic, where B's out mapping would read it and send it back out
  * with origin B. So an in mapping records (length, hash) of what it published in a
  * small FIFO per local topic, and the out mapping on the same topic skips a message
- * that matches: the topic keeps one publisher's messages in order, so the injected
- * ones come out in the order recorded; a recorded entry passed over (its message was
+ * that matches: recording and publishing happen under one lock, so the injected
+ * messages come out of the topic in the order recorded; a recorded entry passed over (its message was
  * lost to overflow) is discarded when a later one matches. A local publisher that
  * publishes the very bytes an injected message holds, between the two, can be
  * mistaken for it; that is the one known imprecision.
@@ -38,9 +38,12 @@
  *   the channel's own consumer index, so restart resumes from the last released one.
  * - in: a durable pull consumer on the stream; each message is sent into the local
  *   channel (blocking, as a channel producer waits for a slow consumer) and acked to
- *   JetStream only after the send returned; a crash before the ack redelivers it, and
- *   the channel side de-duplicates by the stream sequence it last delivered, kept in
- *   the bridge's status blob (written before the ack).
+ *   JetStream only after the send returned; a crash between the send and the ack
+ *   redelivers it. For this leg to be exactly once too, the stream sequence must be
+ *   committed with the message itself: the plan is a producer tag word in the
+ *   channel, written in the same commit as the message, that a restarted bridge
+ *   reads back to skip what it already delivered (until the channel has one, this leg
+ *   is at-least-once).
  * The status segment and the counters below serve both kinds unchanged.
  */
 #define _GNU_SOURCE
@@ -126,8 +129,15 @@ static uint64_t hash_bytes(const void *p, size_t n)
 	return h;
 }
 
-static void echo_push(struct echo *e, const void *p, size_t n)
+/* In mapping: publish into the topic, recording the message first when an out
+ * mapping reads the same topic. The lock is held across the publish (timeout 0: a few
+ * hundred nanoseconds) so that the record's order is the topic's order even when
+ * several in mappings feed one topic; the out side may read the message the instant
+ * it is in, so it is recorded before. Returns shmkit_topic_publish()'s result. */
+static int echo_publish(struct echo *e, shmkit_topic *t, const void *p, size_t n)
 {
+	if (!e)
+		return shmkit_topic_publish(t, p, n, 0);
 	uint64_t h = hash_bytes(p, n);
 	pthread_mutex_lock(&e->lock);
 	if (e->count == ECHO_SLOTS) { /* the oldest was lost to overflow long ago */
@@ -138,7 +148,11 @@ static void echo_push(struct echo *e, const void *p, size_t n)
 	e->e[at].hash = h;
 	e->e[at].len = n;
 	e->count++;
+	int r = shmkit_topic_publish(t, p, n, 0);
+	if (r < 0) /* never published: it is the newest entry, drop it again */
+		e->count--;
 	pthread_mutex_unlock(&e->lock);
+	return r;
 }
 
 /* Whether the message was injected by our in mapping; consumes its entry and the
@@ -309,17 +323,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
 		goto out;
 	}
-	/* Recorded before publishing: the out side may read it the instant it is in. */
-	if (m->echo)
-		echo_push(m->echo, data, (size_t)len);
-	int r = shmkit_topic_publish(m->topic, data, (size_t)len, 0);
-	if (r == 0)
+	if (echo_publish(m->echo, m->topic, data, (size_t)len) == 0)
 		atomic_fetch_add_explicit(&m->forwarded, 1, memory_order_relaxed);
-	else {
-		if (m->echo) /* never published: forget it so it cannot match a local one */
-			(void)echo_match(m->echo, data, (size_t)len);
+	else
 		atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
-	}
 out:
 	natsMsg_Destroy(msg);
 }
