@@ -4,6 +4,7 @@
  * failure, 2 usage (bad option, mapping, subject or config file). */
 #define _GNU_SOURCE /* getline() */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,7 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		goto out;
 	}
 	shmkit__catch_stop();
+	signal(SIGPIPE, SIG_IGN); /* a server gone mid-write is nats.c's to handle, not fatal */
 	fprintf(stderr, "shmkit bridge: host id %s, %zu mapping(s), %s\n", c.host_id, c.nmaps,
 		shmkit_bridge_connected(b) ? "connected" : "waiting for a server");
 	while (!shmkit__stop) {

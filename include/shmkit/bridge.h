@@ -70,7 +70,9 @@ struct shmkit_bridge_opts {
 
 /** Counters of one mapping (also in the status segment). */
 struct shmkit_bridge_counts {
-	uint64_t forwarded; /**< messages carried to the other side */
+	uint64_t forwarded; /**< out: handed to nats.c, which sends them (or, while
+	                     *   disconnected, keeps them in its reconnect buffer);
+	                     *   in: published into the local topic */
 	uint64_t dropped;   /**< lost: topic overflow (out), NATS publish failure or full
 	                     *   reconnect buffer (out), slow-consumer drop or full local
 	                     *   topic (in); oversized ones included */

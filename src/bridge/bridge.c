@@ -607,7 +607,8 @@ int shmkit_bridge_close(shmkit_bridge *b)
 			natsSubscription_Destroy(b->maps[i].sub);
 		}
 	if (b->nc) {
-		natsConnection_FlushTimeout(b->nc, 1000); /* what was sent gets out if it can */
+		if (shmkit_bridge_connected(b)) /* what was handed over gets out if it can */
+			natsConnection_FlushTimeout(b->nc, 1000);
 		natsConnection_Close(b->nc);
 		natsConnection_Destroy(b->nc);
 	}
