@@ -26,7 +26,8 @@ pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done
-	for n in /a-t$P /b-t$P /a-u$P /b-u$P /c-t$P /d-t$P; do "$S" rm "$n" >/dev/null 2>&1; done
+	for n in /a-t$P /b-t$P /a-u$P /b-u$P /c-t$P /d-t$P /shmkit-bridge-ha /shmkit-bridge-hb \
+		/shmkit-bridge-hc /shmkit-bridge-hd; do "$S" rm "$n" >/dev/null 2>&1; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -191,7 +192,8 @@ bc=$!
 pids="$pids $bc"
 "$S" bridge --server "nats://127.0.0.1:$PC" --host-id hd --topic-in "shmkit.test.c$P=/d-t$P" \
 	2>"$T/bd.err" &
-pids="$pids $!"
+bd=$!
+pids="$pids $bd"
 check "server down: the bridge runs and says it is not connected" wait_for 10 sh -c \
 	"'$S' bridge --status --host-id hc | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
 # Far more than the ring holds: a publisher that waited for the bridge would hang here.
@@ -276,6 +278,14 @@ for p in "$bc" "$ba"; do
 	check "SIGTERM: the bridge exits 0" test $? = 0
 done
 check "SIGTERM: its status is gone" sh -c "! '$S' bridge --status --host-id hc 2>/dev/null"
+
+# A bridge killed outright leaves its status behind, which --status sees is old.
+kill -9 "$bd"
+wait "$bd" 2>/dev/null
+sleep 2.5
+"$S" bridge --status --host-id hd >/dev/null 2>"$T/st.err"
+check "SIGKILL: --status of a dead bridge: exit 1" test $? = 1
+check "SIGKILL: --status of a dead bridge: says it is not running" grep -q "not running" "$T/st.err"
 
 if [ "$fails" -ne 0 ]; then
 	for f in ba.err bb.err bc.err bd.err; do echo "== $f"; cat "$T/$f"; done >&2

@@ -148,8 +148,13 @@ static void unreachable(const char *url, const char *out_topic, const char *in_t
 	ssize_t n = shmkit_bridge_status_read(id, text, sizeof text);
 	CHECK(n > 0);
 	char head[128];
-	snprintf(head, sizeof head, "shmkit-bridge 1 %s 0 -\n", id);
+	snprintf(head, sizeof head, "shmkit-bridge 1 %s 0 - ", id);
 	CHECK(!strncmp(text, head, strlen(head)));
+	long long written = atoll(text + strlen(head)), now_ms;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	CHECK(written <= now_ms && written > now_ms - 5000); /* rewritten by run() */
 	char line[512];
 	snprintf(line, sizeof line, "\nout %s t.out forwarded ", out_topic);
 	CHECK(strstr(text, line));

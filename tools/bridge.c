@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -150,6 +151,17 @@ static int show_status(const char *host_id)
 		return SHMKIT_EXIT_FAIL;
 	}
 	fputs(buf, stdout);
+	/* The bridge rewrites it every 250 ms: an old one was left by a bridge that died. */
+	long long written = 0;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long age = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (sscanf(buf, "shmkit-bridge %*d %*s %*d %*s %lld", &written) == 1 &&
+	    (age -= written) > 2000) {
+		fprintf(stderr, "shmkit bridge: the status of %s was last written %.1f s ago: "
+				"that bridge is not running\n", host_id, (double)age / 1000);
+		return SHMKIT_EXIT_FAIL;
+	}
 	return SHMKIT_EXIT_OK;
 }
 

@@ -17,7 +17,9 @@
  * Counters per mapping are published for other processes in a blob segment named
  * "/shmkit-bridge-ID" (ID: the host id), rewritten at least every 250 ms while the
  * bridge runs and deleted when it closes. Its content is text, one line per item:
- *   shmkit-bridge 1 HOST-ID CONNECTED(0|1) SERVER-URL-OR-"-"
+ *   shmkit-bridge 1 HOST-ID CONNECTED(0|1) SERVER-URL-OR-"-" WRITTEN-MS
+ * (WRITTEN-MS: CLOCK_REALTIME of this write in ms since the epoch; a status older
+ * than a second or two is a bridge that died without removing it)
  *   out|in LOCAL SUBJECT forwarded N dropped N oversized N pending N skipped N
  * then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
  * returns it.

@@ -273,8 +273,11 @@ static void status_write(shmkit_bridge *b)
 	int connected = shmkit_bridge_connected(b);
 	if (connected && natsConnection_GetConnectedUrl(b->nc, url, sizeof url) != NATS_OK)
 		strcpy(url, "-");
-	size_t at = (size_t)snprintf(text, b->status_size, "shmkit-bridge 1 %s %d %s\n", b->host_id,
-				     connected, url[0] ? url : "-");
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now); /* readers in other processes tell a dead bridge by it */
+	size_t at = (size_t)snprintf(text, b->status_size, "shmkit-bridge 1 %s %d %s %lld\n",
+				     b->host_id, connected, url[0] ? url : "-",
+				     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	for (size_t i = 0; i < b->nmaps && at < b->status_size; i++) {
 		struct map *m = &b->maps[i];
 		struct shmkit_bridge_counts c;
