@@ -21,8 +21,8 @@
  * with origin B. So an in mapping records (length, hash) of what it published in a
  * small FIFO per local topic, and the out mapping on the same topic skips a message
  * that matches: recording and publishing happen under one lock, so the injected
- * messages come out of the topic in the order recorded; a recorded entry passed over (its message was
- * lost to overflow) is discarded when a later one matches. A local publisher that
+ * messages come out of the topic in the order recorded; a recorded entry passed over
+ * (its message was lost to overflow) is discarded when a later one matches. A local publisher that
  * publishes the very bytes an injected message holds, between the two, can be
  * mistaken for it; that is the one known imprecision.
  *
