@@ -169,4 +169,7 @@ ssize_t shmkit__topic_next(shmkit_topic *t, const char *cmd, const char *name, c
  * string to free(), or NULL when the topic cannot be read. */
 char *shmkit__topic_describe(const char *name, unsigned flags, int json);
 
+/* The NATS bridge: tools/bridge.c, built only with libnats (SHMKIT_HAVE_BRIDGE). */
+int shmkit_cmd_bridge(int argc, char **argv);
+
 #endif

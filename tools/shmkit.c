@@ -35,6 +35,9 @@ static const struct command commands[] = {
     {"record", shmkit_cmd_record, "write a topic's messages, timed, to a file"},
     {"replay", shmkit_cmd_replay, "publish a recorded file's messages on a topic"},
     {"bench", shmkit_cmd_bench, "measure the channel and the topic against the kernel's IPC"},
+#ifdef SHMKIT_HAVE_BRIDGE
+    {"bridge", shmkit_cmd_bridge, "carry topics over NATS subjects (built with libnats)"},
+#endif
 };
 
 int shmkit__want_help(int argc, char **argv)
@@ -166,6 +169,11 @@ int main(int argc, char **argv)
 		return cmd->run(2, args);
 	}
 	cmd = find_command(argv[1]);
+	if (!cmd && !strcmp(argv[1], "bridge")) {
+		fprintf(stderr, "shmkit: this shmkit was built without libnats: no bridge "
+				"(install libnats-dev and rebuild)\n");
+		return SHMKIT_EXIT_FAIL;
+	}
 	if (!cmd) {
 		fprintf(stderr, "shmkit: unknown command '%s'\n", argv[1]);
 		usage(stderr);

@@ -1,0 +1,131 @@
+/* shmkit — the NATS bridge: local topics carried over NATS subjects, so a topic
+ * published into on one host is read on another. Built (and this header installed)
+ * only where libnats (nats.c) is found; the core library never depends on it.
+ *
+ * A bridge holds mappings, each one direction:
+ * - out: a local topic → a NATS subject. The bridge subscribes to the topic as a
+ *   lossy subscriber (a local publisher never waits for it) and publishes every
+ *   message on the subject with two headers: Shmkit-Origin (this bridge's host id)
+ *   and Shmkit-Seq (the message's position in the topic as this subscriber counts it:
+ *   messages received plus messages lost since it subscribed, starting at 1).
+ * - in: a NATS subject → a local topic. Every message whose Shmkit-Origin is not this
+ *   host is published into the topic (never waiting: a full reliable topic counts a
+ *   drop), so a message never comes back to the host it left.
+ * When one topic is bridged both ways, the messages the in direction published are
+ * recognised by the out direction (same bytes, same order) and not sent back out.
+ *
+ * Counters per mapping are published for other processes in a blob segment named
+ * "/shmkit-bridge-ID" (ID: the host id), rewritten at least every 250 ms while the
+ * bridge runs and deleted when it closes. Its content is text, one line per item:
+ *   shmkit-bridge 1 HOST-ID CONNECTED(0|1) SERVER-URL-OR-"-" WRITTEN-MS
+ * (WRITTEN-MS: CLOCK_REALTIME of this write in ms since the epoch; a status older
+ * than a second or two is a bridge that died without removing it)
+ *   out|in LOCAL SUBJECT forwarded N dropped N oversized N pending N skipped N
+ * then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
+ * returns it.
+ */
+#ifndef SHMKIT_BRIDGE_H
+#define SHMKIT_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <shmkit/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exported from libshmkit_bridge, a library of its own (not libshmkit's ABI). */
+#if defined(SHMKIT_BUILDING_BRIDGE)
+#define SHMKIT_BRIDGE_API __attribute__((visibility("default")))
+#else
+#define SHMKIT_BRIDGE_API
+#endif
+
+/** A bridge. Opaque. */
+typedef struct shmkit_bridge shmkit_bridge;
+
+/** Direction of one mapping. */
+enum shmkit_bridge_dir {
+	SHMKIT_BRIDGE_TOPIC_OUT = 1, /**< local topic → NATS subject (core NATS) */
+	SHMKIT_BRIDGE_TOPIC_IN = 2,  /**< NATS subject → local topic */
+	/* Channels ↔ JetStream streams will be added as further directions. */
+};
+
+/** One mapping. */
+struct shmkit_bridge_map {
+	unsigned dir;        /**< enum shmkit_bridge_dir */
+	const char *local;   /**< local topic name ("/name"); created (lossy, default size) if absent */
+	const char *subject; /**< NATS subject; wildcards (* and >) only for TOPIC_IN */
+};
+
+/** What shmkit_bridge_open() needs. Strings are copied. */
+struct shmkit_bridge_opts {
+	const char *const *servers; /**< NATS URLs (a cluster's members), at least one */
+	size_t nservers;
+	const struct shmkit_bridge_map *maps; /**< at least one */
+	size_t nmaps;
+	const char *host_id;        /**< [A-Za-z0-9._-], 1..64 bytes */
+	unsigned reserved[4];       /**< must be zero */
+};
+
+/** Counters of one mapping (also in the status segment). */
+struct shmkit_bridge_counts {
+	uint64_t forwarded; /**< out: handed to nats.c, which sends them (or, while
+	                     *   disconnected, keeps them in its reconnect buffer);
+	                     *   in: published into the local topic */
+	uint64_t dropped;   /**< lost: topic overflow (out), NATS publish failure or full
+	                     *   reconnect buffer (out), slow-consumer drop or full local
+	                     *   topic (in); oversized ones included */
+	uint64_t oversized; /**< larger than the server's max_payload: not sent (out) */
+	uint64_t pending;   /**< out: messages in the topic not yet taken; in: messages
+	                     *   received from NATS not yet published locally */
+	uint64_t skipped;   /**< in: came from this host; out: came in from NATS */
+};
+
+/** shmkit_bridge_valid_subject() - whether @subject is a NATS subject (tokens of
+ * printable non-space bytes separated by '.', none empty); @wild: whether '*' and '>'
+ * tokens are allowed ('>' last only). Returns 1 or 0. Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_valid_subject(const char *subject, int wild);
+
+/** shmkit_bridge_open() - check the options, open the local topics, create the status
+ * segment and start connecting. Does not wait for a server: with none reachable the
+ * bridge keeps trying (forever, 250 ms apart) and out mappings' messages wait in
+ * nats.c's reconnect buffer (8 MiB) or are counted dropped, never blocking a local
+ * publisher.
+ * The status segment is created or, when one of that name is left over, taken over.
+ * Returns 0, -EINVAL (bad options: no server or mapping, bad subject, bad host id),
+ * -ENOMEM, -EIO (nats.c refused the options or the subscription),
+ * or the errors of shmkit_topic_open() and shmkit_blob_open(). Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out);
+
+/** shmkit_bridge_run() - carry out mappings' messages for up to @timeout_ns (in
+ * mappings are carried by nats.c's threads meanwhile, whether or not this runs) and
+ * refresh the status segment. Returns 0 at the timeout or earlier at a signal,
+ * -EINVAL; a failing topic is counted, not returned. One thread at a time. Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns);
+
+/** shmkit_bridge_counts() - mapping @i's counters (i < nmaps, in open's order).
+ * Returns 0, -EINVAL. Thread-safe. Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_counts(shmkit_bridge *b, size_t i, struct shmkit_bridge_counts *c);
+
+/** shmkit_bridge_connected() - 1 connected to a server now, 0 not. */
+SHMKIT_BRIDGE_API int shmkit_bridge_connected(shmkit_bridge *b);
+
+/** shmkit_bridge_max_payload() - the server's max_payload, 0 before a first connect. */
+SHMKIT_BRIDGE_API int64_t shmkit_bridge_max_payload(shmkit_bridge *b);
+
+/** shmkit_bridge_close() - stop, drain nats.c, delete the status segment, close the
+ * topics (NULL: nothing). Returns 0. Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_close(shmkit_bridge *b);
+
+/** shmkit_bridge_status_read() - the status text of the running bridge @host_id into
+ * @buf (NUL-terminated, truncated to @cap). Returns its length, -ENOENT (no bridge
+ * runs with that id), -EINVAL, or the errors of shmkit_blob_open(). Since 0.3. */
+SHMKIT_BRIDGE_API ssize_t shmkit_bridge_status_read(const char *host_id, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,304 @@
+/* shmkit bridge — the command over the bridge library (include/shmkit/bridge.h):
+ * options or a config file into mappings, then run until SIGINT/SIGTERM. Built only
+ * where libnats is found (SHMKIT_HAVE_BRIDGE). Exit: 0 stopped by a signal, 1
+ * failure, 2 usage (bad option, mapping, subject or config file). */
+#define _GNU_SOURCE /* getline() */
+#include <errno.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include <shmkit/bridge.h>
+
+static const char usage_line[] =
+	"shmkit bridge [--server URL]... [--topic-out LOCAL=SUBJECT]... "
+	"[--topic-in SUBJECT=LOCAL]... [--config FILE] [--host-id ID] | "
+	"shmkit bridge --status [--host-id ID]";
+
+struct cfg {
+	const char **servers;
+	size_t nservers;
+	struct shmkit_bridge_map *maps;
+	size_t nmaps;
+	char **owned; /* strings to free */
+	size_t nowned;
+	const char *host_id;
+};
+
+static int grow(void **p, size_t n, size_t size)
+{
+	void *q = realloc(*p, (n + 1) * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	return 0;
+}
+
+static char *keep(struct cfg *c, const char *s)
+{
+	char *d = strdup(s);
+	if (!d || grow((void **)&c->owned, c->nowned, sizeof *c->owned)) {
+		free(d);
+		return NULL;
+	}
+	c->owned[c->nowned++] = d;
+	return d;
+}
+
+/* One setting, from an option or a config line: "what" names it for errors. Returns
+ * NULL or the reason it is refused. */
+static const char *add_setting(struct cfg *c, const char *key, const char *val)
+{
+	if (!strcmp(key, "server")) {
+		char *u = keep(c, val);
+		if (!*val)
+			return "empty server URL";
+		if (!u || grow((void **)&c->servers, c->nservers, sizeof *c->servers))
+			return "out of memory";
+		c->servers[c->nservers++] = u;
+		return NULL;
+	}
+	if (!strcmp(key, "host-id")) {
+		if (!(c->host_id = keep(c, val)))
+			return "out of memory";
+		return NULL;
+	}
+	int out = !strcmp(key, "topic-out");
+	if (!out && strcmp(key, "topic-in"))
+		return "unknown setting";
+	char *s = keep(c, val);
+	if (!s)
+		return "out of memory";
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return out ? "expected LOCAL=SUBJECT" : "expected SUBJECT=LOCAL";
+	*eq = '\0';
+	const char *local = out ? s : eq + 1, *subject = out ? eq + 1 : s;
+	if (local[0] != '/' || strlen(local) < 2 || strchr(local + 1, '/'))
+		return "a local topic is a name like /name";
+	if (!shmkit_bridge_valid_subject(subject, !out))
+		return out ? "not a NATS subject to publish on (tokens separated by '.', "
+			     "no spaces, no wildcards)"
+			   : "not a NATS subject (tokens separated by '.', no spaces; '*' "
+			     "and a last '>' as whole tokens)";
+	if (grow((void **)&c->maps, c->nmaps, sizeof *c->maps))
+		return "out of memory";
+	c->maps[c->nmaps].dir = out ? SHMKIT_BRIDGE_TOPIC_OUT : SHMKIT_BRIDGE_TOPIC_IN;
+	c->maps[c->nmaps].local = local;
+	c->maps[c->nmaps].subject = subject;
+	c->nmaps++;
+	return NULL;
+}
+
+/* The config file: one setting a line, "KEY VALUE" with the keys of the options
+ * (server, topic-out, topic-in, host-id); '#' starts a comment line; blank lines are
+ * skipped. Returns 0, or prints "FILE:LINE: reason" and returns the exit code. */
+static int read_config(struct cfg *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "shmkit bridge: %s: %s\n", path, strerror(errno));
+		return SHMKIT_EXIT_USAGE;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0;
+	int status = 0;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+				 line[n - 1] == '\t'))
+			line[--n] = '\0';
+		char *k = line + strspn(line, " \t");
+		if (!*k || *k == '#')
+			continue;
+		char *sp = k + strcspn(k, " \t");
+		const char *why;
+		if (!*sp) {
+			why = "expected KEY VALUE";
+		} else {
+			*sp = '\0';
+			char *v = sp + 1 + strspn(sp + 1, " \t");
+			why = add_setting(c, k, v);
+		}
+		if (why) {
+			fprintf(stderr, "shmkit bridge: %s:%ld: %s: %s\n", path, lineno, k, why);
+			status = SHMKIT_EXIT_USAGE;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return status;
+}
+
+static int show_status(const char *host_id)
+{
+	char buf[1 << 16];
+	ssize_t n = shmkit_bridge_status_read(host_id, buf, sizeof buf);
+	if (n == -ENOENT) {
+		fprintf(stderr, "shmkit bridge: no bridge runs with host id %s\n", host_id);
+		return SHMKIT_EXIT_FAIL;
+	}
+	if (n < 0) {
+		fprintf(stderr, "shmkit bridge: status of %s: %s\n", host_id, shmkit_strerror((int)n));
+		return SHMKIT_EXIT_FAIL;
+	}
+	fputs(buf, stdout);
+	/* The bridge rewrites it every 250 ms: an old one was left by a bridge that died. */
+	long long written = 0;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long age = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (sscanf(buf, "shmkit-bridge %*d %*s %*d %*s %lld", &written) == 1 &&
+	    (age -= written) > 2000) {
+		fprintf(stderr, "shmkit bridge: the status of %s was last written %.1f s ago: "
+				"that bridge is not running\n", host_id, (double)age / 1000);
+		return SHMKIT_EXIT_FAIL;
+	}
+	return SHMKIT_EXIT_OK;
+}
+
+/* Says on stderr, once per new batch, that messages were too large to send. */
+static void report_oversized(shmkit_bridge *b, const struct cfg *c, uint64_t *seen)
+{
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct shmkit_bridge_counts k;
+		if (shmkit_bridge_counts(b, i, &k) || k.oversized == seen[i])
+			continue;
+		fprintf(stderr,
+			"shmkit bridge: %s: %" PRIu64 " message(s) larger than the server's "
+			"max_payload (%" PRId64 " bytes, headers included) not sent\n",
+			c->maps[i].local, k.oversized - seen[i], shmkit_bridge_max_payload(b));
+		seen[i] = k.oversized;
+	}
+}
+
+int shmkit_cmd_bridge(int argc, char **argv)
+{
+	struct cfg c = {0};
+	char host[256];
+	int status = SHMKIT_EXIT_OK, want_status = 0;
+	shmkit_bridge *b = NULL;
+	uint64_t *seen = NULL;
+
+	if (shmkit__want_help(argc, argv)) {
+		printf("usage: %s\n\n"
+		       "Carry local topics over NATS: every message published on LOCAL goes out on\n"
+		       "SUBJECT (--topic-out) with headers Shmkit-Origin (the host id) and\n"
+		       "Shmkit-Seq; every message on SUBJECT comes into LOCAL (--topic-in) unless\n"
+		       "it left from this host id. --server may be given once per cluster member\n"
+		       "(default nats://127.0.0.1:4222). The bridge waits for an unreachable server\n"
+		       "and reconnects by itself; a local publisher never waits for it.\n"
+		       "--config FILE: one 'KEY VALUE' a line with KEY server, topic-out, topic-in\n"
+		       "or host-id; '#' comments. --host-id defaults to the host name.\n"
+		       "--status prints the running bridge's counters per mapping.\n",
+		       usage_line);
+		return SHMKIT_EXIT_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *key = NULL;
+		if (!strcmp(a, "--status")) {
+			want_status = 1;
+			continue;
+		}
+		if (!strcmp(a, "--server"))
+			key = "server";
+		else if (!strcmp(a, "--topic-out"))
+			key = "topic-out";
+		else if (!strcmp(a, "--topic-in"))
+			key = "topic-in";
+		else if (!strcmp(a, "--host-id"))
+			key = "host-id";
+		else if (!strcmp(a, "--config"))
+			key = "config";
+		if (!key) {
+			fprintf(stderr, "shmkit bridge: unknown option %s\n", a);
+			status = shmkit__usage_error(usage_line);
+			goto out;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "shmkit bridge: %s needs a value\n", a);
+			status = shmkit__usage_error(usage_line);
+			goto out;
+		}
+		const char *v = argv[++i];
+		if (!strcmp(key, "config")) {
+			if ((status = read_config(&c, v)))
+				goto out;
+			continue;
+		}
+		const char *why = add_setting(&c, key, v);
+		if (why) {
+			fprintf(stderr, "shmkit bridge: %s %s: %s\n", a, v, why);
+			status = SHMKIT_EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (!c.host_id) {
+		if (gethostname(host, sizeof host - 1) < 0)
+			strcpy(host, "localhost");
+		host[sizeof host - 1] = '\0';
+		c.host_id = host;
+	}
+	if (want_status) {
+		if (c.nmaps || c.nservers) {
+			fprintf(stderr, "shmkit bridge: --status takes only --host-id\n");
+			status = shmkit__usage_error(usage_line);
+			goto out;
+		}
+		status = show_status(c.host_id);
+		goto out;
+	}
+	if (c.nmaps == 0) {
+		fprintf(stderr, "shmkit bridge: no mapping (--topic-out, --topic-in or --config)\n");
+		status = shmkit__usage_error(usage_line);
+		goto out;
+	}
+	if (c.nservers == 0 && add_setting(&c, "server", "nats://127.0.0.1:4222")) {
+		status = SHMKIT_EXIT_FAIL;
+		goto out;
+	}
+	struct shmkit_bridge_opts o = {.servers = c.servers, .nservers = c.nservers,
+				       .maps = c.maps, .nmaps = c.nmaps, .host_id = c.host_id};
+	int r = shmkit_bridge_open(&o, &b);
+	if (r == -EINVAL) {
+		fprintf(stderr, "shmkit bridge: bad host id '%s' (1 to 64 of A-Z a-z 0-9 . _ -) "
+				"or server URL\n", c.host_id);
+		status = SHMKIT_EXIT_USAGE;
+		goto out;
+	}
+	if (r < 0) {
+		fprintf(stderr, "shmkit bridge: %s\n", shmkit_strerror(r));
+		status = SHMKIT_EXIT_FAIL;
+		goto out;
+	}
+	seen = calloc(c.nmaps, sizeof *seen);
+	if (!seen) {
+		status = SHMKIT_EXIT_FAIL;
+		goto out;
+	}
+	shmkit__catch_stop();
+	signal(SIGPIPE, SIG_IGN); /* a server gone mid-write is nats.c's to handle, not fatal */
+	fprintf(stderr, "shmkit bridge: host id %s, %zu mapping(s), %s\n", c.host_id, c.nmaps,
+		shmkit_bridge_connected(b) ? "connected" : "waiting for a server");
+	while (!shmkit__stop) {
+		shmkit_bridge_run(b, 200 * SHMKIT_MSEC);
+		report_oversized(b, &c, seen);
+	}
+out:
+	shmkit_bridge_close(b);
+	free(seen);
+	for (size_t i = 0; i < c.nowned; i++)
+		free(c.owned[i]);
+	free(c.owned);
+	free(c.servers);
+	free(c.maps);
+	return status;
+}
