@@ -373,7 +373,13 @@ check "sub --sysv from the oldest" [ "$("$tool" sub --sysv --from-oldest --timeo
 : | "$tool" send "/$tag-chan"
 "$tool" sub --timeout 0.1 "/$tag-chan" 2>"$tmp/err"
 check "sub on a channel fails (1)" [ $? -eq 1 ]
-check "and says it is a channel" grep -q "a channel: use send/recv" "$tmp/err"
+said_first() { [ "$(head -n 1 "$1")" = "$2" ]; }
+check "and says it is a channel" said_first "$tmp/err" "shmkit sub: /$tag-chan is a channel, not a topic (use send and recv)"
+"$tool" create "/$tag-blob" 64 # a data segment
+"$tool" pub "/$tag-blob" </dev/null 2>"$tmp/err"
+check "pub on a data segment fails (1)" [ $? -eq 1 ]
+check "and says what it is" said_first "$tmp/err" "shmkit pub: /$tag-blob is a data segment, not a topic"
+"$tool" rm "/$tag-blob"
 "$tool" rm "/$tag-chan"
 "$tool" pub "id:$$" </dev/null 2>/dev/null
 check "pub refuses a POSIX name of the form id:N (2)" [ $? -eq 2 ]

@@ -102,6 +102,8 @@ struct list {
 int shmkit__collect(struct list *l);
 /* A kind as the tool names it: "data", "blob", "chan", "topic", "-" (raw), "?". */
 const char *shmkit__kind_name(unsigned kind);
+/* The kind as a noun with its article, for errors: "a channel", "a data segment". */
+const char *shmkit__kind_noun(unsigned kind);
 
 /* The segment commands: tools/segments.c */
 int shmkit_cmd_ls(int argc, char **argv);

@@ -988,7 +988,7 @@ int shmkit_cmd_stat(int argc, char **argv)
 /* ---- saying what is wrong with an argument ---- */
 
 /* "a channel", for "/x is a channel, not a data segment". */
-static const char *kind_noun(unsigned k)
+const char *shmkit__kind_noun(unsigned k)
 {
 	switch (k) {
 	case SHMKIT_KIND_DATA:
@@ -1231,7 +1231,7 @@ static int open_target(const char *arg, int space, int rdonly, struct target *t,
 	r = shmkit_seg_inspect(name, flags, &in);
 	if (r == 0 && (in.kind == SHMKIT_KIND_CHAN || in.kind == SHMKIT_KIND_TOPIC)) {
 		fprintf(stderr, "shmkit %s: %s is %s, not a data segment (use %s)\n", cmd, arg,
-			kind_noun(in.kind), in.kind == SHMKIT_KIND_CHAN ? "send and recv" : "pub and sub");
+			shmkit__kind_noun(in.kind), in.kind == SHMKIT_KIND_CHAN ? "send and recv" : "pub and sub");
 		return SHMKIT_EXIT_FAIL;
 	}
 	if (r == 0 && rdonly)
@@ -1545,7 +1545,7 @@ static int open_end(const char *cmd, const struct chan_opts *o, unsigned role, s
 		fprintf(stderr, "shmkit %s: %s: %s\n", cmd, o->name, why);
 	else if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
 		 in.kind != SHMKIT_KIND_CHAN)
-		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, kind_noun(in.kind));
+		fprintf(stderr, "shmkit %s: %s is %s, not a channel\n", cmd, o->name, shmkit__kind_noun(in.kind));
 	else if (r == -EPROTO)
 		fprintf(stderr, "shmkit %s: %s: not a channel this shmkit can read (corrupt, or "
 				"made by another version)\n", cmd, o->name);

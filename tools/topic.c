@@ -97,10 +97,13 @@ shmkit_topic *shmkit__topic_open_cmd(const char *cmd, const struct topic_opts *o
 	struct shmkit_seg_info in;
 	if (r == -EPROTO && shmkit_seg_inspect(o->name, o->flags & SHMKIT_SEG_SYSV, &in) == 0 &&
 	    in.kind != SHMKIT_KIND_TOPIC &&
-	    !(in.layout && in.layout != shmkit_seg_layout(SHMKIT_KIND_ANY)))
-		hint = in.kind == SHMKIT_KIND_CHAN ? " (a channel: use send/recv)"
-						   : " (not a topic)";
-	else if (r == -EINVAL && o->capacity)
+	    !(in.layout && in.layout != shmkit_seg_layout(SHMKIT_KIND_ANY))) {
+		/* Another kind, not a corrupt topic: say which, as cat and recv do. */
+		fprintf(stderr, "shmkit %s: %s is %s, not a topic%s\n", cmd, o->name,
+			shmkit__kind_noun(in.kind),
+			in.kind == SHMKIT_KIND_CHAN ? " (use send and recv)" : "");
+		return NULL;
+	} else if (r == -EINVAL && o->capacity)
 		hint = " (does the topic exist with another capacity?)";
 	else if (r == -EUSERS)
 		hint = role == SHMKIT_TOPIC_PUBLISHER ? " (every publisher slot is held)"
