@@ -91,6 +91,19 @@ sleep 0.3
 wait $pid
 check "again on the reused name (receiver left before the sender came)" cmp -s "$tmp/got" "$tmp/big"
 
+# A receiver that leaves in the middle: send fails and says how many lines wait for the
+# next receiver, which then prints exactly those, from the first it had not received.
+"$tool" recv --create --capacity 4096 -n 3 "/$tag-ch5" >"$tmp/first" & pid=$!
+sleep 0.3
+seq 100000 | "$tool" send "/$tag-ch5" 2>"$tmp/err"
+check "send fails when its receiver leaves (1)" [ $? -eq 1 ]
+wait $pid
+n=$(sed -n 's/^shmkit send: .*: the receiver left (closed or died); \([0-9]*\) lines\{0,1\} sent and not received wait for the next receiver$/\1/p' "$tmp/err")
+check "and says how many lines wait ($(head -n 1 "$tmp/err"))" [ -n "$n" ]
+"$tool" recv --timeout 5 "/$tag-ch5" >"$tmp/rest"
+check "the next receiver prints those $n lines" [ "$(wc -l <"$tmp/rest")" -eq "${n:-0}" ]
+check "from the first the other had not received" [ "$(head -n 1 "$tmp/rest")" = 4 ]
+
 # ---- recv never creates a channel unless asked ----
 nope="/$tag-nope"
 "$tool" recv "$nope" >/dev/null 2>"$tmp/err"

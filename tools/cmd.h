@@ -51,6 +51,9 @@ struct shmkit__lines {
 	void *h;
 	size_t max_msg;
 	struct shmkit__progress *progress;
+	/* Optional: the words for a failed send's error r (written into buf), or NULL
+	 * for shmkit_strerror()'s. */
+	const char *(*why)(void *h, int r, char *buf, size_t len);
 };
 int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how);
 

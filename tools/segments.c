@@ -1566,6 +1566,23 @@ static int send_one(void *ch, const char *msg, size_t len)
 	return shmkit_chan_send(ch, msg, len, SHMKIT_FOREVER);
 }
 
+/* send's words for a receiver that left (-EPIPE): the lines it sent that nobody
+ * received stay in the channel for the next receiver, which a script must know. */
+static const char *send_why(void *h, int r, char *buf, size_t len)
+{
+	struct shmkit_chan_stats st;
+	if (r != -EPIPE || shmkit_chan_stats(h, &st) < 0)
+		return NULL;
+	uint64_t left = st.msgs_sent - st.msgs_recv;
+	if (left == 0)
+		snprintf(buf, len, "the receiver left (closed or died); every line sent was received");
+	else
+		snprintf(buf, len, "the receiver left (closed or died); %llu line%s sent and not "
+				   "received wait for the next receiver",
+			 (unsigned long long)left, left == 1 ? "" : "s");
+	return buf;
+}
+
 int shmkit_cmd_send(int argc, char **argv)
 {
 	static const char usage[] =
@@ -1592,7 +1609,7 @@ int shmkit_cmd_send(int argc, char **argv)
 	struct shmkit_chan_stats st;
 	struct shmkit__progress pr;
 	struct shmkit__lines how = {.cmd = "send", .name = o.name, .send = send_one, .h = ch,
-				    .progress = o.progress ? &pr : NULL};
+				    .progress = o.progress ? &pr : NULL, .why = send_why};
 	if (shmkit_chan_stats(ch, &st) == 0)
 		how.max_msg = (size_t)st.max_msg;
 	if (o.progress)

@@ -107,7 +107,10 @@ int shmkit__send_lines_how(FILE *in, const struct shmkit__lines *how)
 			break;
 		}
 		if (r < 0) {
-			fprintf(stderr, "shmkit %s: %s: %s\n", how->cmd, how->name, shmkit_strerror(r));
+			char buf[160];
+			const char *why = how->why ? how->why(how->h, r, buf, sizeof buf) : NULL;
+			fprintf(stderr, "shmkit %s: %s: %s\n", how->cmd, how->name,
+				why ? why : shmkit_strerror(r));
 			status = SHMKIT_EXIT_FAIL;
 			break;
 		}
