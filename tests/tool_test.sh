@@ -400,6 +400,8 @@ until "$tool" stat "/$tag-live" >/dev/null 2>&1 || [ $i -gt 100 ]; do sleep 0.05
 "$tool" gc --dry-run >"$tmp/gc"
 check "gc --dry-run names the stale segment" grep -q "would remove.*$tag-stale" "$tmp/gc"
 check "gc --dry-run removes nothing" "$tool" stat "/$tag-stale" >/dev/null
+check "stat agrees that it is stale" sh -c "'$tool' stat '/$tag-stale' | grep -q '^stale: *yes'"
+check "and that the live one is not" sh -c "'$tool' stat '/$tag-live' | grep -q '^stale: *no'"
 check "gc --dry-run spares the live one" grep -q "^keep posix segment /$tag-live: creator alive" "$tmp/gc"
 "$tool" gc >"$tmp/gc"
 check "gc says what it removed" grep -q "removed.*$tag-stale" "$tmp/gc"

@@ -896,6 +896,16 @@ int shmkit_cmd_stat(int argc, char **argv)
 		one.stale = verdict(&one, 1, why, sizeof why);
 		e = &one;
 	}
+	if (e != &one && !e->in.sysv && e->in.kind != SHMKIT_KIND_RAW && e->users <= 0) {
+		/* A /proc scan cannot see every process (root cannot read pid 1's maps in a
+		 * container): ask the kernel, as gc does, so that stat says stale exactly
+		 * when gc --dry-run would remove it. The lease is dropped at once; SIGIO, as
+		 * in gc, is not needed. */
+		char why[256];
+		signal(SIGIO, SIG_IGN);
+		e->lease = probe_unused(e);
+		e->stale = verdict(e, 1, why, sizeof why);
+	}
 	/* The kind's own figures, through a read-only handle of that kind. */
 	char extra[1024] = "", *topic = NULL;
 	struct shmkit__figures fig = {0};
