@@ -14,6 +14,16 @@ def run(*cmd):
 
 def test_ls_matches_tool(tool, name):
     odd = name + "-\u00e9\n\x01"  # a name the escapes must carry
+    try:
+        check_ls(tool, name, odd)
+    finally:  # the name fixture removes name only
+        try:
+            shmkit.unlink(odd)
+        except OSError:
+            pass
+
+
+def check_ls(tool, name, odd):
     with shmkit.Segment(name, 100, create=True), shmkit.Blob(odd, 64, create=True):
         py = json.loads(run(sys.executable, "-m", "shmkit", "ls", "--json").stdout)
         c = json.loads(run(tool, "ls", "--json").stdout)
