@@ -147,14 +147,22 @@ struct topic_ctl {
 	/* Line 6: rare words. */
 	alignas(SHMKIT_CACHELINE) _Atomic uint32_t pubs; /* publishers open (a dead one
 	                            * stays counted until a successor takes its slot) */
-	_Atomic uint32_t ended;    /* 1 when the last publisher closed: end-of-stream
-	                            * once drained; 0 when one opens */
+	_Atomic uint32_t ended;    /* nonzero when the last publisher closed: that end's
+	                            * own number (end_seq), end-of-stream once drained;
+	                            * 0 when one opens */
 	_Atomic uint32_t sub_hw;   /* subscriber slots ever used: scans stop here */
 	_Atomic uint32_t pub_hw;
 	_Atomic uint64_t withdrawn; /* claims withdrawn (loans never committed) */
 	_Atomic uint64_t abandoned; /* claims of publishers that died before committing */
 	_Atomic uint64_t evicted;   /* dead subscribers evicted (reliable) */
-	uint64_t reserved6[3];
+	_Atomic uint32_t end_seq;   /* ends so far: the last publisher's close stores the
+	                            * next one in ended (relaxed here, release there) */
+	_Atomic uint32_t end_taken; /* the ended value some subscriber returned as its
+	                            * end-of-stream, 0 if none: a subscriber that joins
+	                            * after that end was taken waits for the next
+	                            * publisher instead (see idle_check()); written with
+	                            * release, read with acquire, only compared */
+	uint64_t reserved6[2];
 };
 _Static_assert(sizeof(struct topic_ctl) == 7 * SHMKIT_CACHELINE, "topic control block is 7 lines");
 _Static_assert(offsetof(struct topic_ctl, lock) == 64, "topic layout changed");
@@ -227,6 +235,8 @@ struct shmkit_topic {
 	uint64_t peek_seq, peek_ext;
 	int64_t busy_since;      /* when we first waited on the BUSY record at pos */
 	uint64_t busy_pos;
+	uint32_t stale_end;      /* the end of stream there when we joined (ctl ended) */
+	uint32_t end_mine;       /* the end this handle returned, answered again */
 	int dead_seen;           /* the last idle check found every publisher dead: check
 	                          * again on each call (-EPIPE is a lasting condition) */
 	struct shmkit__poller poller;
@@ -1073,9 +1083,23 @@ static int idle_check(shmkit_topic *t, int live)
 	/* Acquire pairs with the last publisher's release store in close: every record
 	 * it committed is visible. */
 	struct msg_wait mw = {t, 0, 0, 0};
-	if (atomic_load_explicit(&c->ended, memory_order_acquire)) {
+	uint32_t end = atomic_load_explicit(&c->ended, memory_order_acquire);
+	if (end) {
 		int r = next_msg(t, &mw);
-		return r == WAIT ? 0 : r;
+		if (r != WAIT)
+			return r;
+		/* The end of a stream that ended before we joined, and that another
+		 * subscriber already received, is not ours: like a channel's receiver
+		 * (Sessions in shmkit_chan_open(3)), wait for the next publisher. Any other
+		 * end is ours, and lasts. Acquire pairs with the release below. */
+		if (end != t->end_mine && end == t->stale_end &&
+		    end == atomic_load_explicit(&c->end_taken, memory_order_acquire))
+			return WAIT;
+		if (end != t->end_mine) {
+			t->end_mine = end;
+			atomic_store_explicit(&c->end_taken, end, memory_order_release);
+		}
+		return 0;
 	}
 	if (!live)
 		return WAIT;
@@ -1464,6 +1488,11 @@ static int sub_start(shmkit_topic *t, unsigned flags)
 		return r2 == -ETIMEDOUT ? -EBUSY : r2;
 	uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	uint64_t p = tail, seq = atomic_load_explicit(&c->next_seq, memory_order_relaxed);
+	/* Acquire, as idle_check()'s. A subscriber from the oldest asks for the history
+	 * of the stream the ring holds, finished or not: its end is this one's too. */
+	t->stale_end = flags & SHMKIT_TOPIC_OLDEST
+			       ? 0
+			       : atomic_load_explicit(&c->ended, memory_order_acquire);
 	if (flags & SHMKIT_TOPIC_OLDEST) {
 		uint64_t rc = atomic_load_explicit(&c->reclaim, memory_order_relaxed);
 		if (rc != tail) {
@@ -1609,8 +1638,13 @@ static int topic_close(shmkit_topic *t)
 								       memory_order_acq_rel,
 								       memory_order_relaxed))
 			;
-		if (n <= 1)
-			atomic_store_explicit(&c->ended, 1, memory_order_release);
+		if (n <= 1) {
+			/* Each end its own number, never 0 (see end_taken). */
+			uint32_t e = atomic_load_explicit(&c->end_seq, memory_order_relaxed) + 1;
+			e += e == 0;
+			atomic_store_explicit(&c->end_seq, e, memory_order_relaxed);
+			atomic_store_explicit(&c->ended, e, memory_order_release);
+		}
 		shmkit__role_release(&ps->owner, t->me);
 		wake_slow(t); /* fenced: sleepers and pollers learn of the end */
 	} else if (mine && t->role == SHMKIT_TOPIC_SUBSCRIBER && t->slot >= 0) {

@@ -289,9 +289,12 @@ static void test_eos(void)
 	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, -1), 0); /* never blocks at the end */
 	CHECK_EQ(shmkit_topic_peek(s, &cb, &len, 0), 0);
 	CHECK_EQ(shmkit_topic_release(s), -EINVAL);
-	/* A subscriber that joins after the end sees the end too. */
+	/* A subscriber that joins after an end another subscriber received waits for the
+	 * next publisher, as a FIFO's reader waits for a writer (the end is not its). */
 	shmkit_topic *s2 = tp_open_ok(n, TP_SUB, 0, 0);
-	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 0);
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), -EAGAIN);
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 20 * SHMKIT_MSEC), -ETIMEDOUT);
+	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 0); /* s's end lasts */
 	/* A new publisher: no longer the end. */
 	p1 = tp_open_ok(n, TP_PUB, 0, 0);
 	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), -EAGAIN);
@@ -300,9 +303,39 @@ static void test_eos(void)
 	recv_id(s2, TP_ID(3, 0), max, 0);
 	CHECK_OK(shmkit_topic_close(p1));
 	CHECK_EQ(shmkit_topic_receive(s, out, sizeof out, 0), 0);
-	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 0);
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 0); /* an end after it joined */
 	CHECK_OK(shmkit_topic_close(s2));
 	CHECK_OK(shmkit_topic_close(s));
+
+	/* An end no subscriber received yet belongs to the first that joins (with the
+	 * finished stream's history, from the oldest); once received, later joiners wait
+	 * for the next publisher, and get that one's messages and end. */
+	n = t_name("eos-late");
+	p1 = tp_open_ok(n, TP_PUB, 4096, TP_CREATE);
+	pub_id(p1, TP_ID(4, 0), max);
+	CHECK_OK(shmkit_topic_close(p1));
+	shmkit_topic *s3 = tp_open_ok(n, TP_SUB, 0, SHMKIT_TOPIC_OLDEST);
+	recv_id(s3, TP_ID(4, 0), max, 0);
+	CHECK_EQ(shmkit_topic_receive(s3, out, sizeof out, 0), 0);
+	CHECK_EQ(shmkit_topic_receive(s3, out, sizeof out, -1), 0);
+	shmkit_topic *s4 = tp_open_ok(n, TP_SUB, 0, 0);
+	CHECK_EQ(shmkit_topic_receive(s4, out, sizeof out, 0), -EAGAIN);
+	p1 = tp_open_ok(n, TP_PUB, 0, 0);
+	pub_id(p1, TP_ID(5, 0), max);
+	CHECK_OK(shmkit_topic_close(p1));
+	recv_id(s4, TP_ID(5, 0), max, 0);
+	CHECK_EQ(shmkit_topic_receive(s4, out, sizeof out, 0), 0);
+	recv_id(s3, TP_ID(5, 0), max, 0); /* s3 saw that publisher come too */
+	CHECK_EQ(shmkit_topic_receive(s3, out, sizeof out, 0), 0);
+	/* From the oldest, a subscriber reads a finished stream's history and its end,
+	 * whoever received that end before. */
+	shmkit_topic *s5 = tp_open_ok(n, TP_SUB, 0, SHMKIT_TOPIC_OLDEST);
+	recv_id(s5, TP_ID(4, 0), max, 0);
+	recv_id(s5, TP_ID(5, 0), max, 0);
+	CHECK_EQ(shmkit_topic_receive(s5, out, sizeof out, 0), 0);
+	CHECK_OK(shmkit_topic_close(s5));
+	CHECK_OK(shmkit_topic_close(s4));
+	CHECK_OK(shmkit_topic_close(s3));
 }
 
 struct pipe_sh {
@@ -904,13 +937,35 @@ static void test_fd(void)
 	CHECK(tp_readable(fd, 0));
 	close(ep);
 
-	/* End-of-stream already there when the descriptor is made. */
+	/* An end another subscriber already received is not a later subscriber's: its
+	 * descriptor stays quiet until the next publisher publishes, then reports that
+	 * one's messages and end. */
 	shmkit_topic *s2 = tp_open_ok(n, TP_SUB, 0, 0);
 	int fd2 = shmkit_topic_fd(s2);
 	CHECK(fd2 >= 0);
-	CHECK(tp_readable(fd2, 0));
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), -EAGAIN);
+	CHECK(!tp_readable(fd2, 0));
+	p = tp_open_ok(n, TP_PUB, 0, 0);
+	CHECK_OK(shmkit_topic_publish(p, buf, 10, 0));
+	CHECK(tp_readable(fd2, 2000));
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 10);
+	CHECK_OK(shmkit_topic_close(p));
+	CHECK(tp_readable(fd2, 2000));
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 0);
+	CHECK(tp_readable(fd2, 0)); /* and its end lasts */
 	CHECK_OK(shmkit_topic_close(s2));
 	CHECK_OK(shmkit_topic_close(s));
+
+	/* An end no subscriber received yet is there when the descriptor is made. */
+	n = t_name("fd-eos-late");
+	p = tp_open_ok(n, TP_PUB, 4096, TP_CREATE);
+	CHECK_OK(shmkit_topic_close(p));
+	s2 = tp_open_ok(n, TP_SUB, 0, 0);
+	fd2 = shmkit_topic_fd(s2);
+	CHECK(fd2 >= 0);
+	CHECK(tp_readable(fd2, 0));
+	CHECK_EQ(shmkit_topic_receive(s2, out, sizeof out, 0), 0);
+	CHECK_OK(shmkit_topic_close(s2));
 }
 
 /* The descriptor sees a dead last publisher. */

@@ -365,6 +365,20 @@ wait $topic_holder 2>/dev/null
 topic_holder=""
 "$tool" rm "$tt"
 
+# A reused topic name: a sub started before each pub prints exactly that pub's lines
+# (the end of stream an earlier sub received is not the next one's).
+tr="/$tag-reuse"
+runs_ok=1
+for i in 1 2 3 4 5; do
+	"$tool" sub --timeout 10 "$tr" >"$tmp/reuse" & sp=$!
+	sleep 0.3
+	seq "$i" 20 | "$tool" pub "$tr"
+	wait "$sp" || runs_ok=0
+	[ "$(seq "$i" 20 | tr '\n' ' ')" = "$(tr '\n' ' ' <"$tmp/reuse")" ] || runs_ok=0
+done
+check "sub then pub on a reused topic name, five runs: each prints exactly its lines" [ $runs_ok -eq 1 ]
+"$tool" rm "$tr"
+
 # Names as for send/recv: System V with --sysv; a channel is not a topic.
 seq 5 | "$tool" pub --sysv "/tmp/$tag-tsv"
 check "pub --sysv" [ $? -eq 0 ]
