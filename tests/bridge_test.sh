@@ -144,6 +144,16 @@ check "A → B: bridge A dropped nothing" test "$(counter ha out /a-t$P dropped)
 check "A → B: bridge B dropped nothing" test "$(counter hb in /b-t$P dropped)" = 0
 fa=$(counter ha out /a-t$P forwarded)
 check "A → B: bridge A forwarded at least $N (got $fa)" test "${fa:-0}" -ge "$N"
+"$S" top --once --json --interval 0.1 >"$T/top.json" 2>/dev/null
+check "top shows bridge A running and connected, with what it forwarded" python3 - "$T/top.json" "/a-t$P" "$N" <<'PY'
+import json, sys
+rows = [s for s in json.load(open(sys.argv[1]))["segments"] if s.get("bridge") and s["bridge"]["host"] == "ha"]
+assert len(rows) == 1, rows
+b = rows[0]["bridge"]
+assert b["running"] and b["connected"], b
+m = [x for x in b["mappings"] if x["direction"] == "out" and x["local"] == sys.argv[2]]
+assert len(m) == 1 and m[0]["forwarded"] >= int(sys.argv[3]) and m[0]["dropped"] == 0, b
+PY
 
 # --- both directions on both hosts: every message exactly once, no loop -----------
 M=$((N / 4))

@@ -343,6 +343,85 @@ static void json_rate(FILE *f, const char *key, double v)
 	shmkit__json_num(f, v);
 }
 
+/* ---- bridges: their status blobs (include/shmkit/bridge.h) ---- */
+
+#define BRIDGE_PREFIX "/shmkit-bridge-"
+#define BRIDGE_MAPS_MAX 32
+/* A status older than this is a bridge that died without removing it (as --status). */
+#define BRIDGE_STALE_MS 2000
+
+struct bridge_map {
+	char dir[4], local[256], subject[256];
+	unsigned long long forwarded, dropped, oversized, pending, skipped;
+};
+struct bridge_status {
+	char host[256];
+	int connected, running;
+	int nmaps;
+	struct bridge_map map[BRIDGE_MAPS_MAX];
+};
+
+/* Read and parse the status of the bridge whose blob is @name: 1, or 0 if it is not a
+ * bridge's status. The text is another process's, so hostile: every field is bounded
+ * and a line that does not parse ends the list. */
+static int bridge_read(const char *name, unsigned flags, struct bridge_status *bs)
+{
+	if (strncmp(name, BRIDGE_PREFIX, strlen(BRIDGE_PREFIX)) != 0)
+		return 0;
+	shmkit_blob *b;
+	if (shmkit_blob_open(name, 0, 0, flags | SHMKIT_SEG_RDONLY, &b) < 0)
+		return 0;
+	static char text[64 << 10];
+	uint64_t v;
+	ssize_t n = shmkit_blob_read(b, text, sizeof text - 1, &v);
+	shmkit_blob_close(b);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	memset(bs, 0, sizeof *bs);
+	char *save = NULL, *line = strtok_r(text, "\n", &save);
+	char url[256];
+	unsigned long long written;
+	int ver;
+	if (!line || sscanf(line, "shmkit-bridge %d %255s %d %255s %llu", &ver, bs->host,
+			    &bs->connected, url, &written) != 5 || ver != 1)
+		return 0;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	unsigned long long ms = (unsigned long long)now.tv_sec * 1000 + (unsigned long long)now.tv_nsec / 1000000;
+	bs->running = ms - written <= BRIDGE_STALE_MS || written > ms;
+	while (bs->nmaps < BRIDGE_MAPS_MAX && (line = strtok_r(NULL, "\n", &save)) != NULL) {
+		struct bridge_map *m = &bs->map[bs->nmaps];
+		if (sscanf(line, "%3s %255s %255s forwarded %llu dropped %llu oversized %llu pending %llu skipped %llu",
+			   m->dir, m->local, m->subject, &m->forwarded, &m->dropped, &m->oversized,
+			   &m->pending, &m->skipped) != 8)
+			break;
+		bs->nmaps++;
+	}
+	return 1;
+}
+
+static void bridge_json(FILE *f, const struct bridge_status *bs)
+{
+	fputs(", \"bridge\": {\"host\": ", f);
+	shmkit__json_str(f, bs->host);
+	fprintf(f, ", \"running\": %s, \"connected\": %s, \"mappings\": [",
+		bs->running ? "true" : "false", bs->connected ? "true" : "false");
+	for (int i = 0; i < bs->nmaps; i++) {
+		const struct bridge_map *m = &bs->map[i];
+		fprintf(f, "%s{\"direction\": ", i ? ", " : "");
+		shmkit__json_str(f, m->dir);
+		fputs(", \"local\": ", f);
+		shmkit__json_str(f, m->local);
+		fputs(", \"subject\": ", f);
+		shmkit__json_str(f, m->subject);
+		fprintf(f, ", \"forwarded\": %llu, \"dropped\": %llu, \"oversized\": %llu, "
+			   "\"pending\": %llu, \"skipped\": %llu}",
+			m->forwarded, m->dropped, m->oversized, m->pending, m->skipped);
+	}
+	fputs("]}", f);
+}
+
 static void row_json(FILE *f, const struct row *w)
 {
 	const struct sample *s = w->s;
@@ -384,6 +463,9 @@ static void row_json(FILE *f, const struct row *w)
 	} else if (s->ok) {
 		fprintf(f, ", \"blob\": {\"size\": %zu, \"writes\": %lld}", s->f.blob_size,
 			(long long)s->f.blob_version);
+		struct bridge_status bs;
+		if (bridge_read(e->name, e->in.sysv ? SHMKIT_SEG_SYSV : 0, &bs))
+			bridge_json(f, &bs);
 	}
 	fputc('}', f);
 }
@@ -418,6 +500,19 @@ static void row_peers(const struct row *w, char *peers, size_t pcap, char *alive
 			 s->f.topic.subscribers);
 		snprintf(alive, acap, w->subs_dead ? "%d/%d subs" : "%d subs", w->subs_alive,
 			 w->subs_alive + w->subs_dead);
+	} else if (s->f.kind == SHMKIT_KIND_BLOB) {
+		struct bridge_status bs;
+		if (bridge_read(s->e.name, s->e.in.sysv ? SHMKIT_SEG_SYSV : 0, &bs)) {
+			unsigned long long fwd = 0, drop = 0, pend = 0;
+			for (int i = 0; i < bs.nmaps; i++) {
+				fwd += bs.map[i].forwarded;
+				drop += bs.map[i].dropped;
+				pend += bs.map[i].pending;
+			}
+			snprintf(peers, pcap, "bridge fwd %llu drop %llu pend %llu", fwd, drop, pend);
+			snprintf(alive, acap, !bs.running ? "not running" : bs.connected ? "connected"
+											  : "disconnected");
+		}
 	}
 }
 
