@@ -1210,20 +1210,18 @@ static void copy_large(shmkit_chan *ch, unsigned char *d, const unsigned char *q
 {
 	unsigned cur = ch->copy_claim, m = cur;
 	unsigned n = ++ch->copy_n;
+	int timed = (n & (COPY_SAMPLE - 1)) == 0;
 	if ((n & (COPY_EXPLORE - 1)) == 0 || ch->copy_cost[!cur] == 0) {
 		m = !cur;
-	} else if (n & (COPY_SAMPLE - 1)) {
-		if (cur) /* the way in use, untimed */
-			claim_copy(d, q, len);
-		else
-			memcpy(d, q, len);
-		return;
+		timed = 1;
 	}
-	uint64_t t0 = shmkit__ticks();
+	uint64_t t0 = timed ? shmkit__ticks() : 0;
 	if (m)
 		claim_copy(d, q, len);
 	else
 		memcpy(d, q, len);
+	if (!timed)
+		return;
 	uint64_t c = (shmkit__ticks() - t0) * 1024 / len + 1; /* per KiB; never 0 */
 	if (m == cur) {
 		uint64_t avg = ch->copy_cost[m];
