@@ -337,6 +337,10 @@ struct shmkit_chan {
 	 * whose end-of-stream this handle received (answered again until a producer
 	 * attaches). */
 	uint32_t eos_seen, eos_mine;
+	/* Consumer, peek_next(): messages peeked ahead and not released yet, and the
+	 * position of the first of them (the head we may publish while any are). */
+	uint64_t nahead;
+	uint64_t rel;
 };
 
 /* The next session number of a role: never 0, which means "none". */
@@ -438,13 +442,22 @@ static inline void wake_check(shmkit_chan *ch)
 		wake_consumer(ch);
 }
 
+/* Consumer: the head we may publish: our position, or while messages peeked with
+ * peek_next() are unreleased, the first of them (the producer must not overwrite
+ * them, and a successor must read them again). */
+static inline uint64_t head_pos(const shmkit_chan *ch)
+{
+	return __builtin_expect(ch->nahead != 0, 0) ? ch->rel : ch->pos;
+}
+
 /* Consumer: make the released position visible. */
 static inline void publish_head(shmkit_chan *ch)
 {
+	uint64_t h = head_pos(ch);
 	/* Release pairs with the producer's acquire in refresh_head(): it overwrites what
 	 * we read only after it sees this. */
-	atomic_store_explicit(&ch->ctl->head, ch->pos, memory_order_release);
-	ch->published = ch->pos;
+	atomic_store_explicit(&ch->ctl->head, h, memory_order_release);
+	ch->published = h;
 }
 
 /* Consumer: a producer announced that it sleeps or polls (state @s, loaded after our
@@ -685,7 +698,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		 * Lasting conditions: consumer_next(). */
 		if (r == 1 && polled)
 			shmkit__poller_keep_ready(&ch->poll);
-		if (r == WAIT && ch->pos != ch->published)
+		if (r == WAIT && head_pos(ch) != ch->published)
 			publish(ch); /* skipped a pad meanwhile */
 		return r == WAIT ? -EAGAIN : r;
 	}
@@ -733,7 +746,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		if (r != 0)
 			goto out;
 		/* Skipped a pad: the producer may be waiting for exactly that room. */
-		if (__builtin_expect(ch->pos != ch->published, 0)) {
+		if (__builtin_expect(head_pos(ch) != ch->published, 0)) {
 			publish_head(ch);
 			fence_due = 1;
 		}
@@ -782,7 +795,7 @@ static int wait_data(shmkit_chan *ch, int64_t deadline, uint32_t *len)
 		r = idle_check(ch, live, len);
 		if (r != WAIT)
 			goto out;
-		if (ch->pos != ch->published)
+		if (head_pos(ch) != ch->published)
 			publish(ch); /* skipped a pad meanwhile */
 		now = shmkit__now_ns();
 		if (deadline > 0 && now >= deadline) {
@@ -882,7 +895,7 @@ static int check_producer(const shmkit_chan *ch)
 static inline ssize_t chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	uint32_t len;
-	if (!check_consumer(ch) || !buf)
+	if (!check_consumer(ch) || !buf || ch->nahead != 0)
 		return -EINVAL;
 	int r = consumer_next(ch, timeout_ns, &len);
 	if (r <= 0)
@@ -901,6 +914,8 @@ static inline ssize_t chan_peek(shmkit_chan *ch, const void **buf, size_t *len, 
 		return -EINVAL;
 	*buf = NULL;
 	*len = 0;
+	if (ch->nahead != 0)
+		return -EINVAL;
 	int r = consumer_next(ch, timeout_ns, &n);
 	if (r <= 0)
 		return r;
@@ -915,6 +930,97 @@ static inline int chan_release(shmkit_chan *ch)
 	if (!check_consumer(ch) || ch->peek_len == 0)
 		return -EINVAL;
 	consume(ch, (uint32_t)ch->peek_len);
+	return 0;
+}
+
+/* Peeking ahead (the JetStream bridge's sender: it releases a message only once the
+ * server stored it, and keeps several in flight). The read position moves past each
+ * message peeked; the head stays at the first unreleased one (head_pos()). */
+static ssize_t chan_peek_next(shmkit_chan *ch, const void **buf, size_t *len, uint64_t *pos,
+			      int64_t timeout_ns)
+{
+	uint32_t n;
+	if (!check_consumer(ch) || !buf || !len || !pos)
+		return -EINVAL;
+	*buf = NULL;
+	*len = 0;
+	if (ch->peek_len != 0)
+		return -EINVAL;
+	int r = consumer_next(ch, timeout_ns, &n);
+	if (r <= 0)
+		return r;
+	*buf = ch->ring + (ch->pos & ch->mask) + HDR;
+	*len = n;
+	*pos = ch->pos;
+	if (ch->nahead++ == 0)
+		ch->rel = ch->pos;
+	ch->pos += rec_size(n);
+	return n;
+}
+
+/* Release the messages peeked ahead up to and including the one at @to. Their
+ * headers are read again from the ring, which is the producer's to corrupt: each is
+ * checked as next_msg() checks it, and the walk ends within what we peeked. */
+static int chan_release_to(shmkit_chan *ch, uint64_t to)
+{
+	if (!check_consumer(ch) || ch->nahead == 0 || to - ch->rel >= ch->pos - ch->rel)
+		return -EINVAL;
+	uint64_t p = ch->rel, msgs = 0, bytes = 0;
+	uint32_t last = 0;
+	for (;;) {
+		/* Relaxed: next_msg() loaded each of these headers with acquire before. */
+		uint64_t h = atomic_load_explicit(slot(ch, p), memory_order_relaxed);
+		uint32_t n = (uint32_t)h;
+		uint64_t off = p & ch->mask, size;
+		if ((uint32_t)(h >> 32) != tag_of(p))
+			return poison(ch);
+		if (n & PAD_BIT) {
+			if ((size = pad_size(ch, off, n)) == 0)
+				return poison(ch);
+		} else {
+			if (n == 0 || n > ch->max_msg || off + HDR + n > ch->cap)
+				return poison(ch);
+			size = rec_size(n);
+			msgs++;
+			bytes += n;
+			last = n;
+		}
+		if (p == to && !(n & PAD_BIT)) {
+			p += size;
+			break;
+		}
+		p += size;
+		if (p - ch->rel > to - ch->rel)
+			return -EINVAL; /* @to is not where a message we peeked starts */
+	}
+	if (msgs > ch->nahead)
+		return poison(ch); /* the headers changed since we peeked them */
+	ch->nahead -= msgs;
+	ch->rel = p;
+	ch->last_len = last;
+	struct chan_ctl *c = ch->ctl;
+	atomic_store_explicit(&c->msgs_recv,
+			      atomic_load_explicit(&c->msgs_recv, memory_order_relaxed) + msgs,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->bytes_recv,
+			      atomic_load_explicit(&c->bytes_recv, memory_order_relaxed) + bytes,
+			      memory_order_relaxed);
+	/* Released in batches: publish each one, fenced, so that a producer waiting for
+	 * room learns of it (the caller may not come back to wait for a while). */
+	publish(ch);
+	return 0;
+}
+
+static int chan_position(const shmkit_chan *ch, uint64_t *pos)
+{
+	if (!ch || !pos)
+		return -EINVAL;
+	if (ch->role == SHMKIT_CHAN_CONSUMER)
+		*pos = head_pos(ch);
+	else if (ch->role == SHMKIT_CHAN_PRODUCER)
+		*pos = ch->resv_len != 0 ? ch->resv_pos : ch->tail;
+	else
+		return -EINVAL;
 	return 0;
 }
 
@@ -1808,7 +1914,7 @@ static void consumer_fd_start(shmkit_chan *ch)
 		if (r == 0)
 			r = WAIT;
 	}
-	if (ch->pos != ch->published)
+	if (head_pos(ch) != ch->published)
 		publish(ch); /* skipped a pad */
 	if (r != WAIT)
 		shmkit__poller_keep_ready(&ch->poll);
@@ -2037,7 +2143,8 @@ SHMKIT__GUARDED_CODE ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf,
 {
 	uint32_t n;
 	/* consumer_next()'s first steps; waiting, errors and the rest: peek_slow(). */
-	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned,
+	if (__builtin_expect(check_consumer(ch) && buf != NULL && len != NULL && !ch->poisoned &&
+				     ch->nahead == 0,
 			     1)) {
 		SHMKIT__FAST_ENTER();
 		int found = !deleted(ch) && next_msg(ch, &n) == 1;
@@ -2067,4 +2174,27 @@ SHMKIT__GUARDED_CODE int shmkit_chan_release(shmkit_chan *ch)
 	if (__builtin_expect(gone, 0))
 		return gone_result(ch, 0);
 	return 0;
+}
+
+ssize_t shmkit_chan_peek_next(shmkit_chan *ch, const void **buf, size_t *len, uint64_t *pos,
+			      int64_t timeout_ns)
+{
+	shmkit__guard_enter();
+	ssize_t r = (ssize_t)guard_end(ch, chan_peek_next(ch, buf, len, pos, timeout_ns));
+	if (r == -EFAULT && buf && len) {
+		*buf = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+int shmkit_chan_release_to(shmkit_chan *ch, uint64_t pos)
+{
+	shmkit__guard_enter();
+	return (int)guard_end(ch, chan_release_to(ch, pos));
+}
+
+int shmkit_chan_position(const shmkit_chan *ch, uint64_t *pos)
+{
+	return chan_position(ch, pos);
 }

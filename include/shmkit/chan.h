@@ -163,6 +163,40 @@ SHMKIT_API ssize_t shmkit_chan_peek(shmkit_chan *ch, const void **buf, size_t *l
  * Returns 0, or -EINVAL (nothing peeked). Never blocks. Since 0.1. */
 SHMKIT_API int shmkit_chan_release(shmkit_chan *ch);
 
+/** shmkit_chan_peek_next() - zero-copy receive of several messages at once, for a
+ * consumer that lets a message go only once it is safe elsewhere (stored by a
+ * server, written to disk). Each call gives the message after the last one this
+ * handle peeked ahead (the first call: the oldest unreleased one), in place, and its
+ * position in the channel in *@pos. Nothing is released: every message peeked
+ * ahead stays valid and unchanged until shmkit_chan_release_to() lets it go. If the
+ * handle closes or its process dies first, the next consumer receives those
+ * messages again, at the same positions. A position identifies a message for the
+ * channel's lifetime: positions only grow, across producers and consumers, and
+ * start again only in a channel deleted and created anew (tell those apart by the
+ * segment's ctime_ns, shmkit_seg_stat()).
+ * Returns the length, 0 (end-of-stream), or the errors of shmkit_chan_peek(); a
+ * message peeked with shmkit_chan_peek() and not released: -EINVAL. While messages
+ * peeked ahead are unreleased, shmkit_chan_recv(), shmkit_chan_peek() and
+ * shmkit_chan_release() return -EINVAL. Since 0.3. */
+SHMKIT_API ssize_t shmkit_chan_peek_next(shmkit_chan *ch, const void **buf, size_t *len,
+					 uint64_t *pos, int64_t timeout_ns);
+
+/** shmkit_chan_release_to() - release every message peeked ahead up to and
+ * including the one at @pos, a position shmkit_chan_peek_next() returned and not yet
+ * released. The messages after it stay peeked. The producer learns of the room at
+ * once. Returns 0, -EINVAL (@pos is not such a position), -EPROTO (the channel's
+ * records changed under us: a corrupt or hostile producer). Never blocks. Since 0.3. */
+SHMKIT_API int shmkit_chan_release_to(shmkit_chan *ch, uint64_t pos);
+
+/** shmkit_chan_position() - where this end stands. Consumer: the position of its
+ * oldest unreleased record (every message it has not released starts there or
+ * later). Producer: the position of the pending reservation's message after
+ * shmkit_chan_reserve(), else the position the next record goes to (every message
+ * committed so far starts below it; a producer that took over finds it from the
+ * ring). Reads nothing from shared memory. Returns 0, -EINVAL (observer, NULL).
+ * Since 0.3. */
+SHMKIT_API int shmkit_chan_position(const shmkit_chan *ch, uint64_t *pos);
+
 /** shmkit_chan_fd() - a descriptor for poll/epoll beside sockets. It polls readable
  * (POLLIN) when this end has something to do; it is an epoll descriptor, which
  * never reports POLLOUT, also on the producer's side.
