@@ -895,8 +895,10 @@ static int check_producer(const shmkit_chan *ch)
 static inline ssize_t chan_recv(shmkit_chan *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
 	uint32_t len;
-	if (!check_consumer(ch) || !buf || ch->nahead != 0)
+	if (!check_consumer(ch) || !buf)
 		return -EINVAL;
+	if (__builtin_expect(ch->nahead != 0, 0))
+		return ch->poisoned ? -EPROTO : -EINVAL; /* see chan_peek_next() */
 	int r = consumer_next(ch, timeout_ns, &len);
 	if (r <= 0)
 		return r;
@@ -915,7 +917,7 @@ static inline ssize_t chan_peek(shmkit_chan *ch, const void **buf, size_t *len, 
 	*buf = NULL;
 	*len = 0;
 	if (ch->nahead != 0)
-		return -EINVAL;
+		return ch->poisoned ? -EPROTO : -EINVAL;
 	int r = consumer_next(ch, timeout_ns, &n);
 	if (r <= 0)
 		return r;
@@ -945,7 +947,7 @@ static ssize_t chan_peek_next(shmkit_chan *ch, const void **buf, size_t *len, ui
 	*buf = NULL;
 	*len = 0;
 	if (ch->peek_len != 0)
-		return -EINVAL;
+		return ch->poisoned ? -EPROTO : -EINVAL;
 	int r = consumer_next(ch, timeout_ns, &n);
 	if (r <= 0)
 		return r;
@@ -963,7 +965,11 @@ static ssize_t chan_peek_next(shmkit_chan *ch, const void **buf, size_t *len, ui
  * checked as next_msg() checks it, and the walk ends within what we peeked. */
 static int chan_release_to(shmkit_chan *ch, uint64_t to)
 {
-	if (!check_consumer(ch) || ch->nahead == 0 || to - ch->rel >= ch->pos - ch->rel)
+	if (!check_consumer(ch))
+		return -EINVAL;
+	if (ch->poisoned)
+		return -EPROTO;
+	if (ch->nahead == 0 || to - ch->rel >= ch->pos - ch->rel)
 		return -EINVAL;
 	uint64_t p = ch->rel, msgs = 0, bytes = 0;
 	uint32_t last = 0;

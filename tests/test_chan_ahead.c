@@ -317,6 +317,7 @@ static void test_hostile(void)
 		shmkit_chan *p = t_chan_open_ok(name, P, 4096, C_CREATE);
 		shmkit_chan *c = t_chan_open_ok(name, C, 0, 0);
 		uint64_t pos[4];
+		char buf[64];
 		const void *b;
 		size_t l;
 		for (int i = 0; i < 4; i++) {
@@ -335,6 +336,8 @@ static void test_hostile(void)
 		__atomic_store_n(hdr, h, __ATOMIC_RELAXED);
 		CHECK_EQ(shmkit_chan_release_to(c, pos[3]), -EPROTO);
 		CHECK_EQ(peek_next(c, &b, &l, &pos[0]), -EPROTO);
+		CHECK_EQ(shmkit_chan_recv(c, (void *)buf, sizeof buf, 0), -EPROTO);
+		CHECK_EQ(shmkit_chan_release_to(c, pos[3]), -EPROTO);
 		shmkit_chan_close(c);
 		shmkit_chan_close(p);
 	}

@@ -1,5 +1,5 @@
 /* Fuzz target: hostile bytes over a channel's control block and ring, then the
- * consumer's path (open, recv, peek, release) and the producer's (open, send), all
+ * consumer's path (open, recv, peek, release, peek_next, release_to) and the producer's (open, send), all
  * with timeout 0. Every call must return a documented value and never touch memory
  * outside the segment; a violation aborts.
  *
@@ -103,6 +103,25 @@ static void fz_consumer(shmkit_chan *c, unsigned ops)
 				memcpy(buf, pb, len);
 				fz_check(shmkit_chan_release(c) == 0);
 			}
+		} else if (op == 3) {
+			/* Peek up to four ahead, then release them: nothing changes the ring
+			 * in between, so the release must succeed. */
+			const void *b;
+			size_t len;
+			uint64_t pos, last = 0;
+			unsigned n = 0;
+			while (n < 1 + k % 4 && (r = shmkit_chan_peek_next(c, &b, &len, &pos, 0)) > 0) {
+				const unsigned char *pb = b;
+				fz_check((size_t)r == len && len <= FZ_CAP / 2);
+				fz_check(pb > ring && pb + len <= ring + FZ_CAP);
+				fz_check(n == 0 || pos > last);
+				memcpy(buf, pb, len);
+				last = pos;
+				n++;
+			}
+			/* Poisoned meanwhile: every call, this one too, says so. */
+			if (n > 0)
+				fz_check(shmkit_chan_release_to(c, last) == (r == -EPROTO ? -EPROTO : 0));
 		} else {
 			size_t cap = op == 2 ? 16 : sizeof buf;
 			r = shmkit_chan_recv(c, buf, cap, 0);
