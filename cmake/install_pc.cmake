@@ -1,10 +1,10 @@
 # Run by `cmake --install` (install(CODE) in CMakeLists.txt): writes and installs
-# shmkit.pc with the prefix of this installation, absolute, so that
+# shmkit.pc (and shmkit-bridge.pc where the bridge is built) with the prefix of this installation, absolute, so that
 # `cmake --install --prefix DIR` gets DIR and an install under /usr gives
 # includedir=/usr/include, which pkg-config (pkgconf) leaves out of --cflags as a
 # system directory, as it does the system libdir in --libs. $DESTDIR is a staging
 # area, not the prefix: it is never written into the file.
-# In: SHMKIT_PC_IN, SHMKIT_PC_DIR (a directory of the build tree), PROJECT_VERSION,
+# In: SHMKIT_PC_IN (its name less ".in" is the installed file's), SHMKIT_PC_DIR (a directory of the build tree), PROJECT_VERSION,
 # SHMKIT_LIBDIR and SHMKIT_INCLUDEDIR (GNUInstallDirs' values, relative to the prefix
 # unless absolute), and CMAKE_INSTALL_PREFIX as the install sets it. The file is
 # written under a name of this installation's own, so that installs from one build
@@ -20,7 +20,9 @@ foreach(v LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 string(MD5 tag "$ENV{DESTDIR}|${SHMKIT_PC_PREFIX}")
-set(out "${SHMKIT_PC_DIR}/${tag}/shmkit.pc")
+get_filename_component(name "${SHMKIT_PC_IN}" NAME)
+string(REGEX REPLACE "[.]in$" "" name "${name}")
+set(out "${SHMKIT_PC_DIR}/${tag}/${name}")
 configure_file("${SHMKIT_PC_IN}" "${out}" @ONLY)
 if(IS_ABSOLUTE "${SHMKIT_LIBDIR}")
   set(dest "${SHMKIT_LIBDIR}/pkgconfig")

@@ -197,6 +197,44 @@ else
 	bad "$via static build failed: $CC prog.c $cflags $sflags"
 fi
 
+# The bridge (built where libnats is): a program linked with
+# `pkg-config --libs shmkit-bridge` (the static libshmkit_bridge.a, then libshmkit and
+# libnats) checks a subject and refuses bad options.
+if [ -f "$libdir/libshmkit_bridge.a" ]; then
+	if [ ! -f "$pcdir/shmkit-bridge.pc" ]; then
+		bad "libshmkit_bridge.a installed without shmkit-bridge.pc"
+	elif ! command -v pkg-config >/dev/null 2>&1; then
+		echo "install_test: pkg-config not found: the bridge consumer is not built"
+	else
+		cat >"$tmp/bprog.c" <<'EOF2'
+#include <errno.h>
+#include <stdio.h>
+#include <shmkit/bridge.h>
+#include <shmkit/shmkit.h>
+int main(void)
+{
+	struct shmkit_bridge_opts o = {0};
+	shmkit_bridge *b = NULL;
+	if (!shmkit_bridge_valid_subject("a.b.>", 1) || shmkit_bridge_valid_subject("a..b", 0))
+		return 1;
+	if (shmkit_bridge_open(&o, &b) != -EINVAL || b != NULL)
+		return 2;
+	printf("ok %s\n", shmkit_version_string());
+	return 0;
+}
+EOF2
+		# PKG_CONFIG_PATH comes before the system's directories, where libnats.pc is.
+		bflags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs shmkit-bridge) ||
+			bad "pkg-config does not resolve shmkit-bridge"
+		# shellcheck disable=SC2086 # the flags are word lists
+		if quiet "$CC" -o "$tmp/bprog" "$tmp/bprog.c" $bflags; then
+			check_run "pkg-config shmkit-bridge" "$tmp/bprog" "$libdir"
+		else
+			bad "bridge consumer build failed: $CC bprog.c $bflags"
+		fi
+	fi
+fi
+
 # CMake: find_package(shmkit) from the prefix, both exported targets.
 mkdir -p "$tmp/consumer"
 cp "$tmp/prog.c" "$tmp/consumer/prog.c"
