@@ -17,8 +17,20 @@
 
 static const char usage_line[] =
 	"shmkit bridge [--server URL]... [--topic-out LOCAL=SUBJECT]... "
-	"[--topic-in SUBJECT=LOCAL]... [--config FILE] [--host-id ID] | "
+	"[--topic-in SUBJECT=LOCAL]... [--config FILE] [--host-id ID] "
+	"[TLS and credential options] | "
 	"shmkit bridge --status [--host-id ID]";
+
+/* TLS and credentials: options (--KEY VALUE) and config keys (KEY VALUE) alike,
+ * passed to nats.c through struct shmkit_bridge_opts. Secrets never come from the
+ * command line, where ps shows them: a token and a password are read from a file or
+ * the environment. */
+static const char *const cred_keys[] = {
+	"tls-ca", "tls-cert", "tls-key", "tls-hostname", "creds", "nkey", "nkey-seed",
+	"token-file", "user", "password-file",
+};
+#define NCRED (sizeof cred_keys / sizeof cred_keys[0])
+#define SECRET_MAX 4096
 
 struct cfg {
 	const char **servers;
@@ -28,7 +40,69 @@ struct cfg {
 	char **owned; /* strings to free */
 	size_t nowned;
 	const char *host_id;
+	const char *cred[NCRED]; /* by cred_keys' order */
+	unsigned tls_flags;
 };
+
+/* Reads a secret (token, password) from @path: the whole file but a last newline.
+ * Returns 0, or prints why naming the file and returns SHMKIT_EXIT_USAGE. */
+static int read_secret(const char *what, const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "shmkit bridge: %s %s: %s\n", what, path, strerror(errno));
+		return SHMKIT_EXIT_USAGE;
+	}
+	size_t n = fread(out, 1, cap, f);
+	int bad = ferror(f), more = n == cap;
+	fclose(f);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	const char *why = bad ? "cannot be read" : more ? "is too long (4 KiB at most)" :
+			  n == 0 ? "is empty" : memchr(out, '\0', n) ? "holds a NUL byte" : NULL;
+	if (why) {
+		fprintf(stderr, "shmkit bridge: %s %s %s\n", what, path, why);
+		explicit_bzero(out, cap);
+		return SHMKIT_EXIT_USAGE;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* Fills @o's TLS and credential fields from @c, reading the secrets into @token and
+ * @password (SECRET_MAX + 1 bytes each). Returns 0 or SHMKIT_EXIT_USAGE. */
+static int cred_opts(const struct cfg *c, struct shmkit_bridge_opts *o, char *token, char *password)
+{
+	o->tls_flags = c->tls_flags;
+	o->tls_ca = c->cred[0];
+	o->tls_cert = c->cred[1];
+	o->tls_key = c->cred[2];
+	o->tls_hostname = c->cred[3];
+	o->creds = c->cred[4];
+	o->nkey = c->cred[5];
+	o->nkey_seed = c->cred[6];
+	o->user = c->cred[8];
+	const char *env;
+	if (c->cred[7]) {
+		if (read_secret("token file", c->cred[7], token, SECRET_MAX))
+			return SHMKIT_EXIT_USAGE;
+		o->token = token;
+	} else if ((env = getenv("SHMKIT_NATS_TOKEN")) && *env) {
+		o->token = env;
+	}
+	if (c->cred[9]) {
+		if (!o->user) {
+			fprintf(stderr, "shmkit bridge: --password-file needs --user\n");
+			return SHMKIT_EXIT_USAGE;
+		}
+		if (read_secret("password file", c->cred[9], password, SECRET_MAX))
+			return SHMKIT_EXIT_USAGE;
+		o->password = password;
+	} else if (o->user && (env = getenv("SHMKIT_NATS_PASSWORD"))) {
+		o->password = env;
+	}
+	return 0;
+}
 
 static int grow(void **p, size_t n, size_t size)
 {
@@ -68,6 +142,25 @@ static const char *add_setting(struct cfg *c, const char *key, const char *val)
 			return "out of memory";
 		return NULL;
 	}
+	for (size_t i = 0; i < NCRED; i++) {
+		if (strcmp(key, cred_keys[i]))
+			continue;
+		if (!*val)
+			return "empty value";
+		if (!(c->cred[i] = keep(c, val)))
+			return "out of memory";
+		return NULL;
+	}
+	if (!strcmp(key, "tls") || !strcmp(key, "tls-no-verify")) {
+		unsigned bit = key[3] ? SHMKIT_BRIDGE_TLS_NO_VERIFY : SHMKIT_BRIDGE_TLS;
+		if (!strcmp(val, "yes"))
+			c->tls_flags |= bit;
+		else if (!strcmp(val, "no"))
+			c->tls_flags &= ~bit;
+		else
+			return "expected yes or no";
+		return NULL;
+	}
 	int out = !strcmp(key, "topic-out");
 	if (!out && strcmp(key, "topic-in"))
 		return "unknown setting";
@@ -96,8 +189,9 @@ static const char *add_setting(struct cfg *c, const char *key, const char *val)
 }
 
 /* The config file: one setting a line, "KEY VALUE" with the keys of the options
- * (server, topic-out, topic-in, host-id); '#' starts a comment line; blank lines are
- * skipped. Returns 0, or prints "FILE:LINE: reason" and returns the exit code. */
+ * (server, topic-out, topic-in, host-id, and the TLS and credential ones; tls and
+ * tls-no-verify take yes or no); '#' starts a comment line; blank lines are skipped.
+ * Returns 0, or prints "FILE:LINE: reason" and returns the exit code. */
 static int read_config(struct cfg *c, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -180,10 +274,33 @@ static void report_oversized(shmkit_bridge *b, const struct cfg *c, uint64_t *se
 	}
 }
 
+/* Says on stderr why the bridge is not connected, each time the reason changes, and
+ * that it connected after one. @last: the reason said last. Returns 1 when the
+ * connection has ended (run() returned -EPERM or -ECONNABORTED), else 0. */
+static int report_error(shmkit_bridge *b, char *last, size_t cap, int r)
+{
+	char now[512];
+	ssize_t n = shmkit_bridge_last_error(b, now, sizeof now);
+	if (r == -EPERM || r == -ECONNABORTED) {
+		fprintf(stderr, "shmkit bridge: %s: %s\n",
+			r == -EPERM ? "the server refused the credentials" : "nats.c closed the connection",
+			n > 0 ? now : shmkit_strerror(r));
+		return 1;
+	}
+	if (n > 0 && strcmp(now, last)) {
+		fprintf(stderr, "shmkit bridge: not connected: %s\n", now);
+		snprintf(last, cap, "%s", now);
+	} else if (n == 0 && last[0] && shmkit_bridge_connected(b)) {
+		fprintf(stderr, "shmkit bridge: connected\n");
+		last[0] = '\0';
+	}
+	return 0;
+}
+
 int shmkit_cmd_bridge(int argc, char **argv)
 {
 	struct cfg c = {0};
-	char host[256];
+	char host[256], token[SECRET_MAX + 1], password[SECRET_MAX + 1];
 	int status = SHMKIT_EXIT_OK, want_status = 0;
 	shmkit_bridge *b = NULL;
 	uint64_t *seen = NULL;
@@ -196,9 +313,25 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		       "it left from this host id. --server may be given once per cluster member\n"
 		       "(default nats://127.0.0.1:4222). The bridge waits for an unreachable server\n"
 		       "and reconnects by itself; a local publisher never waits for it.\n"
-		       "--config FILE: one 'KEY VALUE' a line with KEY server, topic-out, topic-in\n"
-		       "or host-id; '#' comments. --host-id defaults to the host name.\n"
-		       "--status prints the running bridge's counters per mapping.\n",
+		       "--config FILE: one 'KEY VALUE' a line with KEY server, topic-out, topic-in,\n"
+		       "host-id or a TLS and credential option's name (tls and tls-no-verify take\n"
+		       "yes or no); '#' comments. --host-id defaults to the host name.\n"
+		       "--status prints the running bridge's counters per mapping, and why it is\n"
+		       "not connected.\n\n"
+		       "TLS and credentials (passed to nats.c):\n"
+		       "  --tls                 use TLS, trusting the system's CA certificates\n"
+		       "  --tls-ca FILE         PEM CA certificates the server's must chain to\n"
+		       "  --tls-cert FILE --tls-key FILE   PEM client certificate and its key\n"
+		       "  --tls-hostname NAME   the name the server's certificate must carry\n"
+		       "  --tls-no-verify       do not verify the server (tests only)\n"
+		       "  --creds FILE          NATS credentials file (user JWT and NKey seed)\n"
+		       "  --nkey PUBKEY --nkey-seed FILE   NKey and the file holding its seed\n"
+		       "  --token-file FILE     token (else $SHMKIT_NATS_TOKEN)\n"
+		       "  --user USER [--password-file FILE]   password from the file, else\n"
+		       "                        $SHMKIT_NATS_PASSWORD\n"
+		       "A missing or unreadable file is a usage error (exit 2). A handshake the\n"
+		       "server refuses is retried every 2 s and shown by --status; credentials the\n"
+		       "server refuses stop the bridge (exit 1).\n",
 		       usage_line);
 		return SHMKIT_EXIT_OK;
 	}
@@ -208,6 +341,13 @@ int shmkit_cmd_bridge(int argc, char **argv)
 			want_status = 1;
 			continue;
 		}
+		if (!strcmp(a, "--tls") || !strcmp(a, "--tls-no-verify")) {
+			c.tls_flags |= a[5] ? SHMKIT_BRIDGE_TLS_NO_VERIFY : SHMKIT_BRIDGE_TLS;
+			continue;
+		}
+		for (size_t k = 0; k < NCRED && !key; k++)
+			if (!strncmp(a, "--", 2) && !strcmp(a + 2, cred_keys[k]))
+				key = cred_keys[k];
 		if (!strcmp(a, "--server"))
 			key = "server";
 		else if (!strcmp(a, "--topic-out"))
@@ -265,9 +405,26 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		status = SHMKIT_EXIT_FAIL;
 		goto out;
 	}
+	char why[512] = "";
 	struct shmkit_bridge_opts o = {.servers = c.servers, .nservers = c.nservers,
-				       .maps = c.maps, .nmaps = c.nmaps, .host_id = c.host_id};
+				       .maps = c.maps, .nmaps = c.nmaps, .host_id = c.host_id,
+				       .errbuf = why, .errcap = sizeof why};
+	if ((status = cred_opts(&c, &o, token, password)))
+		goto out;
 	int r = shmkit_bridge_open(&o, &b);
+	/* nats.c holds its own copies now */
+	explicit_bzero(token, sizeof token);
+	explicit_bzero(password, sizeof password);
+	if (r == -EINVAL && why[0]) {
+		fprintf(stderr, "shmkit bridge: %s\n", why);
+		status = SHMKIT_EXIT_USAGE;
+		goto out;
+	}
+	if (r == -EPERM) {
+		fprintf(stderr, "shmkit bridge: the server refused the credentials: %s\n", why);
+		status = SHMKIT_EXIT_FAIL;
+		goto out;
+	}
 	if (r == -EINVAL) {
 		fprintf(stderr, "shmkit bridge: bad host id '%s' (1 to 64 of A-Z a-z 0-9 . _ -) "
 				"or server URL\n", c.host_id);
@@ -275,7 +432,7 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		goto out;
 	}
 	if (r < 0) {
-		fprintf(stderr, "shmkit bridge: %s\n", shmkit_strerror(r));
+		fprintf(stderr, "shmkit bridge: %s\n", why[0] ? why : shmkit_strerror(r));
 		status = SHMKIT_EXIT_FAIL;
 		goto out;
 	}
@@ -289,10 +446,16 @@ int shmkit_cmd_bridge(int argc, char **argv)
 	fprintf(stderr, "shmkit bridge: host id %s, %zu mapping(s), %s\n", c.host_id, c.nmaps,
 		shmkit_bridge_connected(b) ? "connected" : "waiting for a server");
 	while (!shmkit__stop) {
-		shmkit_bridge_run(b, 200 * SHMKIT_MSEC);
+		r = shmkit_bridge_run(b, 200 * SHMKIT_MSEC);
 		report_oversized(b, &c, seen);
+		if (report_error(b, why, sizeof why, r)) {
+			status = SHMKIT_EXIT_FAIL;
+			break;
+		}
 	}
 out:
+	explicit_bzero(token, sizeof token);
+	explicit_bzero(password, sizeof password);
 	shmkit_bridge_close(b);
 	free(seen);
 	for (size_t i = 0; i < c.nowned; i++)

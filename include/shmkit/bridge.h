@@ -21,7 +21,9 @@
  * (WRITTEN-MS: CLOCK_REALTIME of this write in ms since the epoch; a status older
  * than a second or two is a bridge that died without removing it)
  *   out|in LOCAL SUBJECT forwarded N dropped N oversized N pending N skipped N
- * then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
+ * then, while a connection error is known (see shmkit_bridge_last_error()), a last
+ *   error TEXT
+ * line, then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
  * returns it.
  */
 #ifndef SHMKIT_BRIDGE_H
@@ -60,13 +62,54 @@ struct shmkit_bridge_map {
 	const char *subject; /**< NATS subject; wildcards (* and >) only for TOPIC_IN */
 };
 
-/** What shmkit_bridge_open() needs. Strings are copied. */
+/** TLS flags of struct shmkit_bridge_opts (tls_flags). */
+enum shmkit_bridge_tls {
+	/** Use TLS even with no TLS file given: natsOptions_SetSecure(true), with the
+	 * system's CA certificates (OpenSSL's default paths). Implied by tls_ca,
+	 * tls_cert and tls_hostname; a tls:// server URL asks for it per server. */
+	SHMKIT_BRIDGE_TLS = 1u << 0,
+	/** Do not verify the server's certificate: natsOptions_SkipServerVerification().
+	 * Anyone on the path can then read and change the traffic: for tests only. */
+	SHMKIT_BRIDGE_TLS_NO_VERIFY = 1u << 1,
+};
+
+/** What shmkit_bridge_open() needs. Strings are copied (nats.c keeps its own copy of
+ * the secrets; the bridge keeps none). */
 struct shmkit_bridge_opts {
 	const char *const *servers; /**< NATS URLs (a cluster's members), at least one */
 	size_t nservers;
 	const struct shmkit_bridge_map *maps; /**< at least one */
 	size_t nmaps;
 	const char *host_id;        /**< [A-Za-z0-9._-], 1..64 bytes */
+	/* TLS and credentials, passed through to nats.c. Each is optional (NULL or 0: not
+	 * used, nats.c's default). A file named here must be a readable regular file when
+	 * open() is called, else open() fails with -EINVAL naming it in @errbuf. Since 0.3. */
+	unsigned tls_flags;         /**< enum shmkit_bridge_tls; unknown bits: -EINVAL */
+	const char *tls_ca;         /**< PEM file of the CA certificates the server's
+	                             *   certificate must chain to:
+	                             *   natsOptions_LoadCATrustedCertificates() (read at
+	                             *   open). Default: the system's CA certificates */
+	const char *tls_cert;       /**< PEM file of this client's certificate (then its
+	                             *   intermediates), for servers that verify clients:
+	                             *   natsOptions_LoadCertificatesChain() with @tls_key
+	                             *   (read at open). Both or neither */
+	const char *tls_key;        /**< PEM file of @tls_cert's private key */
+	const char *tls_hostname;   /**< the name the server's certificate must carry:
+	                             *   natsOptions_SetExpectedHostname(). Default: none,
+	                             *   and nats.c then checks the chain, not the name */
+	const char *creds;          /**< NATS credentials file (user JWT and NKey seed, as
+	                             *   `nsc` writes it): natsOptions_SetUserCredentialsFromFiles()
+	                             *   (read at each connect). Not with @nkey */
+	const char *nkey;           /**< NKey public key (U...), with @nkey_seed:
+	                             *   natsOptions_SetNKeyFromSeed() */
+	const char *nkey_seed;      /**< file holding @nkey's seed (read at each connect) */
+	const char *token;          /**< authentication token: natsOptions_SetToken().
+	                             *   Not with @user */
+	const char *user;           /**< user name: natsOptions_SetUserInfo() with @password */
+	const char *password;       /**< @user's password (NULL: none) */
+	char *errbuf;               /**< optional: where open() writes why it failed, one
+	                             *   line, NUL-terminated (bad file, nats.c's text) */
+	size_t errcap;              /**< size of @errbuf */
 	unsigned reserved[4];       /**< must be zero */
 };
 
@@ -91,19 +134,32 @@ SHMKIT_BRIDGE_API int shmkit_bridge_valid_subject(const char *subject, int wild)
 
 /** shmkit_bridge_open() - check the options, open the local topics, create the status
  * segment and start connecting. Does not wait for a server: with none reachable the
- * bridge keeps trying (forever, 250 ms apart) and out mappings' messages wait in
- * nats.c's reconnect buffer (8 MiB) or are counted dropped, never blocking a local
- * publisher.
+ * bridge keeps trying (forever, 250 ms apart, with up to 100 ms of jitter) and out
+ * mappings' messages wait in nats.c's reconnect buffer (8 MiB) or are counted
+ * dropped, never blocking a local publisher. A server that is reached but fails the
+ * handshake (TLS: an unknown CA, a refused client certificate, no TLS where TLS is
+ * required) is tried again every 2 s; meanwhile out mappings' messages are counted
+ * dropped, and the reason is in the status and in shmkit_bridge_last_error().
  * The status segment is created or, when one of that name is left over, taken over.
- * Returns 0, -EINVAL (bad options: no server or mapping, bad subject, bad host id),
- * -ENOMEM, -EIO (nats.c refused the options or the subscription),
- * or the errors of shmkit_topic_open() and shmkit_blob_open(). Since 0.3. */
+ * Returns 0, -EINVAL (bad options: no server or mapping, bad subject, bad host id, a
+ * TLS or credentials file missing, unreadable or refused by nats.c, token with user,
+ * creds with nkey, tls_cert without tls_key; @errbuf says which), -EPERM (the server
+ * refused the credentials: "Authorization Violation"), -ENOTSUP (TLS asked of a
+ * libnats built without it), -ENOMEM, -EIO (nats.c refused the options or the
+ * subscription), or the errors of shmkit_topic_open() and shmkit_blob_open().
+ * Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out);
 
 /** shmkit_bridge_run() - carry out mappings' messages for up to @timeout_ns (in
- * mappings are carried by nats.c's threads meanwhile, whether or not this runs) and
- * refresh the status segment. Returns 0 at the timeout or earlier at a signal,
- * -EINVAL; a failing topic is counted, not returned. One thread at a time. Since 0.3. */
+ * mappings are carried by nats.c's threads meanwhile, whether or not this runs),
+ * refresh the status segment, and retry a refused handshake when it is time. Returns
+ * 0 at the timeout or earlier at a signal, -EINVAL; a failing topic is counted, not
+ * returned. The connection's end is returned, and again at every later call:
+ * -EPERM when the server refused the credentials (nats.c gives up when one server
+ * refuses them twice in a row; the bridge does not try others), -ECONNABORTED when
+ * nats.c closed the connection for another reason; shmkit_bridge_last_error() says
+ * why. Close the bridge then (a new one reads the credential files again). One thread
+ * at a time. Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns);
 
 /** shmkit_bridge_counts() - mapping @i's counters (i < nmaps, in open's order).
@@ -115,6 +171,13 @@ SHMKIT_BRIDGE_API int shmkit_bridge_connected(shmkit_bridge *b);
 
 /** shmkit_bridge_max_payload() - the server's max_payload, 0 before a first connect. */
 SHMKIT_BRIDGE_API int64_t shmkit_bridge_max_payload(shmkit_bridge *b);
+
+/** shmkit_bridge_last_error() - why the bridge is not connected: nats.c's text of the
+ * last failed connection attempt (a TLS handshake error, "Authorization Violation"),
+ * or of a permissions violation the server reported, copied into @buf (one line,
+ * NUL-terminated, truncated to @cap). Cleared at each successful connect. Returns
+ * its length, 0 (no error since the last connect), -EINVAL. Thread-safe. Since 0.3. */
+SHMKIT_BRIDGE_API ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap);
 
 /** shmkit_bridge_close() - stop, drain nats.c, delete the status segment, close the
  * topics (NULL: nothing). Returns 0. Since 0.3. */

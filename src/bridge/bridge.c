@@ -48,6 +48,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -55,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +71,10 @@
 #define STATUS_EVERY_NS (250 * SHMKIT_MSEC)
 #define STATUS_LINE_MAX 700       /* one mapping's line: two names and six numbers */
 #define QUIET_NS (50 * SHMKIT_MSEC) /* an out topic with no publisher is polled this often */
+#define RECONNECT_WAIT_MS 250     /* between nats.c's passes over the servers */
+#define RECONNECT_JITTER_MS 100   /* plus up to this, so that bridges restarted together spread out */
+#define REFUSED_RETRY_NS (2 * SHMKIT_SEC) /* a server that refused the handshake: try again after */
+#define ERR_MAX 256               /* the last connection error's text */
 
 /* What an in mapping published into a topic that an out mapping also reads. */
 struct echo {
@@ -84,7 +90,9 @@ struct map {
 	unsigned dir;
 	char *local, *subject;
 	shmkit_topic *topic;
-	natsSubscription *sub;        /* in */
+	/* in: set once, with b->nc (conn_install), by open() or run(); read by
+	 * shmkit_bridge_counts() on any thread. */
+	_Atomic(natsSubscription *) sub;
 	struct shmkit_bridge *b;
 	struct echo *echo;            /* in and out of one topic share it; NULL: no pair */
 	char *buf;                    /* out: receive buffer of the topic's max_msg */
@@ -99,7 +107,14 @@ struct map {
 struct shmkit_bridge {
 	char *host_id;
 	natsOptions *opts;
-	natsConnection *nc;
+	/* NULL until a first handshake succeeded or nats.c took over the retries (see
+	 * conn_try()); then set once, by open() or run(), and read by any thread. */
+	_Atomic(natsConnection *) nc;
+	int64_t next_try;             /* nc NULL: when run() tries again (monotonic ns) */
+	uint64_t jitter;              /* reconnect_delay()'s generator: nats.c's reconnect thread only */
+	pthread_mutex_t err_lock;     /* err and err_status: run(), open() and nats.c's threads */
+	natsStatus err_status;        /* of the last failure; NATS_OK: none since the last connect */
+	char err[ERR_MAX];
 	struct map *maps;
 	size_t nmaps;
 	struct echo **echoes;         /* owned, one per topic bridged both ways */
@@ -236,7 +251,8 @@ static uint64_t map_pending(struct map *m)
 		return 0;
 	}
 	int msgs = 0, bytes = 0;
-	if (m->sub && natsSubscription_GetPending(m->sub, &msgs, &bytes) == NATS_OK && msgs > 0)
+	natsSubscription *sub = atomic_load(&m->sub); /* pairs with conn_install()'s store */
+	if (sub && natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0)
 		return (uint64_t)msgs;
 	return 0;
 }
@@ -250,13 +266,15 @@ static void map_counts(struct map *m, struct shmkit_bridge_counts *c)
 	c->skipped = atomic_load_explicit(&m->skipped, memory_order_relaxed);
 	c->pending = map_pending(m);
 	int64_t slow = 0; /* nats.c's own slow-consumer drops of this subscription */
-	if (m->sub && natsSubscription_GetDropped(m->sub, &slow) == NATS_OK && slow > 0)
+	natsSubscription *sub = atomic_load(&m->sub); /* pairs with conn_install()'s store */
+	if (sub && natsSubscription_GetDropped(sub, &slow) == NATS_OK && slow > 0)
 		c->dropped += (uint64_t)slow;
 }
 
 int shmkit_bridge_connected(shmkit_bridge *b)
 {
-	return b && b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+	natsConnection *nc = b ? atomic_load(&b->nc) : NULL; /* pairs with conn_install()'s store */
+	return nc && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
 int64_t shmkit_bridge_max_payload(shmkit_bridge *b)
@@ -271,7 +289,7 @@ static void status_write(shmkit_bridge *b)
 		return;
 	char url[256] = "-";
 	int connected = shmkit_bridge_connected(b);
-	if (connected && natsConnection_GetConnectedUrl(b->nc, url, sizeof url) != NATS_OK)
+	if (connected && natsConnection_GetConnectedUrl(atomic_load(&b->nc), url, sizeof url) != NATS_OK)
 		strcpy(url, "-");
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now); /* readers in other processes tell a dead bridge by it */
@@ -289,6 +307,9 @@ static void status_write(shmkit_bridge *b)
 				       m->subject, c.forwarded, c.dropped, c.oversized, c.pending,
 				       c.skipped);
 	}
+	char err[ERR_MAX];
+	if (at < b->status_size && shmkit_bridge_last_error(b, err, sizeof err) > 0)
+		at += (size_t)snprintf(text + at, b->status_size - at, "error %s\n", err);
 	if (at >= b->status_size)
 		at = b->status_size - 1;
 	text[at] = '\0';
@@ -306,6 +327,10 @@ static void on_connected(natsConnection *nc, void *closure)
 	int64_t mp = natsConnection_GetMaxPayload(nc);
 	if (mp > 0)
 		atomic_store_explicit(&b->max_payload, mp, memory_order_relaxed);
+	pthread_mutex_lock(&b->err_lock); /* connected: what failed before no longer explains anything */
+	b->err_status = NATS_OK;
+	b->err[0] = '\0';
+	pthread_mutex_unlock(&b->err_lock);
 }
 
 /* In mapping: a message from NATS. Runs on this subscription's nats.c thread. */
@@ -339,6 +364,250 @@ static int nats_err(natsStatus s)
 	return s == NATS_NO_MEMORY ? -ENOMEM : s == NATS_INVALID_ARG ? -EINVAL : -EIO;
 }
 
+/* ---- the connection: TLS, credentials, and why it fails ---------------------------
+ *
+ * nats.c 3.4.1 retries on its own only what it takes for a network failure: a server
+ * that is down, or lost after a connect. A server reached whose handshake fails (TLS,
+ * credentials) at the first connect makes a retrying connection close at once, with
+ * "No server available" instead of the reason; and the reason of a failed reconnect
+ * stays in the reconnect thread's thread-local error. So the bridge makes its first
+ * connect itself, one pass over the servers on the calling thread (conn_try()), and
+ * reads the reason there: connected, the connection is the bridge's; no server
+ * reachable, it connects again with nats.c's retries on (which then survive any later
+ * failure but a refusal of the credentials); refused handshake, run() tries again
+ * later. nats.c's reconnect thread reports its reasons through reconnect_delay(). */
+
+/* Records why the connection failed: nats.c's text, without its "(file.c:123): "
+ * prefix, on one line. */
+static void set_error(shmkit_bridge *b, natsStatus s, const char *text)
+{
+	if (!text || !*text)
+		text = natsStatus_GetText(s);
+	const char *p;
+	while (*text == '(' && (p = strstr(text, "): ")) != NULL)
+		text = p + 3;
+	pthread_mutex_lock(&b->err_lock);
+	b->err_status = s;
+	snprintf(b->err, sizeof b->err, "%s", text);
+	for (char *c = b->err; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = ' ';
+	pthread_mutex_unlock(&b->err_lock);
+}
+
+/* nats.c's reconnect thread, before each pass over the servers: the thread-local
+ * error there is the last pass's reason (a fresh thread has none). Returns the wait. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
+{
+	shmkit_bridge *b = closure;
+	(void)nc;
+	(void)attempts;
+	natsStatus s = NATS_OK;
+	const char *text = nats_GetLastError(&s);
+	if (s != NATS_OK)
+		set_error(b, s, text);
+	b->jitter = b->jitter * 6364136223846793005ull + 1442695040888963407ull;
+	return RECONNECT_WAIT_MS + (int64_t)((b->jitter >> 33) % RECONNECT_JITTER_MS);
+}
+
+/* nats.c's asynchronous errors: a permissions violation (a subject the credentials
+ * do not allow) or a refusal of the credentials on reconnect, which would otherwise
+ * go unseen. A slow consumer is counted as dropped, not reported. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	(void)sub;
+	if (err != NATS_NOT_PERMITTED && err != NATS_CONNECTION_AUTH_FAILED)
+		return;
+	const char *text = NULL;
+	if (natsConnection_GetLastError(nc, &text) == NATS_OK)
+		text = NULL;
+	set_error(closure, err, text);
+}
+
+/* Readable regular file, or -EINVAL with the reason in @o's errbuf. */
+static int check_file(const struct shmkit_bridge_opts *o, const char *what, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int e = fd < 0 ? errno : 0;
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+		e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+	if (fd >= 0)
+		close(fd);
+	if (!e)
+		return 0;
+	if (o->errbuf && o->errcap)
+		snprintf(o->errbuf, o->errcap, "%s %s: %s", what, path,
+			 e == EINVAL ? "not a regular file" : strerror(e));
+	return -EINVAL;
+}
+
+/* The TLS and credential options into nats.c's. Returns 0 or an error, with the
+ * reason in errbuf. */
+static int conn_options(shmkit_bridge *b, const struct shmkit_bridge_opts *o)
+{
+	const char *what = NULL, *file = NULL;
+	int r;
+	natsStatus s = NATS_OK;
+	if (o->tls_flags & ~(unsigned)(SHMKIT_BRIDGE_TLS | SHMKIT_BRIDGE_TLS_NO_VERIFY))
+		what = "unknown TLS flags";
+	else if (!o->tls_cert != !o->tls_key)
+		what = "a client certificate needs its key, and a key its certificate";
+	else if (o->creds && o->nkey)
+		what = "a credentials file and an NKey exclude each other";
+	else if (!o->nkey != !o->nkey_seed)
+		what = "an NKey needs its seed file, and a seed file its NKey";
+	else if (o->token && o->user)
+		what = "a token and a user exclude each other";
+	else if (o->password && !o->user)
+		what = "a password needs a user";
+	if (what) {
+		if (o->errbuf && o->errcap)
+			snprintf(o->errbuf, o->errcap, "%s", what);
+		return -EINVAL;
+	}
+	if ((o->tls_ca && (r = check_file(o, "CA certificate file", o->tls_ca))) ||
+	    (o->tls_cert && (r = check_file(o, "certificate file", o->tls_cert))) ||
+	    (o->tls_key && (r = check_file(o, "key file", o->tls_key))) ||
+	    (o->creds && (r = check_file(o, "credentials file", o->creds))) ||
+	    (o->nkey_seed && (r = check_file(o, "NKey seed file", o->nkey_seed))))
+		return r;
+
+	int tls = (o->tls_flags & SHMKIT_BRIDGE_TLS) || o->tls_ca || o->tls_cert || o->tls_hostname ||
+		  (o->tls_flags & SHMKIT_BRIDGE_TLS_NO_VERIFY);
+	what = "TLS";
+	if (tls && (s = natsOptions_SetSecure(b->opts, true)) != NATS_OK)
+		goto fail;
+	what = "CA certificate file", file = o->tls_ca;
+	if (o->tls_ca && (s = natsOptions_LoadCATrustedCertificates(b->opts, o->tls_ca)) != NATS_OK)
+		goto fail;
+	what = "certificate and key files", file = o->tls_cert;
+	if (o->tls_cert &&
+	    (s = natsOptions_LoadCertificatesChain(b->opts, o->tls_cert, o->tls_key)) != NATS_OK)
+		goto fail;
+	what = "expected host name", file = NULL;
+	if (o->tls_hostname &&
+	    (s = natsOptions_SetExpectedHostname(b->opts, o->tls_hostname)) != NATS_OK)
+		goto fail;
+	what = "TLS";
+	if ((o->tls_flags & SHMKIT_BRIDGE_TLS_NO_VERIFY) &&
+	    (s = natsOptions_SkipServerVerification(b->opts, true)) != NATS_OK)
+		goto fail;
+	what = "credentials file", file = o->creds;
+	if (o->creds && (s = natsOptions_SetUserCredentialsFromFiles(b->opts, o->creds, NULL)) != NATS_OK)
+		goto fail;
+	what = "NKey seed file", file = o->nkey_seed;
+	if (o->nkey && (s = natsOptions_SetNKeyFromSeed(b->opts, o->nkey, o->nkey_seed)) != NATS_OK)
+		goto fail;
+	what = "token", file = NULL;
+	if (o->token && (s = natsOptions_SetToken(b->opts, o->token)) != NATS_OK)
+		goto fail;
+	what = "user";
+	if (o->user && (s = natsOptions_SetUserInfo(b->opts, o->user, o->password)) != NATS_OK)
+		goto fail;
+	return 0;
+fail:
+	if (o->errbuf && o->errcap) {
+		const char *text = nats_GetLastError(NULL);
+		const char *p;
+		while (text && *text == '(' && (p = strstr(text, "): ")) != NULL)
+			text = p + 3;
+		if (s == NATS_ILLEGAL_STATE && tls)
+			snprintf(o->errbuf, o->errcap, "this libnats was built without TLS");
+		else
+			snprintf(o->errbuf, o->errcap, "%s%s%s: %s", what, file ? " " : "",
+				 file ? file : "", text && *text ? text : natsStatus_GetText(s));
+	}
+	return s == NATS_ILLEGAL_STATE && tls ? -ENOTSUP : s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+/* @nc becomes the bridge's, with the in mappings' subscriptions. */
+static int conn_install(shmkit_bridge *b, natsConnection *nc)
+{
+	for (size_t i = 0; i < b->nmaps; i++) {
+		struct map *m = &b->maps[i];
+		natsSubscription *sub = NULL;
+		if (m->dir != SHMKIT_BRIDGE_TOPIC_IN)
+			continue;
+		natsStatus s = natsConnection_Subscribe(&sub, nc, m->subject, on_msg, m);
+		if (s != NATS_OK) {
+			set_error(b, s, nats_GetLastError(NULL));
+			for (size_t j = 0; j < i; j++) { /* none of it: the bridge stays unconnected */
+				natsSubscription *done = atomic_exchange(&b->maps[j].sub, NULL);
+				natsSubscription_Destroy(done);
+			}
+			natsConnection_Destroy(nc);
+			return nats_err(s);
+		}
+		atomic_store(&m->sub, sub); /* seq_cst: seen by map_counts() on any thread */
+	}
+	atomic_store(&b->nc, nc);
+	return 0;
+}
+
+/* One pass over the servers on this thread (see above). Returns 0 (connected, or
+ * nats.c retries from now on, or a server refused the handshake and run() tries again
+ * at next_try), -EPERM (the server refused the credentials), or -ENOMEM, -EIO. */
+static int conn_try(shmkit_bridge *b)
+{
+	natsConnection *nc = NULL;
+	natsStatus s = natsOptions_SetRetryOnFailedConnect(b->opts, false, NULL, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&nc, b->opts);
+	if (s == NATS_OK) {
+		on_connected(nc, b);
+		return conn_install(b, nc);
+	}
+	set_error(b, s, nats_GetLastError(NULL));
+	if (s == NATS_CONNECTION_AUTH_FAILED)
+		return -EPERM;
+	if (s == NATS_NO_MEMORY)
+		return -ENOMEM;
+	if (s != NATS_NO_SERVER && s != NATS_TIMEOUT && s != NATS_IO_ERROR) {
+		b->next_try = mono_ns() + REFUSED_RETRY_NS;
+		return 0;
+	}
+	/* Nothing reachable: from here on nats.c retries, in the background. */
+	s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&nc, b->opts);
+	if (s == NATS_OK)
+		on_connected(nc, b);
+	else if (s != NATS_NOT_YET_CONNECTED)
+		return s == NATS_CONNECTION_AUTH_FAILED ? -EPERM : nats_err(s);
+	return conn_install(b, nc);
+}
+
+/* Called by run(): retries a refused handshake when it is time; returns how the
+ * connection ended if nats.c closed it (see shmkit_bridge_run()), else 0. */
+static int conn_tend(shmkit_bridge *b, int64_t now)
+{
+	natsConnection *nc = atomic_load(&b->nc);
+	if (!nc)
+		return now >= b->next_try ? conn_try(b) : 0;
+	if (natsConnection_Status(nc) != NATS_CONN_STATUS_CLOSED)
+		return 0;
+	pthread_mutex_lock(&b->err_lock);
+	natsStatus s = b->err_status;
+	pthread_mutex_unlock(&b->err_lock);
+	if (s == NATS_OK) { /* closed with no reason seen yet: take nats.c's */
+		const char *text = NULL;
+		s = natsConnection_GetLastError(nc, &text);
+		set_error(b, s == NATS_OK ? NATS_CONNECTION_CLOSED : s, text);
+	}
+	return s == NATS_CONNECTION_AUTH_FAILED ? -EPERM : -ECONNABORTED;
+}
+
+ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap)
+{
+	if (!b || !buf || cap == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&b->err_lock);
+	snprintf(buf, cap, "%s", b->err_status == NATS_OK ? "" : b->err);
+	pthread_mutex_unlock(&b->err_lock);
+	return (ssize_t)strlen(buf);
+}
+
 int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 {
 	int r = -EINVAL;
@@ -369,6 +638,8 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 	b = calloc(1, sizeof *b);
 	if (!b)
 		goto fail;
+	pthread_mutex_init(&b->err_lock, NULL);
+	b->jitter = hash_bytes(o->host_id, strlen(o->host_id)); /* bridges of different hosts spread */
 	b->host_id = strdup(o->host_id);
 	b->maps = calloc(o->nmaps, sizeof *b->maps);
 	b->echoes = calloc(o->nmaps, sizeof *b->echoes);
@@ -427,7 +698,7 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 
 	char sname[128];
 	status_name(b->host_id, sname, sizeof sname);
-	b->status_size = 256 + b->nmaps * STATUS_LINE_MAX;
+	b->status_size = 256 + ERR_MAX + b->nmaps * STATUS_LINE_MAX;
 	r = shmkit_blob_open(sname, b->status_size, 0644, SHMKIT_SEG_CREATE, &b->status);
 	if (r == -EINVAL) { /* a leftover of another size: replace it */
 		shmkit_blob *old = NULL;
@@ -447,22 +718,17 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 	if ((s = natsOptions_SetServers(b->opts, urls, (int)o->nservers)) != NATS_OK ||
 	    (s = natsOptions_SetName(b->opts, b->host_id)) != NATS_OK ||
 	    (s = natsOptions_SetMaxReconnect(b->opts, -1)) != NATS_OK ||
-	    (s = natsOptions_SetReconnectWait(b->opts, 250)) != NATS_OK ||
+	    (s = natsOptions_SetCustomReconnectDelay(b->opts, reconnect_delay, b)) != NATS_OK ||
 	    (s = natsOptions_SetReconnectBufSize(b->opts, 8 * 1024 * 1024)) != NATS_OK ||
 	    (s = natsOptions_SetReconnectedCB(b->opts, on_connected, b)) != NATS_OK ||
-	    (s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b)) != NATS_OK)
+	    (s = natsOptions_SetErrorHandler(b->opts, on_error, b)) != NATS_OK)
 		goto nats_fail;
-	s = natsConnection_Connect(&b->nc, b->opts);
-	if (s == NATS_OK)
-		on_connected(b->nc, b);
-	else if (s != NATS_NOT_YET_CONNECTED)
-		goto nats_fail;
-	for (size_t i = 0; i < b->nmaps; i++) {
-		struct map *m = &b->maps[i];
-		if (m->dir != SHMKIT_BRIDGE_TOPIC_IN)
-			continue;
-		if ((s = natsConnection_Subscribe(&m->sub, b->nc, m->subject, on_msg, m)) != NATS_OK)
-			goto nats_fail;
+	if ((r = conn_options(b, o)) < 0)
+		goto fail;
+	if ((r = conn_try(b)) < 0) {
+		if (o->errbuf && o->errcap)
+			shmkit_bridge_last_error(b, o->errbuf, o->errcap);
+		goto fail;
 	}
 	status_write(b);
 	*out = b;
@@ -486,6 +752,11 @@ static void forward(shmkit_bridge *b, struct map *m, size_t len)
 	size_t hdr = 10 + strlen(HDR_ORIGIN) + 4 + strlen(b->host_id) + strlen(HDR_SEQ) + 4 +
 		     strlen(seq) + 2;
 	int64_t mp = atomic_load_explicit(&b->max_payload, memory_order_relaxed);
+	natsConnection *nc = atomic_load_explicit(&b->nc, memory_order_relaxed); /* this thread's own store, or NULL */
+	if (!nc) { /* a server refused the handshake: nothing to hand the message to */
+		atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
+		return;
+	}
 	if (mp > 0 && (int64_t)(len + hdr) > mp) {
 		atomic_fetch_add_explicit(&m->oversized, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&m->dropped, 1, memory_order_relaxed);
@@ -497,7 +768,7 @@ static void forward(shmkit_bridge *b, struct map *m, size_t len)
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(msg, HDR_SEQ, seq);
 	if (s == NATS_OK)
-		s = natsConnection_PublishMsg(b->nc, msg);
+		s = natsConnection_PublishMsg(nc, msg);
 	natsMsg_Destroy(msg);
 	if (s == NATS_OK) {
 		atomic_fetch_add_explicit(&m->forwarded, 1, memory_order_relaxed);
@@ -547,6 +818,8 @@ int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
 		r = -ENOMEM;
 		goto out;
 	}
+	if ((r = conn_tend(b, mono_ns())) < 0)
+		goto out;
 	for (;;) {
 		int64_t now = mono_ns();
 		int n = 0;
@@ -580,8 +853,12 @@ int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
 		for (int i = 0; got > 0 && i < n; i++)
 			if (pfd[i].revents)
 				drain(b, who[i], now);
-		if (now >= b->last_status + STATUS_EVERY_NS)
+		if (now >= b->last_status + STATUS_EVERY_NS) {
+			r = conn_tend(b, now); /* as often as the status: it costs nats.c's lock */
 			status_write(b);
+			if (r < 0)
+				break;
+		}
 		if (now >= end)
 			break;
 	}
@@ -604,16 +881,19 @@ int shmkit_bridge_close(shmkit_bridge *b)
 	if (!b)
 		return 0;
 	/* Subscriptions first: no callback may run once the topics are closed. */
-	for (size_t i = 0; i < b->nmaps; i++)
-		if (b->maps[i].sub) {
-			natsSubscription_Unsubscribe(b->maps[i].sub);
-			natsSubscription_Destroy(b->maps[i].sub);
+	for (size_t i = 0; i < b->nmaps; i++) {
+		natsSubscription *sub = atomic_load(&b->maps[i].sub);
+		if (sub) {
+			natsSubscription_Unsubscribe(sub);
+			natsSubscription_Destroy(sub);
 		}
-	if (b->nc) {
+	}
+	natsConnection *nc = atomic_load(&b->nc);
+	if (nc) {
 		if (shmkit_bridge_connected(b)) /* what was handed over gets out if it can */
-			natsConnection_FlushTimeout(b->nc, 1000);
-		natsConnection_Close(b->nc);
-		natsConnection_Destroy(b->nc);
+			natsConnection_FlushTimeout(nc, 1000);
+		natsConnection_Close(nc);
+		natsConnection_Destroy(nc);
 	}
 	natsOptions_Destroy(b->opts);
 	if (b->status) {
@@ -633,6 +913,7 @@ int shmkit_bridge_close(shmkit_bridge *b)
 	free(b->echoes);
 	free(b->maps);
 	free(b->host_id);
+	pthread_mutex_destroy(&b->err_lock);
 	free(b);
 	return 0;
 }
