@@ -273,6 +273,13 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
 		grep -q "key file $T/client.key: Permission denied" "$T/perm.err"
 fi
 
+# A bridge that has been retrying a refused handshake stops cleanly on SIGTERM: exit
+# 0 (under a sanitizer: with nothing to report), its status removed.
+kill "$bc"
+wait "$bc"
+check "no CA: SIGTERM: the retrying bridge exits 0" test $? = 0
+check "no CA: SIGTERM: its status is gone" sh -c "! '$S' bridge --status --host-id tc$P 2>/dev/null"
+
 if [ "$fails" -ne 0 ]; then
 	for f in ba.err bb.err bc.err bd.err bk.err bl.err bu.err; do
 		echo "== $f"; cat "$T/$f"

@@ -102,6 +102,77 @@ static void bad_calls(const char *url, const char *topic)
 	CHECK_EQ(shmkit_bridge_status_read("nobody-here", buf, sizeof buf), -ENOENT);
 }
 
+/* TLS and credential options that cannot work: -EINVAL, and errbuf says why, naming
+ * the file when a file is the reason. */
+static void bad_credentials(const char *url, const char *topic)
+{
+	const char *servers[] = {url};
+	struct shmkit_bridge_map good = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.x"};
+	char junk[] = "/tmp/shmkit-bridge-junk-XXXXXX"; /* a file that is no PEM */
+	int fd = mkstemp(junk);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "not a certificate\n", 18) == 18);
+	close(fd);
+	char err[512];
+	struct shmkit_bridge_opts base = {.servers = servers, .nservers = 1, .maps = &good,
+					  .nmaps = 1, .host_id = "t2", .errbuf = err,
+					  .errcap = sizeof err};
+	struct {
+		const char *what, *says;
+		struct shmkit_bridge_opts o;
+	} t[] = {
+	    {"unknown TLS flag", "unknown TLS flags", base},
+	    {"certificate without key", "needs its key", base},
+	    {"key without certificate", "needs its key", base},
+	    {"creds and nkey", "exclude each other", base},
+	    {"nkey without seed", "needs its seed file", base},
+	    {"token and user", "exclude each other", base},
+	    {"password without user", "needs a user", base},
+	    {"missing CA file", "CA certificate file /nonexistent/ca.pem: No such file", base},
+	    {"directory as CA file", "CA certificate file /: Is a directory", base},
+	    {"device as key file", "key file /dev/null: not a regular file", base},
+	    {"missing creds file", "credentials file /nonexistent/u.creds: No such file", base},
+	    {"missing seed file", "NKey seed file /nonexistent/u.nk: No such file", base},
+	    {"CA file that is no PEM", "CA certificate file /tmp/shmkit-bridge-junk-", base},
+	};
+	t[0].o.tls_flags = 1u << 5;
+	t[1].o.tls_cert = junk;
+	t[2].o.tls_key = junk;
+	t[3].o.creds = junk;
+	t[3].o.nkey = "UABC";
+	t[3].o.nkey_seed = junk;
+	t[4].o.nkey = "UABC";
+	t[5].o.token = "x";
+	t[5].o.user = "u";
+	t[6].o.password = "p";
+	t[7].o.tls_ca = "/nonexistent/ca.pem";
+	t[8].o.tls_ca = "/";
+	t[9].o.tls_cert = junk;
+	t[9].o.tls_key = "/dev/null";
+	t[10].o.creds = "/nonexistent/u.creds";
+	t[11].o.nkey = "UABC";
+	t[11].o.nkey_seed = "/nonexistent/u.nk";
+	t[12].o.tls_ca = junk;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		shmkit_bridge *b = (shmkit_bridge *)1;
+		err[0] = '\0';
+		int r = shmkit_bridge_open(&t[i].o, &b);
+		if (r != -EINVAL || b != NULL || !strstr(err, t[i].says)) {
+			fprintf(stderr, "%s: open returned %d (%s), errbuf '%s'\n", t[i].what, r,
+				shmkit_strerror(r), err);
+			unlink(junk);
+			exit(T_FAIL);
+		}
+	}
+	t[7].o.errbuf = NULL; /* nowhere to say why: the same error */
+	shmkit_bridge *b = (shmkit_bridge *)1;
+	CHECK_EQ(shmkit_bridge_open(&t[7].o, &b), -EINVAL);
+	CHECK(b == NULL);
+	unlink(junk);
+	char buf[8];
+	CHECK_EQ(shmkit_bridge_last_error(NULL, buf, sizeof buf), -EINVAL);
+}
+
 /* A server that is not there: the bridge opens, waits, and never blocks the topic. */
 static void unreachable(const char *url, const char *out_topic, const char *in_topic)
 {
@@ -160,6 +231,15 @@ static void unreachable(const char *url, const char *out_topic, const char *in_t
 	CHECK(strstr(text, line));
 	snprintf(line, sizeof line, "\nin %s t.in.> forwarded 0 dropped 0 ", in_topic);
 	CHECK(strstr(text, line));
+	/* Why it is not connected: nats.c's reason, in the status's last line too. */
+	char why[256];
+	n = shmkit_bridge_last_error(b, why, sizeof why);
+	CHECK(n > 0 && (size_t)n == strlen(why));
+	printf("unreachable: last error '%s'\n", why);
+	char *err_line = strstr(text, "\nerror ");
+	CHECK(err_line && strchr(err_line + 1, '\n') && !strchr(err_line + 1, '\n')[1]);
+	CHECK_EQ(shmkit_bridge_last_error(b, why, 4), 3); /* truncated, NUL-terminated */
+	CHECK_EQ(shmkit_bridge_last_error(b, why, 0), -EINVAL);
 
 	shmkit_topic_close(pub);
 	CHECK_OK(shmkit_bridge_close(b));
@@ -173,6 +253,7 @@ int main(void)
 	const char *out_topic = t_name("bridge-out"), *in_topic = t_name("bridge-in");
 	T_RUN(subjects());
 	T_RUN(bad_calls(url, out_topic));
+	T_RUN(bad_credentials(url, out_topic));
 	T_RUN(unreachable(url, out_topic, in_topic));
 	return T_PASS;
 }
