@@ -152,7 +152,8 @@ tls-hostname localhost
 topic-out /ta$P=shmkit.tls.t$P
 EOF
 "$S" bridge --config "$T/a.conf" 2>"$T/ba.err" &
-pids="$pids $!"
+ba=$!
+pids="$pids $ba"
 "$S" bridge --server "$TLS_URL" --host-id "tb$P" --tls-ca "$T/ca.pem" --tls-cert "$T/client.pem" \
 	--tls-key "$T/client.key" --tls-hostname localhost --topic-in "shmkit.tls.t$P=/tb$P" \
 	2>"$T/bb.err" &
@@ -200,7 +201,8 @@ check "wrong host name: --status says the certificate does not match" \
 # --- a token ----------------------------------------------------------------------
 "$S" bridge --server "$TOK_URL" --host-id "tk$P" --token-file "$T/token" \
 	--topic-out "/tk$P=shmkit.tok.t$P" 2>"$T/bk.err" &
-pids="$pids $!"
+bk=$!
+pids="$pids $bk"
 SHMKIT_NATS_TOKEN="tok-$P-right" "$S" bridge --server "$TOK_URL" --host-id "tl$P" \
 	--topic-in "shmkit.tok.t$P=/tl$P" 2>"$T/bl.err" &
 pids="$pids $!"
@@ -273,12 +275,16 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
 		grep -q "key file $T/client.key: Permission denied" "$T/perm.err"
 fi
 
-# A bridge that has been retrying a refused handshake stops cleanly on SIGTERM: exit
-# 0 (under a sanitizer: with nothing to report), its status removed.
-kill "$bc"
-wait "$bc"
-check "no CA: SIGTERM: the retrying bridge exits 0" test $? = 0
-check "no CA: SIGTERM: its status is gone" sh -c "! '$S' bridge --status --host-id tc$P 2>/dev/null"
+# Bridges stop cleanly on SIGTERM: exit 0 (under a sanitizer: with nothing to report),
+# their status removed; one connected over TLS, one with a token, one that has been
+# retrying a refused handshake.
+for h in "a $ba" "k $bk" "c $bc"; do
+	set -- $h
+	kill "$2"
+	wait "$2"
+	check "SIGTERM: bridge t$1 exits 0" test $? = 0
+	check "SIGTERM: bridge t$1's status is gone" sh -c "! '$S' bridge --status --host-id t$1$P 2>/dev/null"
+done
 
 if [ "$fails" -ne 0 ]; then
 	for f in ba.err bb.err bc.err bd.err bk.err bl.err bu.err; do
