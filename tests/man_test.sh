@@ -64,9 +64,10 @@ for page in "$src"/man/*.[0-9]; do
 done
 [ "$n" -gt 0 ] || bad "no page in $src/man"
 
-# Every public function has a page under its own name (its family's, through a link).
-for f in $(grep -h '^SHMKIT_API' "$src"/include/shmkit/*.h |
-	sed -n 's/^SHMKIT_API[^(]*[ *]\([A-Za-z_][A-Za-z0-9_]*\)(.*/\1/p'); do
+# Every public function has a page under its own name (its family's, through a link),
+# the bridge library's (SHMKIT_BRIDGE_API) too.
+for f in $(grep -h '^SHMKIT_\(BRIDGE_\)\{0,1\}API' "$src"/include/shmkit/*.h |
+	sed -n 's/^SHMKIT_[A-Z_]*API[^(]*[ *]\([A-Za-z_][A-Za-z0-9_]*\)(.*/\1/p'); do
 	[ -e "$src/man/$f.3" ] || bad "no page for $f: add man/$f.3 (a link to its family's page)"
 done
 
