@@ -94,9 +94,12 @@ struct shmkit_bridge_opts {
 	                             *   natsOptions_LoadCertificatesChain() with @tls_key
 	                             *   (read at open). Both or neither */
 	const char *tls_key;        /**< PEM file of @tls_cert's private key */
-	const char *tls_hostname;   /**< the name the server's certificate must carry:
-	                             *   natsOptions_SetExpectedHostname(). Default: none,
-	                             *   and nats.c then checks the chain, not the name */
+	const char *tls_hostname;   /**< the name the server's certificate must carry, in
+	                             *   place of the host of the server's URL:
+	                             *   natsOptions_SetExpectedHostname(). Default: Debian's
+	                             *   nats.c (built with NATS_FORCE_HOST_VERIFICATION)
+	                             *   checks the URL's host, name or IP address; a nats.c
+	                             *   built without it checks no name */
 	const char *creds;          /**< NATS credentials file (user JWT and NKey seed, as
 	                             *   `nsc` writes it): natsOptions_SetUserCredentialsFromFiles()
 	                             *   (read at each connect). Not with @nkey */
