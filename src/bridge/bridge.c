@@ -532,10 +532,11 @@ static int conn_install(shmkit_bridge *b, natsConnection *nc)
 		natsStatus s = natsConnection_Subscribe(&sub, nc, m->subject, on_msg, m);
 		if (s != NATS_OK) {
 			set_error(b, s, nats_GetLastError(NULL));
-			for (size_t j = 0; j < i; j++) { /* none of it: the bridge stays unconnected */
-				natsSubscription *done = atomic_exchange(&b->maps[j].sub, NULL);
-				natsSubscription_Destroy(done);
-			}
+			/* None of it: the bridge stays unconnected. The connection is closed
+			 * first: nats.c 3.4.1 may crash destroying a subscription it still reads. */
+			natsConnection_Close(nc);
+			for (size_t j = 0; j < i; j++)
+				natsSubscription_Destroy(atomic_exchange(&b->maps[j].sub, NULL));
 			natsConnection_Destroy(nc);
 			return nats_err(s);
 		}
@@ -587,13 +588,19 @@ static int conn_tend(shmkit_bridge *b, int64_t now)
 		return now >= b->next_try ? conn_try(b) : 0;
 	if (natsConnection_Status(nc) != NATS_CONN_STATUS_CLOSED)
 		return 0;
-	pthread_mutex_lock(&b->err_lock);
-	natsStatus s = b->err_status;
-	pthread_mutex_unlock(&b->err_lock);
-	if (s == NATS_OK) { /* closed with no reason seen yet: take nats.c's */
-		const char *text = NULL;
-		s = natsConnection_GetLastError(nc, &text);
-		set_error(b, s == NATS_OK ? NATS_CONNECTION_CLOSED : s, text);
+	/* nats.c's own reason, unless it is only "No server available" (what it says
+	 * when it gave up after refusals): then the last reason seen before. */
+	const char *text = NULL;
+	natsStatus s = natsConnection_GetLastError(nc, &text);
+	if (s != NATS_OK && s != NATS_NO_SERVER) {
+		set_error(b, s, text);
+	} else {
+		pthread_mutex_lock(&b->err_lock);
+		natsStatus seen = b->err_status;
+		pthread_mutex_unlock(&b->err_lock);
+		if (seen == NATS_OK)
+			set_error(b, NATS_CONNECTION_CLOSED, text);
+		s = seen;
 	}
 	return s == NATS_CONNECTION_AUTH_FAILED ? -EPERM : -ECONNABORTED;
 }
