@@ -2,12 +2,12 @@
 # bridge_tls_test.sh SHMKIT: `shmkit bridge` with TLS and credentials, on loopback.
 # A throwaway CA, server and client certificates made with openssl in a temp dir; a
 # nats-server that requires TLS and a client certificate (verify: true), one that
-# requires a token, one that requires a user and password, each on a port it picks
+# requires a token, one that requires a user and password, one an NKey, each on a port it picks
 # itself (read back from its log). Shows: the right CA and certificate carry a topic
 # end to end; without the CA, or with the wrong host name, the bridge keeps running
 # and says why in --status and on stderr; a token or a password works from a file or
-# the environment and a wrong one ends the bridge with exit 1 and the server's
-# reason; a missing, unreadable or bad file is exit 2 naming it.
+# the environment, and so does an NKey, and a wrong one ends the bridge with exit 1
+# and the server's reason; a missing, unreadable or bad file is exit 2 naming it.
 # Skips (77) without nats-server, openssl, or a bridge built with libnats.
 set -u
 S=${1:?usage: bridge_tls_test.sh SHMKIT}
@@ -33,8 +33,8 @@ cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done
 	# (a usage error found after the bridge opened its topic leaves the topic: /tx, /ty)
-	for n in /ta$P /tb$P /tk$P /tl$P /tu$P /tx$P /ty$P; do "$S" rm "$n" >/dev/null 2>&1; done
-	for h in ta tb tc td tk tl tu tx ty; do "$S" rm "/shmkit-bridge-$h$P" >/dev/null 2>&1; done
+	for n in /ta$P /tb$P /tk$P /tl$P /tn$P /tu$P /tx$P /ty$P; do "$S" rm "$n" >/dev/null 2>&1; done
+	for h in ta tb tc td tk tl tn tu tx ty; do "$S" rm "/shmkit-bridge-$h$P" >/dev/null 2>&1; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -234,6 +234,46 @@ check "user: a wrong SHMKIT_NATS_PASSWORD is refused: exit 1" sh -c \
 		--user bridge --topic-out /tu$P=x.y >/dev/null 2>'$T/pw.err'; test \$? = 1"
 check "user: ... with the server's reason" grep -q "Authorization Violation" "$T/pw.err"
 
+# --- an NKey -----------------------------------------------------------------------
+# An Ed25519 key from openssl, encoded as NATS writes NKeys: base32 (no padding) of a
+# prefix, the 32 key bytes and a CRC-16 (polynomial 0x1021, little-endian); the user's
+# public key starts with U, its seed with SU.
+if command -v python3 >/dev/null 2>&1 &&
+	openssl genpkey -algorithm ed25519 -out "$T/nk.pem" 2>/dev/null &&
+	openssl pkey -in "$T/nk.pem" -outform DER -out "$T/nk.der" 2>/dev/null &&
+	openssl pkey -in "$T/nk.pem" -pubout -outform DER -out "$T/nk.pub.der" 2>/dev/null; then
+	NKEY=$(python3 - "$T/nk.der" "$T/nk.pub.der" "$T/nk.seed" <<'PY'
+import base64, sys
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+def encode(raw):
+    c = crc16(raw)
+    return base64.b32encode(raw + bytes([c & 0xFF, c >> 8])).decode().rstrip("=")
+seed = open(sys.argv[1], "rb").read()[-32:]  # DER ends with the raw key
+pub = open(sys.argv[2], "rb").read()[-32:]
+user = 20 << 3
+with open(sys.argv[3], "w") as f:
+    f.write(encode(bytes([(18 << 3) | (user >> 5), (user & 31) << 3]) + seed) + "\n")
+print(encode(bytes([user]) + pub))
+PY
+)
+	printf 'listen: 127.0.0.1:-1\nauthorization { users: [ { nkey: "%s" } ] }\n' "$NKEY" >"$T/nkey.conf"
+	check "nkey: the server starts" start_server NK "$T/nkey.conf"
+	"$S" bridge --server "nats://127.0.0.1:${NK_PORT:-1}" --host-id "tn$P" --nkey "$NKEY" \
+		--nkey-seed "$T/nk.seed" --topic-out "/tn$P=shmkit.nk.t$P" 2>"$T/bn.err" &
+	pids="$pids $!"
+	check "nkey: --nkey with --nkey-seed connects" wait_for 15 connected "tn$P"
+	check "nkey: without it, refused: exit 1" exits_with 1 10 "$T/nonk.err" \
+		--server "nats://127.0.0.1:${NK_PORT:-1}" --host-id "tx$P" --topic-out "/tn$P=x.y"
+else
+	echo "nkey: skipped (needs python3 and an openssl with Ed25519)"
+fi
+
 # --- files: a usage error naming the file -----------------------------------------
 # (What the library refuses, each file and option, test_bridge_api checks; here, that
 # each option reaches it and the tool says so with exit 2. Few: under a sanitizer each
@@ -300,7 +340,7 @@ check "rotated token: stderr says the server refused the credentials" \
 	grep -q "refused the credentials: Authorization Violation" "$T/bl.err"
 
 if [ "$fails" -ne 0 ]; then
-	for f in ba.err bb.err bc.err bd.err bk.err bl.err bu.err TOK2.log; do
+	for f in ba.err bb.err bc.err bd.err bk.err bl.err bn.err bu.err TOK2.log; do
 		echo "== $f"; cat "$T/$f"
 	done >&2
 fi
