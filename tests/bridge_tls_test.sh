@@ -2,7 +2,7 @@
 # bridge_tls_test.sh SHMKIT: `shmkit bridge` with TLS and credentials, on loopback.
 # A throwaway CA, server and client certificates made with openssl in a temp dir; a
 # nats-server that requires TLS and a client certificate (verify: true), one that
-# requires a token, one that requires a user and password, one an NKey, each on a port it picks
+# requires a token, one a user and password, one an NKey, each on a port it picks
 # itself (read back from its log). Shows: the right CA and certificate carry a topic
 # end to end; without the CA, or with the wrong host name, the bridge keeps running
 # and says why in --status and on stderr; a token or a password works from a file or
