@@ -705,7 +705,8 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 
 	char sname[128];
 	status_name(b->host_id, sname, sizeof sname);
-	b->status_size = 256 + ERR_MAX + b->nmaps * STATUS_LINE_MAX;
+	/* the first line (an id of 64, a URL of 255), the error line, the mappings */
+	b->status_size = 512 + sizeof "error \n" + ERR_MAX + b->nmaps * STATUS_LINE_MAX;
 	r = shmkit_blob_open(sname, b->status_size, 0644, SHMKIT_SEG_CREATE, &b->status);
 	if (r == -EINVAL) { /* a leftover of another size: replace it */
 		shmkit_blob *old = NULL;
