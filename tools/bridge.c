@@ -25,11 +25,14 @@ static const char usage_line[] =
  * passed to nats.c through struct shmkit_bridge_opts. Secrets never come from the
  * command line, where ps shows them: a token and a password are read from a file or
  * the environment. */
-static const char *const cred_keys[] = {
-	"tls-ca", "tls-cert", "tls-key", "tls-hostname", "creds", "nkey", "nkey-seed",
-	"token-file", "user", "password-file",
+enum { TLS_CA, TLS_CERT, TLS_KEY, TLS_HOSTNAME, CREDS, NKEY, NKEY_SEED, TOKEN_FILE, USER,
+       PASSWORD_FILE, NCRED };
+static const char *const cred_keys[NCRED] = {
+	[TLS_CA] = "tls-ca", [TLS_CERT] = "tls-cert", [TLS_KEY] = "tls-key",
+	[TLS_HOSTNAME] = "tls-hostname", [CREDS] = "creds", [NKEY] = "nkey",
+	[NKEY_SEED] = "nkey-seed", [TOKEN_FILE] = "token-file", [USER] = "user",
+	[PASSWORD_FILE] = "password-file",
 };
-#define NCRED (sizeof cred_keys / sizeof cred_keys[0])
 #define SECRET_MAX 4096
 
 struct cfg {
@@ -40,7 +43,7 @@ struct cfg {
 	char **owned; /* strings to free */
 	size_t nowned;
 	const char *host_id;
-	const char *cred[NCRED]; /* by cred_keys' order */
+	const char *cred[NCRED]; /* indexed as cred_keys */
 	unsigned tls_flags;
 };
 
@@ -74,28 +77,28 @@ static int read_secret(const char *what, const char *path, char *out, size_t cap
 static int cred_opts(const struct cfg *c, struct shmkit_bridge_opts *o, char *token, char *password)
 {
 	o->tls_flags = c->tls_flags;
-	o->tls_ca = c->cred[0];
-	o->tls_cert = c->cred[1];
-	o->tls_key = c->cred[2];
-	o->tls_hostname = c->cred[3];
-	o->creds = c->cred[4];
-	o->nkey = c->cred[5];
-	o->nkey_seed = c->cred[6];
-	o->user = c->cred[8];
+	o->tls_ca = c->cred[TLS_CA];
+	o->tls_cert = c->cred[TLS_CERT];
+	o->tls_key = c->cred[TLS_KEY];
+	o->tls_hostname = c->cred[TLS_HOSTNAME];
+	o->creds = c->cred[CREDS];
+	o->nkey = c->cred[NKEY];
+	o->nkey_seed = c->cred[NKEY_SEED];
+	o->user = c->cred[USER];
 	const char *env;
-	if (c->cred[7]) {
-		if (read_secret("token file", c->cred[7], token, SECRET_MAX))
+	if (c->cred[TOKEN_FILE]) {
+		if (read_secret("token file", c->cred[TOKEN_FILE], token, SECRET_MAX))
 			return SHMKIT_EXIT_USAGE;
 		o->token = token;
 	} else if ((env = getenv("SHMKIT_NATS_TOKEN")) && *env) {
 		o->token = env;
 	}
-	if (c->cred[9]) {
+	if (c->cred[PASSWORD_FILE]) {
 		if (!o->user) {
 			fprintf(stderr, "shmkit bridge: --password-file needs --user\n");
 			return SHMKIT_EXIT_USAGE;
 		}
-		if (read_secret("password file", c->cred[9], password, SECRET_MAX))
+		if (read_secret("password file", c->cred[PASSWORD_FILE], password, SECRET_MAX))
 			return SHMKIT_EXIT_USAGE;
 		o->password = password;
 	} else if (o->user && (env = getenv("SHMKIT_NATS_PASSWORD"))) {
