@@ -1,7 +1,7 @@
 #!/bin/sh
 # bridge_test.sh SHMKIT: `shmkit bridge` between two simulated hosts on loopback.
 # Two nats-server processes clustered on free loopback ports, one bridge per "host"
-# (host ids ha and hb; host A's topics are /a-*, host B's /b-*, so the two sides never
+# (host ids haPID and hbPID; host A's topics are /a-*, host B's /b-*, so the two sides never
 # share memory); then a third host whose server is down when its bridge starts.
 # Skips (77) when nats-server is not installed or the tool was built without libnats.
 # Every server and bridge is killed at the end, whatever happened.
@@ -26,8 +26,8 @@ pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done
-	for n in /a-t$P /b-t$P /a-u$P /b-u$P /c-t$P /d-t$P /shmkit-bridge-ha /shmkit-bridge-hb \
-		/shmkit-bridge-hc /shmkit-bridge-hd; do "$S" rm "$n" >/dev/null 2>&1; done
+	for n in /a-t$P /b-t$P /a-u$P /b-u$P /c-t$P /d-t$P /shmkit-bridge-ha$P /shmkit-bridge-hb$P \
+		/shmkit-bridge-hc$P /shmkit-bridge-hd$P; do "$S" rm "$n" >/dev/null 2>&1; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -108,7 +108,7 @@ ok
 cat >"$T/a.conf" <<EOF
 # host A
 server nats://127.0.0.1:$PA
-host-id ha
+host-id ha$P
 topic-out /a-t$P=shmkit.test.t$P
 
 topic-out /a-u$P=shmkit.test.u$P
@@ -117,18 +117,18 @@ EOF
 "$S" bridge --config "$T/a.conf" 2>"$T/ba.err" &
 ba=$!
 pids="$pids $ba"
-"$S" bridge --server "nats://127.0.0.1:$PB" --server "nats://127.0.0.1:$PA" --host-id hb \
+"$S" bridge --server "nats://127.0.0.1:$PB" --server "nats://127.0.0.1:$PA" --host-id hb$P \
 	--topic-in "shmkit.test.t$P=/b-t$P" --topic-out "/b-u$P=shmkit.test.u$P" \
 	--topic-in "shmkit.test.u$P=/b-u$P" 2>"$T/bb.err" &
 pids="$pids $!"
-check "bridge A connects" wait_for 15 connected ha
-check "bridge B connects" wait_for 15 connected hb
+check "bridge A connects" wait_for 15 connected ha$P
+check "bridge B connects" wait_for 15 connected hb$P
 
 # --- A → B: in order, intact, nothing lost ----------------------------------------
 awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) {
 	s = sprintf("m %06d ", i); for (j = 0; j < 90; j++) s = s sprintf("%c", 33 + (i * 31 + j * 7) % 90)
 	print s } }' >"$T/sent"
-check "A → B interest propagates" warm ha "/a-t$P" hb "/b-t$P"
+check "A → B interest propagates" warm ha$P "/a-t$P" hb$P "/b-t$P"
 "$S" sub --timeout 3 "/b-t$P" >"$T/got.raw" 2>"$T/sub.err" &
 sub=$!
 pids="$pids $sub"
@@ -140,14 +140,14 @@ check "A → B: $N messages in order and intact ($(cksum <"$T/sent" | cut -d' ' 
 	cmp -s "$T/sent" "$T/got"
 check "A → B: the subscriber lost nothing" sh -c "! grep -q lost '$T/sub.err'"
 sleep 0.4 # one status refresh
-check "A → B: bridge A dropped nothing" test "$(counter ha out /a-t$P dropped)" = 0
-check "A → B: bridge B dropped nothing" test "$(counter hb in /b-t$P dropped)" = 0
-fa=$(counter ha out /a-t$P forwarded)
+check "A → B: bridge A dropped nothing" test "$(counter ha$P out /a-t$P dropped)" = 0
+check "A → B: bridge B dropped nothing" test "$(counter hb$P in /b-t$P dropped)" = 0
+fa=$(counter ha$P out /a-t$P forwarded)
 check "A → B: bridge A forwarded at least $N (got $fa)" test "${fa:-0}" -ge "$N"
 "$S" top --once --json --interval 0.1 >"$T/top.json" 2>/dev/null
-check "top shows bridge A running and connected, with what it forwarded" python3 - "$T/top.json" "/a-t$P" "$N" <<'PY'
+check "top shows bridge A running and connected, with what it forwarded" python3 - "$T/top.json" "/a-t$P" "$N" "ha$P" <<'PY'
 import json, sys
-rows = [s for s in json.load(open(sys.argv[1]))["segments"] if s.get("bridge") and s["bridge"]["host"] == "ha"]
+rows = [s for s in json.load(open(sys.argv[1]))["segments"] if s.get("bridge") and s["bridge"]["host"] == sys.argv[4]]
 assert len(rows) == 1, rows
 b = rows[0]["bridge"]
 assert b["running"] and b["connected"], b
@@ -157,8 +157,8 @@ PY
 
 # --- both directions on both hosts: every message exactly once, no loop -----------
 M=$((N / 4))
-check "A → B on u propagates" warm ha "/a-u$P" hb "/b-u$P"
-check "B → A on u propagates" warm hb "/b-u$P" ha "/a-u$P"
+check "A → B on u propagates" warm ha$P "/a-u$P" hb$P "/b-u$P"
+check "B → A on u propagates" warm hb$P "/b-u$P" ha$P "/a-u$P"
 "$S" sub --timeout 3 "/a-u$P" >"$T/ua.raw" 2>"$T/ua.err" &
 sa=$!
 "$S" sub --timeout 3 "/b-u$P" >"$T/ub.raw" 2>"$T/ub.err" &
@@ -184,10 +184,10 @@ for h in a b; do
 		test "$(grep -cv '^warm ' "$T/u$h.raw")" = $((2 * M))
 done
 sleep 0.4
-sk=$(counter hb out /b-u$P skipped)
+sk=$(counter hb$P out /b-u$P skipped)
 check "both ways: bridge B did not send A's messages back out (skipped $sk)" \
 	test "${sk:-0}" -ge "$M"
-sk=$(counter ha in /a-u$P skipped)
+sk=$(counter ha$P in /a-u$P skipped)
 check "both ways: bridge A dropped its own messages coming back (skipped $sk)" \
 	test "${sk:-0}" -ge "$M"
 
@@ -196,16 +196,16 @@ cat >"$T/nc.conf" <<EOF
 listen: 127.0.0.1:$PC
 max_payload: 4096
 EOF
-"$S" bridge --server "nats://127.0.0.1:$PC" --host-id hc --topic-out "/c-t$P=shmkit.test.c$P" \
+"$S" bridge --server "nats://127.0.0.1:$PC" --host-id hc$P --topic-out "/c-t$P=shmkit.test.c$P" \
 	2>"$T/bc.err" &
 bc=$!
 pids="$pids $bc"
-"$S" bridge --server "nats://127.0.0.1:$PC" --host-id hd --topic-in "shmkit.test.c$P=/d-t$P" \
+"$S" bridge --server "nats://127.0.0.1:$PC" --host-id hd$P --topic-in "shmkit.test.c$P=/d-t$P" \
 	2>"$T/bd.err" &
 bd=$!
 pids="$pids $bd"
 check "server down: the bridge runs and says it is not connected" wait_for 10 sh -c \
-	"'$S' bridge --status --host-id hc | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
+	"'$S' bridge --status --host-id hc$P | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
 # Far more than the ring holds: a publisher that waited for the bridge would hang here.
 big=$((20000 * scale))
 seq 1 "$big" | awk '{ printf "down %06d %0200d\n", $1, 0 }' >"$T/down"
@@ -215,9 +215,9 @@ check "server down: the bridge is still running" kill -0 "$bc"
 nats-server -c "$T/nc.conf" >"$T/nc.log" 2>&1 &
 nc=$!
 pids="$pids $nc"
-check "server up: bridge C connects" wait_for 15 connected hc
-check "server up: bridge D connects" wait_for 15 connected hd
-check "server up: C → D interest propagates" warm hc "/c-t$P" hd "/d-t$P"
+check "server up: bridge C connects" wait_for 15 connected hc$P
+check "server up: bridge D connects" wait_for 15 connected hd$P
+check "server up: C → D interest propagates" warm hc$P "/c-t$P" hd$P "/d-t$P"
 "$S" sub --timeout 3 "/d-t$P" >"$T/d.raw" 2>"$T/d.err" &
 sd=$!
 pids="$pids $sd"
@@ -229,19 +229,19 @@ grep -v '^warm \|^down ' "$T/d.raw" >"$T/d.got"
 check "server up: C forwards to D; the oversized message is not sent, nor truncated" \
 	test "$(cat "$T/d.got" | tr '\n' ' ')" = "before after "
 sleep 0.4
-check "oversized: counted" test "$(counter hc out /c-t$P oversized)" = 1
+check "oversized: counted" test "$(counter hc$P out /c-t$P oversized)" = 1
 check "oversized: reported on stderr" grep -q "max_payload (4096 bytes" "$T/bc.err"
 
 # --- the server restarts: both bridges reconnect by themselves ---------------------
 kill "$nc"
 wait "$nc"
 check "restart: bridge C sees the server gone" wait_for 10 sh -c \
-	"'$S' bridge --status --host-id hc | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
+	"'$S' bridge --status --host-id hc$P | awk 'NR == 1 && \$4 == 0 { ok = 1 } END { exit !ok }'"
 check "restart: a lossy publisher never blocks meanwhile" timeout 20 "$S" pub "/c-t$P" <"$T/down"
 nats-server -c "$T/nc.conf" >"$T/nc2.log" 2>&1 &
 pids="$pids $!"
-check "restart: bridge C reconnects" wait_for 15 connected hc
-check "restart: bridge D reconnects" wait_for 15 connected hd
+check "restart: bridge C reconnects" wait_for 15 connected hc$P
+check "restart: bridge D reconnects" wait_for 15 connected hd$P
 sleep 0.3
 "$S" sub --timeout 3 "/d-t$P" >"$T/d2.raw" 2>/dev/null &
 sd=$!
@@ -287,13 +287,13 @@ for p in "$bc" "$ba"; do
 	wait "$p"
 	check "SIGTERM: the bridge exits 0" test $? = 0
 done
-check "SIGTERM: its status is gone" sh -c "! '$S' bridge --status --host-id hc 2>/dev/null"
+check "SIGTERM: its status is gone" sh -c "! '$S' bridge --status --host-id hc$P 2>/dev/null"
 
 # A bridge killed outright leaves its status behind, which --status sees is old.
 kill -9 "$bd"
 wait "$bd" 2>/dev/null
 sleep 2.5
-"$S" bridge --status --host-id hd >/dev/null 2>"$T/st.err"
+"$S" bridge --status --host-id hd$P >/dev/null 2>"$T/st.err"
 check "SIGKILL: --status of a dead bridge: exit 1" test $? = 1
 check "SIGKILL: --status of a dead bridge: says it is not running" grep -q "not running" "$T/st.err"
 
