@@ -1082,7 +1082,7 @@ static void bench_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmkit bench [--json] [--quick] [--rounds N] [--trial-ms N] [--only TEXT]\n"
-		"                    [--no-nice] [--topic | --no-topic | --scale]\n"
+		"                    [--no-nice] [--topic | --no-topic | --scale | --bridge]\n"
 		"                    [--no-install] [--svg FILE]\n\n"
 		"Measure shmkit's message channel against the machine's limits (cache-line\n"
 		"ping-pong, futex wake, memcpy), a textbook shared-memory ring (fixed slots\n"
@@ -1104,13 +1104,19 @@ static void bench_usage(FILE *f)
 		"                latency through 1 000 channels in one epoll set against 1, idle\n"
 		"                CPU, opening 10 000 ends; it is part of the default full run\n"
 		"                too (about 10 s on a quiet machine)\n"
+		"  --bridge      only the NATS bridge (issue 12): a topic carried from host A\n"
+		"                to host B by two `shmkit bridge` processes over two clustered\n"
+		"                nats-servers on loopback, against plain nats.c; %d rounds of\n"
+		"                %d ms trials by default (needs nats-server on PATH and a build\n"
+		"                with libnats)\n"
 		"  --no-install  when libzmq.so.5 is missing, skip ZeroMQ (by default root\n"
 		"                installs Debian's libzmq3-dev with apt-get first)\n"
 		"  --svg FILE    also draw the run as a self-contained SVG chart in FILE (round\n"
 		"                trips, throughput per size, limits as lines, targets, topics)\n\n"
 		"Exit status: 0 the benchmark ran (thresholds missed included), 1 a case failed\n"
 		"or the chart could not be written, 2 usage.\n",
-		ROUNDS_QUICK, TRIAL_MS_QUICK, ROUNDS_DEFAULT, TRIAL_MS_DEFAULT, BENCH_NICE);
+		ROUNDS_QUICK, TRIAL_MS_QUICK, ROUNDS_DEFAULT, TRIAL_MS_DEFAULT, BENCH_NICE,
+		ROUNDS_BRIDGE, TRIAL_MS_BRIDGE);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -1146,6 +1152,8 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 			cfg->topic = a[2] == 't' ? 1 : -1;
 		} else if (!strcmp(a, "--scale")) {
 			cfg->scale = 1;
+		} else if (!strcmp(a, "--bridge")) {
+			cfg->bridge = 1;
 		} else if (!strcmp(a, "--no-install")) {
 			cfg->no_install = 1;
 		} else if (!strcmp(a, "--svg")) {
@@ -1176,13 +1184,22 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 			goto bad;
 		}
 	}
-	if (cfg->scale && cfg->topic) {
-		fprintf(stderr, "shmkit bench: --scale and --topic/--no-topic: choose one\n");
+	if (!!cfg->scale + !!cfg->topic + cfg->bridge > 1) {
+		fprintf(stderr, "shmkit bench: --scale, --topic/--no-topic, --bridge: choose one\n");
 		bench_usage(stderr);
 		return -1;
 	}
-	cfg->rounds = rounds ? rounds : cfg->quick ? ROUNDS_QUICK : ROUNDS_DEFAULT;
-	cfg->trial_ms = trial ? trial : cfg->quick ? TRIAL_MS_QUICK : TRIAL_MS_DEFAULT;
+	if (cfg->bridge && (cfg->json || cfg->svg)) {
+		fprintf(stderr, "shmkit bench: --bridge prints a table only (no --json, --svg)\n");
+		bench_usage(stderr);
+		return -1;
+	}
+	cfg->rounds = rounds ? rounds
+		      : cfg->quick ? ROUNDS_QUICK
+		      : cfg->bridge ? ROUNDS_BRIDGE : ROUNDS_DEFAULT;
+	cfg->trial_ms = trial ? trial
+			: cfg->bridge ? (cfg->quick ? TRIAL_MS_BRIDGE_QUICK : TRIAL_MS_BRIDGE)
+			: cfg->quick ? TRIAL_MS_QUICK : TRIAL_MS_DEFAULT;
 	return 0;
 bad:
 	fprintf(stderr, "shmkit bench: bad argument '%s'\n", argv[i]);
@@ -1204,6 +1221,15 @@ int shmkit_cmd_bench(int argc, char **argv)
 	r = parse_args(argc, argv, &cfg);
 	if (r)
 		return r > 0 ? SHMKIT_EXIT_OK : SHMKIT_EXIT_USAGE;
+	if (cfg.bridge) {
+#ifdef SHMKIT_HAVE_BRIDGE
+		return shmkit__bench_bridge_run(&cfg);
+#else
+		printf("shmkit bench --bridge: skipped: this shmkit was built without libnats "
+		       "(apt-get install libnats-dev, then rebuild)\n");
+		return SHMKIT_EXIT_OK;
+#endif
+	}
 	/* Opened before the run, so that a chart that cannot be written is known before
 	 * minutes of measuring; close-on-exec keeps it from apt-get (bench_topic.c). */
 	if (cfg.svg && !(svg = fopen(cfg.svg, "we"))) {

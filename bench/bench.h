@@ -227,6 +227,7 @@ struct cfg {
 	int scale;	  /* 1: only the scale section (--scale) */
 	int no_install;	  /* never install libzmq3-dev */
 	const char *svg;  /* --svg FILE: the run as a chart, or NULL */
+	int bridge;	  /* 1: only the NATS bridge section (--bridge) */
 };
 
 /* How the run was placed, set by bench.c before the first trial, read by both units:
@@ -423,6 +424,13 @@ void shmkit__bench_scale_print(FILE *f, const struct sbench *sb, int json, int a
 void shmkit__bench_scale_free(struct sbench *sb);
 /* The scale section's results for report.c's JSON, or NULL (set by bench.c). */
 extern struct sbench *g_scale;
+
+/* The NATS bridge section (issue 12): bench/bench_bridge.c, built only with the bridge
+ * (SHMKIT_HAVE_BRIDGE). Runs it alone and prints it; returns the tool's exit status. */
+#define ROUNDS_BRIDGE 10
+#define TRIAL_MS_BRIDGE 250
+#define TRIAL_MS_BRIDGE_QUICK 100
+int shmkit__bench_bridge_run(const struct cfg *cfg);
 
 /* report.c: the 1-minute load average; the machine's description (CPU, kernel, load
  * before); the results of every round as JSON (--json) or as a table. */
