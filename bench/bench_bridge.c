@@ -52,7 +52,13 @@ static const size_t bb_size[BB_SIZES] = {64, 65536};
 #define BB_CAP_LARGE (16 * MIB)		      /* 64 KiB stream: 4 windows */
 
 enum bb_kind { BK_RTT, BK_TPUT };
-enum bb_path { BP_BRIDGE, BP_NATS };
+/* BP_NATS_HDR: plain nats.c doing what the bridge does on the wire, its two headers
+ * set on every message sent and its origin header read from every message received,
+ * but no topic and no process in between: bridge ÷ this is what the topic hops and
+ * the bridge processes cost, this ÷ BP_NATS what nats.c's headers cost. */
+enum bb_path { BP_BRIDGE, BP_NATS, BP_NATS_HDR };
+#define BB_PATHS 3
+static const char *const bb_hdr_origin[2] = {"bench-a", "bench-b"};
 
 struct bb_case {
 	const char *id;
@@ -61,16 +67,21 @@ struct bb_case {
 	int sz; /* index into bb_size */
 };
 
-/* Pairs: the bridge and nats.c trials of one size next to each other. */
+/* Triples: the three paths of one kind and size next to each other, in this order
+ * (bb_path's) at index 3k, 3k+1, 3k+2. */
 static const struct bb_case bb_cases[] = {
     {"bridge.rtt.bridge.64", BK_RTT, BP_BRIDGE, 0},
     {"bridge.rtt.nats.64", BK_RTT, BP_NATS, 0},
+    {"bridge.rtt.nats_hdr.64", BK_RTT, BP_NATS_HDR, 0},
     {"bridge.rtt.bridge.65536", BK_RTT, BP_BRIDGE, 1},
     {"bridge.rtt.nats.65536", BK_RTT, BP_NATS, 1},
+    {"bridge.rtt.nats_hdr.65536", BK_RTT, BP_NATS_HDR, 1},
     {"bridge.tput.bridge.64", BK_TPUT, BP_BRIDGE, 0},
     {"bridge.tput.nats.64", BK_TPUT, BP_NATS, 0},
+    {"bridge.tput.nats_hdr.64", BK_TPUT, BP_NATS_HDR, 0},
     {"bridge.tput.bridge.65536", BK_TPUT, BP_BRIDGE, 1},
     {"bridge.tput.nats.65536", BK_TPUT, BP_NATS, 1},
+    {"bridge.tput.nats_hdr.65536", BK_TPUT, BP_NATS_HDR, 1},
 };
 #define BB_NCASES (sizeof bb_cases / sizeof bb_cases[0])
 
@@ -95,6 +106,10 @@ struct bb_res {
 	uint64_t msgs; /* round trips timed, or messages counted */
 	uint64_t lost; /* pings unanswered, or messages that never arrived */
 	uint64_t stalls; /* throughput: windows that never drained */
+	/* CPU time of each process during this case's trials (BB_CPU_*), ns, and the
+	 * messages moved meanwhile (every round trip, every message B received) */
+	double cpu[5];
+	uint64_t moved;
 	enum state state;
 	char why[200];
 };
@@ -110,7 +125,7 @@ struct bb_trial {
 	_Atomic uint64_t need;	 /* A: waits until acked >= need (0: not waiting) */
 	_Atomic uint64_t last;	 /* A: the last one published, valid once stop is set */
 	_Atomic int stop;	 /* A: the trial is over (B drains, then reports) */
-	uint64_t counted, bad, gaps; /* B's results */
+	uint64_t counted, bad, gaps, received; /* B's results */
 	int err;
 	char why[160];
 };
@@ -124,12 +139,13 @@ struct bb {
 	char tag[32];		 /* bb<pid>: names and subjects */
 	char host[2][40];	 /* bridge host ids */
 	char tname[2][4][64];	 /* [host][ping, pong, t64, t65536] */
-	char subj[2][4][96];	 /* [bridge, nats][ping, pong, t64, t65536] */
+	char subj[BB_PATHS][4][96]; /* [path][ping, pong, t64, t65536] */
 	int topics_made;
 	/* host A's (main thread's) handles */
 	shmkit_topic *a_ping, *a_pong, *a_t[BB_SIZES];
 	natsConnection *nc[2];
-	natsSubscription *a_sub_pong, *b_sub_ping, *b_sub_t[BB_SIZES];
+	natsSubscription *a_sub_pong[BB_PATHS], *b_sub_ping[BB_PATHS]; /* [BP_NATS*] */
+	natsSubscription *b_sub_t[BB_PATHS][BB_SIZES];
 	/* host B's thread */
 	pthread_t bth;
 	int bth_up;
@@ -343,6 +359,31 @@ static int bb_start_bridges(struct bb *b, char *err, size_t n)
 
 /* --- host B's thread ------------------------------------------------------------- */
 
+/* BP_NATS_HDR: publish as the bridge does, with its two headers. */
+static int bb_publish_hdr(natsConnection *nc, const char *subj, const char *origin,
+			  uint64_t seq, const void *p, size_t n)
+{
+	char sq[24];
+	natsMsg *m = NULL;
+	snprintf(sq, sizeof sq, "%" PRIu64, seq);
+	natsStatus s = natsMsg_Create(&m, subj, NULL, p, (int)n);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Shmkit-Origin", origin);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Shmkit-Seq", sq);
+	if (s == NATS_OK)
+		s = natsConnection_PublishMsg(nc, m);
+	natsMsg_Destroy(m);
+	return s == NATS_OK ? 0 : -EIO;
+}
+
+/* BP_NATS_HDR: whether a message came from origin, read as the bridge reads it. */
+static int bb_from(natsMsg *m, const char *origin)
+{
+	const char *o = NULL;
+	return natsMsgHeader_Get(m, "Shmkit-Origin", &o) == NATS_OK && o && !strcmp(o, origin);
+}
+
 static void bb_ack(struct bb *b, struct bb_trial *tr, uint64_t seq)
 {
 	if (seq <= atomic_load(&tr->acked))
@@ -378,6 +419,7 @@ static void bb_arrived(struct bb *b, struct bb_trial *tr, const unsigned char *p
 	}
 	uint64_t prev = acked >= tr->first ? acked : tr->first - 1;
 	tr->gaps += seq - prev - 1;
+	tr->received++;
 	int64_t now = now_ns();
 	if (now >= tr->t1 && now < tr->t2)
 		tr->counted++;
@@ -420,7 +462,8 @@ static void bb_serve(struct bb *b, struct bb_trial *tr, shmkit_topic *ping, shmk
 			p = buf;
 			n = (size_t)r;
 		} else {
-			natsSubscription *s = c->kind == BK_RTT ? b->b_sub_ping : b->b_sub_t[c->sz];
+			natsSubscription *s = c->kind == BK_RTT ? b->b_sub_ping[c->path]
+							       : b->b_sub_t[c->path][c->sz];
 			natsStatus st = natsSubscription_NextMsg(&m, s, 10);
 			if (st == NATS_TIMEOUT || st == NATS_SLOW_CONSUMER)
 				continue;
@@ -432,11 +475,21 @@ static void bb_serve(struct bb *b, struct bb_trial *tr, shmkit_topic *ping, shmk
 			}
 			p = (const unsigned char *)natsMsg_GetData(m);
 			n = (size_t)natsMsg_GetDataLength(m);
+			if (c->path == BP_NATS_HDR && bb_from(m, bb_hdr_origin[1])) {
+				natsMsg_Destroy(m); /* never: nothing of B's is sent here */
+				continue;
+			}
 		}
 		if (c->kind == BK_RTT) {
 			int r = 0;
+			uint64_t seq = 0;
+			if (n >= sizeof seq)
+				memcpy(&seq, p, sizeof seq);
 			if (c->path == BP_BRIDGE)
 				r = shmkit_topic_publish(pong, p, n, 0);
+			else if (c->path == BP_NATS_HDR)
+				r = bb_publish_hdr(b->nc[1], b->subj[c->path][1], bb_hdr_origin[1], seq,
+						   p, n);
 			else if (natsConnection_Publish(b->nc[1], b->subj[1][1], p, (int)n) != NATS_OK)
 				r = -EIO;
 			if (r < 0)
@@ -519,6 +572,12 @@ static int bb_send(struct bb *b, const struct bb_case *c, size_t size)
 		return shmkit_topic_publish(t, b->abuf, size, 0);
 	}
 	int k = c->kind == BK_RTT ? 0 : 2 + c->sz;
+	if (c->path == BP_NATS_HDR) {
+		uint64_t seq;
+		memcpy(&seq, b->abuf, sizeof seq);
+		return bb_publish_hdr(b->nc[0], b->subj[c->path][k], bb_hdr_origin[0], seq,
+				      b->abuf, size);
+	}
 	return natsConnection_Publish(b->nc[0], b->subj[1][k], b->abuf, (int)size) == NATS_OK
 		   ? 0
 		   : -EIO;
@@ -547,13 +606,17 @@ static int bb_await_pong(struct bb *b, const struct bb_case *c, uint64_t seq, si
 			n = (size_t)r;
 		} else {
 			int ms = (int)((left + SHMKIT_MSEC - 1) / SHMKIT_MSEC);
-			natsStatus st = natsSubscription_NextMsg(&m, b->a_sub_pong, ms);
+			natsStatus st = natsSubscription_NextMsg(&m, b->a_sub_pong[c->path], ms);
 			if (st == NATS_TIMEOUT || st == NATS_SLOW_CONSUMER)
 				continue;
 			if (st != NATS_OK)
 				return -EIO;
 			p = (const unsigned char *)natsMsg_GetData(m);
 			n = (size_t)natsMsg_GetDataLength(m);
+			if (c->path == BP_NATS_HDR && bb_from(m, bb_hdr_origin[0])) {
+				natsMsg_Destroy(m); /* never: nothing of A's is sent here */
+				continue;
+			}
 		}
 		uint64_t got = 0;
 		if (n >= sizeof got)
@@ -597,6 +660,35 @@ static double bb_quantile(double *v, size_t n, double q)
 	return v[i < n ? i : n - 1];
 }
 
+/* CPU time, ns, of every thread of each process that moves the messages: this
+ * process (both applications, and their nats.c threads in the nats.c cases), the two
+ * bridges, the two servers. NAN for one that cannot be read. */
+enum { BB_CPU_APPS, BB_CPU_BRIDGE_A, BB_CPU_BRIDGE_B, BB_CPU_SERVER_A, BB_CPU_SERVER_B };
+static const char *const bb_cpu_name[5] = {"apps", "bridge A", "bridge B", "server A",
+					   "server B"};
+
+static void bb_cpu(const struct bb *b, double out[5])
+{
+	pid_t who[5] = {0, b->brg[0], b->brg[1], b->srv[0], b->srv[1]};
+	for (int i = 0; i < 5; i++) {
+		clockid_t id = CLOCK_PROCESS_CPUTIME_ID;
+		struct timespec ts;
+		out[i] = NAN;
+		if (i && (who[i] <= 0 || clock_getcpuclockid(who[i], &id)))
+			continue;
+		if (clock_gettime(id, &ts) == 0)
+			out[i] = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	}
+}
+
+static void bb_cpu_add(struct bb_res *r, const double before[5], const double after[5],
+		       uint64_t moved)
+{
+	for (int i = 0; i < 5; i++)
+		r->cpu[i] += after[i] - before[i];
+	r->moved += moved;
+}
+
 static int bb_trial_rtt(struct bb *b, const struct bb_case *c, struct bb_res *res,
 			int64_t trial_ns, int round)
 {
@@ -604,6 +696,9 @@ static int bb_trial_rtt(struct bb *b, const struct bb_case *c, struct bb_res *re
 	struct bb_trial tr = {.c = c};
 	size_t from = res->nsamp;
 	int rc = 0;
+	uint64_t trips = 0;
+	double cpu0[5], cpu1[5];
+	bb_cpu(b, cpu0);
 	bb_b_start(b, &tr);
 	int64_t start = now_ns(), warm = start + trial_ns / 8, end = start + trial_ns;
 	for (int64_t now = start; now < end && !shmkit__stop; now = now_ns()) {
@@ -618,6 +713,7 @@ static int bb_trial_rtt(struct bb *b, const struct bb_case *c, struct bb_res *re
 			res->lost++;
 			continue;
 		}
+		trips++;
 		if (r < 0) {
 			snprintf(res->why, sizeof res->why, "A: %s", shmkit_strerror(r));
 			rc = -1;
@@ -630,6 +726,8 @@ static int bb_trial_rtt(struct bb *b, const struct bb_case *c, struct bb_res *re
 	}
 	atomic_store(&tr.stop, 1);
 	bb_b_wait(b);
+	bb_cpu(b, cpu1);
+	bb_cpu_add(res, cpu0, cpu1, trips);
 	if (tr.err && !rc) {
 		snprintf(res->why, sizeof res->why, "%s", tr.why);
 		rc = -1;
@@ -688,6 +786,8 @@ static int bb_trial_tput(struct bb *b, const struct bb_case *c, struct bb_res *r
 	tr.t1 = start + trial_ns / 8;
 	tr.t2 = start + trial_ns;
 	uint64_t seq = tr.first, floor = tr.first - 1;
+	double cpu0[5], cpu1[5];
+	bb_cpu(b, cpu0);
 	bb_b_start(b, &tr);
 	while (!shmkit__stop && now_ns() < tr.t2) {
 		uint64_t acked = atomic_load(&tr.acked);
@@ -723,6 +823,7 @@ static int bb_trial_tput(struct bb *b, const struct bb_case *c, struct bb_res *r
 	atomic_store(&tr.last, seq - 1);
 	atomic_store(&tr.stop, 1);
 	bb_b_wait(b);
+	bb_cpu(b, cpu1);
 	if (probe)
 		return atomic_load(&tr.acked) >= tr.first ? 0 : -1;
 	if (tr.err && !rc) {
@@ -738,6 +839,7 @@ static int bb_trial_tput(struct bb *b, const struct bb_case *c, struct bb_res *r
 	uint64_t acked = atomic_load(&tr.acked), last = seq - 1;
 	res->lost += tr.gaps + (last > acked ? last - (acked >= tr.first ? acked : tr.first - 1) : 0);
 	res->msgs += tr.counted;
+	bb_cpu_add(res, cpu0, cpu1, tr.received);
 	if (!rc && tr.t2 > tr.t1)
 		res->val[round] = (double)tr.counted / ((double)(tr.t2 - tr.t1) * 1e-9);
 	return rc;
@@ -771,7 +873,8 @@ static int bb_warm(struct bb *b, char *err, size_t n)
 			snprintf(err, n, "%s: no message got through in %d s", c->id, BB_START_S);
 			return -1;
 		}
-		r->lost = r->msgs = r->stalls = 0;
+		r->lost = r->msgs = r->stalls = r->moved = 0;
+		memset(r->cpu, 0, sizeof r->cpu);
 		r->why[0] = '\0';
 	}
 	return 0;
@@ -798,12 +901,14 @@ static int bb_open_nats(struct bb *b, char *err, size_t n)
 	natsStatus s = NATS_OK;
 	for (int h = 0; h < 2 && s == NATS_OK; h++)
 		s = natsConnection_ConnectTo(&b->nc[h], b->url[h]);
-	if (s == NATS_OK)
-		s = natsConnection_SubscribeSync(&b->a_sub_pong, b->nc[0], b->subj[1][1]);
-	if (s == NATS_OK)
-		s = natsConnection_SubscribeSync(&b->b_sub_ping, b->nc[1], b->subj[1][0]);
-	for (int k = 0; k < BB_SIZES && s == NATS_OK; k++)
-		s = natsConnection_SubscribeSync(&b->b_sub_t[k], b->nc[1], b->subj[1][2 + k]);
+	for (int p = BP_NATS; p <= BP_NATS_HDR && s == NATS_OK; p++) {
+		s = natsConnection_SubscribeSync(&b->a_sub_pong[p], b->nc[0], b->subj[p][1]);
+		if (s == NATS_OK)
+			s = natsConnection_SubscribeSync(&b->b_sub_ping[p], b->nc[1], b->subj[p][0]);
+		for (int k = 0; k < BB_SIZES && s == NATS_OK; k++)
+			s = natsConnection_SubscribeSync(&b->b_sub_t[p][k], b->nc[1],
+							 b->subj[p][2 + k]);
+	}
 	for (int h = 0; h < 2 && s == NATS_OK; h++)
 		s = natsConnection_Flush(b->nc[h]);
 	if (s != NATS_OK) {
@@ -823,10 +928,12 @@ static void bb_cleanup(struct bb *b)
 		pthread_mutex_unlock(&b->mu);
 		pthread_join(b->bth, NULL);
 	}
-	natsSubscription_Destroy(b->a_sub_pong);
-	natsSubscription_Destroy(b->b_sub_ping);
-	for (int k = 0; k < BB_SIZES; k++)
-		natsSubscription_Destroy(b->b_sub_t[k]);
+	for (int p = 0; p < BB_PATHS; p++) {
+		natsSubscription_Destroy(b->a_sub_pong[p]);
+		natsSubscription_Destroy(b->b_sub_ping[p]);
+		for (int k = 0; k < BB_SIZES; k++)
+			natsSubscription_Destroy(b->b_sub_t[p][k]);
+	}
 	for (int h = 0; h < 2; h++) {
 		if (b->nc[h]) {
 			natsConnection_Close(b->nc[h]);
@@ -910,7 +1017,8 @@ static double bb_median_val(const struct bb_res *r, int rounds)
 static const char *bb_label(const struct bb_case *c)
 {
 	return c->path == BP_BRIDGE ? "topic → bridge → NATS → bridge → topic"
-				    : "nats.c publish → NATS → nats.c subscribe";
+	       : c->path == BP_NATS ? "nats.c publish → NATS → nats.c subscribe"
+				    : "  the same with the bridge's headers";
 }
 
 /* Dropped counts of a bridge's mappings, summed from its status text. */
@@ -943,8 +1051,8 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		   "%s and %s;\n  host A's topics /%s-*, host B's /%s-*; the applications are "
 		   "two threads of this process, unpinned\n",
 		b->host[0], b->host[1], b->host[0], b->host[1]);
-	fprintf(f, "%d rounds of %zu cases, %d ms trials, bridge and nats.c interleaved (order "
-		   "alternating); ratios are medians of per-round ratios\n\n",
+	fprintf(f, "%d rounds of %zu cases, %d ms trials, the three paths of each size "
+		   "interleaved (order rotating);\n  ratios are medians of per-round ratios\n\n",
 		rounds, BB_NCASES, b->cfg->trial_ms);
 
 	fprintf(f, "Round trip A → B → A                          size   median µs    p99 µs   "
@@ -961,7 +1069,7 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		}
 		double med = bb_quantile(r->samp, r->nsamp, 0.5);
 		double p99 = bb_quantile(r->samp, r->nsamp, 0.99);
-		int den = c->path == BP_BRIDGE ? (int)i + 1 : (int)i;
+		int den = (int)(i - i % 3) + BP_NATS;
 		fprintf(f, " %10.1f %9.1f %9s  %" PRIu64 "/%" PRIu64 "\n", med / 1e3, p99 / 1e3,
 			shmkit__bench_fmt_ratio(r1, sizeof r1, bb_ratio_q(b, (int)i, den, 0.5, NULL)),
 			r->lost, r->lost + r->msgs);
@@ -982,7 +1090,7 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 			continue;
 		}
 		double v = bb_median_val(r, rounds);
-		int den = c->path == BP_BRIDGE ? (int)i + 1 : (int)i;
+		int den = (int)(i - i % 3) + BP_NATS;
 		fprintf(f, " %11s %9.1f %9s  %" PRIu64 "%s\n", shmkit__bench_fmt_rate(r1, sizeof r1, v),
 			v * (double)bb_size[c->sz] / 1e6,
 			shmkit__bench_fmt_ratio(r2, sizeof r2, bb_ratio_q(b, (int)i, den, 0.5, NULL)),
@@ -997,6 +1105,32 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		bb_window(64), bb_window(65536));
 	fprintf(f, "  bridges' own dropped counters at the end: A %" PRIu64 ", B %" PRIu64 "\n\n",
 		dropped[0], dropped[1]);
+
+	fprintf(f, "CPU per message, µs (every thread of each process, over every trial; "
+		   "a round trip is one)\n  %-44s %-6s", "", "size");
+	for (int k = 0; k < 5; k++)
+		fprintf(f, " %9s", bb_cpu_name[k]);
+	fprintf(f, " %9s\n", "total");
+	for (size_t i = 0; i < BB_NCASES; i++) {
+		const struct bb_case *c = &bb_cases[i];
+		const struct bb_res *r = &b->res[i];
+		double tot = 0;
+		if (r->state != ST_OK || !r->moved)
+			continue;
+		snprintf(r1, sizeof r1, "%s, %s", c->kind == BK_RTT ? "round trip" : "stream",
+			 c->path == BP_BRIDGE ? "bridge" : c->path == BP_NATS ? "nats.c"
+			 : "nats.c + headers");
+		fprintf(f, "  %-44s %-6s", r1, c->sz ? "64 KiB" : "64 B");
+		for (int k = 0; k < 5; k++) {
+			double v = r->cpu[k] / (double)r->moved / 1e3;
+			tot += v;
+			fprintf(f, " %9.2f", v);
+		}
+		fprintf(f, " %9.2f\n", tot);
+	}
+	fprintf(f, "  (apps: this process, host A's and host B's application threads, with "
+		   "their nats.c\n   threads in the nats.c cases; idle bridges and servers "
+		   "count in the cases they do not serve)\n\n");
 
 	int miss = 0, skip = 0;
 	fprintf(f, "Bridge targets: the median of the per-round ratios, and their quartiles\n");
@@ -1021,6 +1155,20 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		miss   ? "Some bridge targets are missed."
 		: skip ? "Some bridge targets could not be measured."
 		       : "All bridge targets are met.");
+	fprintf(f, "Where the ratios come from (medians of per-round ratios; not judged):\n"
+		   "  %-40s %10s %10s %10s %10s\n", "", "RTT 64 B", "RTT 64 KiB", "msgs/s 64 B",
+		"msgs/s 64K");
+	for (int line = 0; line < 2; line++) {
+		fprintf(f, "  %-40s", line ? "nats.c with headers ÷ nats.c (headers)"
+					   : "bridge ÷ nats.c with headers (topics)");
+		for (size_t i = 0; i < BB_NCASES; i += 3) {
+			int num = (int)i + (line ? BP_NATS_HDR : BP_BRIDGE);
+			int den = (int)i + (line ? BP_NATS : BP_NATS_HDR);
+			fprintf(f, " %10s", shmkit__bench_fmt_ratio(r1, sizeof r1,
+								    bb_ratio_q(b, num, den, 0.5, NULL)));
+		}
+		fputc('\n', f);
+	}
 }
 
 int shmkit__bench_bridge_run(const struct cfg *cfg)
@@ -1057,8 +1205,10 @@ int shmkit__bench_bridge_run(const struct cfg *cfg)
 			snprintf(b->tname[h][k], sizeof b->tname[h][k], "/%.20s%c-%s", b->tag, 'a' + h,
 				 what[k]);
 		for (int k = 0; k < 4; k++)
-			snprintf(b->subj[h][k], sizeof b->subj[h][k], "shmkit.%.20s.%s.%s", b->tag,
-				 h ? "nats" : "bridge", what[k]);
+			for (int p = 0; p < BB_PATHS; p++)
+				snprintf(b->subj[p][k], sizeof b->subj[p][k], "shmkit.%.20s.%s.%s",
+					 b->tag, p == BP_BRIDGE ? "bridge" : p == BP_NATS ? "nats" : "hdr",
+					 what[k]);
 	}
 	for (size_t i = 0; i < BB_NCASES; i++) {
 		b->res[i].val = malloc(sizeof(double) * (size_t)cfg->rounds);
@@ -1123,10 +1273,10 @@ int shmkit__bench_bridge_run(const struct cfg *cfg)
 		if (progress)
 			fprintf(stderr, "\rshmkit bench --bridge: round %d/%d ", round + 1,
 				cfg->rounds);
-		for (size_t p = 0; p < BB_NCASES; p += 2) {
-			for (size_t j = 0; j < 2; j++) {
-				/* odd rounds run nats.c first */
-				size_t i = p + (round & 1 ? 1 - j : j);
+		for (size_t p = 0; p < BB_NCASES; p += 3) {
+			for (size_t j = 0; j < 3; j++) {
+				/* the order rotates from round to round */
+				size_t i = p + (j + (size_t)round) % 3;
 				struct bb_res *res = &b->res[i];
 				if (res->state != ST_OK)
 					continue;
