@@ -1301,6 +1301,8 @@ int shmkit__bench_bridge_run(const struct cfg *cfg)
 		failed |= b->res[i].state == ST_FAILED;
 	goto out;
 fail:
+	if (shmkit__stop) /* whatever was being waited for when the signal came */
+		snprintf(err, sizeof err, "interrupted by signal %d", (int)shmkit__stop);
 	fprintf(stderr, "shmkit bench --bridge: %s\n", err);
 	failed = 1;
 out:
