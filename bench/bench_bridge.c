@@ -191,7 +191,10 @@ static pid_t bb_spawn(const char *path, char *const argv[], const char *log)
 			dup2(nul, STDIN_FILENO);
 		setpgid(0, 0); /* a terminal's ^C goes to us; we stop them in order */
 		execv(path, argv);
-		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+		/* only async-signal-safe calls between fork and exec: B's thread runs */
+		static const char msg[] = "shmkit bench --bridge: exec failed\n";
+		if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+			_exit(126);
 		_exit(127);
 	}
 	int e = errno;
