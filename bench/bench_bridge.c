@@ -1066,8 +1066,12 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		if (c->kind != BK_RTT || r->state == ST_SKIPPED)
 			continue;
 		fprintf(f, "  %-44s %-6s", bb_label(c), c->sz ? "64 KiB" : "64 B");
-		if (r->state != ST_OK || !r->nsamp) {
+		if (r->state != ST_OK) {
 			fprintf(f, " %s: %s\n", shmkit__bench_state_name(r->state), r->why);
+			continue;
+		}
+		if (!r->nsamp) {
+			fprintf(f, " no round trip timed (%" PRIu64 " lost)\n", r->lost);
 			continue;
 		}
 		double med = bb_quantile(r->samp, r->nsamp, 0.5);
