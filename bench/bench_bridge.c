@@ -12,10 +12,14 @@
  *   counts what arrives). Each thread opens its own topic handles, as a handle belongs
  *   to the thread that moves data with it. The same two threads drive the nats.c
  *   baseline through two connections, one per server.
- * - Every case is a short trial once per round, the bridge and the nats.c trial of a
- *   pair next to each other (their order alternates from round to round); a ratio is
- *   taken between the two trials of one round, and the reported ratio is the median of
- *   the per-round ratios, as in the other sections. Only ratios are claims.
+ * - A third path, nats.c sending and reading the bridge's two headers as the bridge
+ *   does, splits the bridge's ratio into what nats.c's headers cost and what the
+ *   topic hops and the bridge processes cost; the CPU time of every process per
+ *   message says where the time goes.
+ * - Every case is a short trial once per round, the three paths of one kind and size
+ *   next to each other (their order rotates from round to round); a ratio is taken
+ *   between two trials of one round, and the reported ratio is the median of the
+ *   per-round ratios, as in the other sections. Only ratios are claims.
  * - Round trip: A sends a ping of the message's size and waits for its answer from B
  *   (A → B and back, both ways through both bridges, or both ways plain nats.c); each
  *   round trip is timed; a trial's figure is its median, the percentiles pool every
@@ -140,7 +144,6 @@ struct bb {
 	char host[2][40];	 /* bridge host ids */
 	char tname[2][4][64];	 /* [host][ping, pong, t64, t65536] */
 	char subj[BB_PATHS][4][96]; /* [path][ping, pong, t64, t65536] */
-	int topics_made;
 	/* host A's (main thread's) handles */
 	shmkit_topic *a_ping, *a_pong, *a_t[BB_SIZES];
 	natsConnection *nc[2];
