@@ -1101,8 +1101,12 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		}
 		double v = bb_median_val(r, rounds);
 		int den = (int)(i - i % 3) + BP_NATS;
-		fprintf(f, " %11s %9.1f %9s  %" PRIu64 "%s\n", shmkit__bench_fmt_rate(r1, sizeof r1, v),
-			v * (double)bb_size[c->sz] / 1e6,
+		if (isfinite(v))
+			snprintf(r3, sizeof r3, "%9.1f", v * (double)bb_size[c->sz] / 1e6);
+		else
+			snprintf(r3, sizeof r3, "%9s", "-"); /* nothing arrived in the window */
+		fprintf(f, " %11s %9s %9s  %" PRIu64 "%s\n", shmkit__bench_fmt_rate(r1, sizeof r1, v),
+			r3,
 			shmkit__bench_fmt_ratio(r2, sizeof r2, bb_ratio_q(b, (int)i, den, 0.5, NULL)),
 			r->lost, r->lost ? " (WITH LOSSES)" : "");
 		if (r->stalls)

@@ -51,7 +51,9 @@ leftovers() {
 }
 
 # --- one tiny round ---------------------------------------------------------------
-"$S" bench --bridge --no-nice --rounds 1 --trial-ms 30 >"$T/out" 2>"$T/err"
+# 100 ms trials: long enough for a figure even on a loaded machine (a row without one
+# still counts below, as it says why: no timing is asserted).
+"$S" bench --bridge --no-nice --rounds 1 --trial-ms 100 >"$T/out" 2>"$T/err"
 st=$?
 check "one round: exit 0 (got $st; stderr: $(cat "$T/err"))" [ "$st" -eq 0 ]
 has() { grep -qF -- "$1" "$T/out" || { fail "output lacks: $1"; return 1; }; ok; }
@@ -65,9 +67,10 @@ has "CPU per message, µs"
 has "Bridge targets: the median of the per-round ratios"
 has "Where the ratios come from"
 for size in "64 B" "64 KiB"; do
-	# each path, each kind: a row with figures (a number and a lost count)
-	n=$(grep -cE "(topic → bridge → NATS → bridge → topic|nats.c publish → NATS → nats.c subscribe|the same with the bridge's headers) +$size +[0-9]" "$T/out")
-	check "six rows of $size with figures, 3 paths x 2 kinds ($n)" [ "$n" -eq 6 ]
+	# each path, each kind: a row with its figures, or a dash / a sentence when
+	# nothing was timed (never a failure: a case that failed prints "failed:")
+	n=$(grep -cE "(topic → bridge → NATS → bridge → topic|nats.c publish → NATS → nats.c subscribe|the same with the bridge's headers) +$size +([0-9]|- |no round trip timed)" "$T/out")
+	check "six rows of $size, 3 paths x 2 kinds ($n)" [ "$n" -eq 6 ]
 done
 for t in "bridge RTT / nats.c RTT, 64 B              <=  1.10" \
 	"bridge RTT / nats.c RTT, 64 KiB            <=  1.10" \
