@@ -122,6 +122,7 @@ struct shmkit_bridge {
 	shmkit_blob *status;
 	size_t status_size;
 	int64_t last_status;
+	int sent;                     /* run(): forward() handed nats.c a message since flush_idle() */
 	_Atomic int64_t max_payload;  /* from the connected callbacks; 0: not yet known */
 };
 
@@ -804,6 +805,7 @@ static void forward(shmkit_bridge *b, struct map *m, size_t len)
 		s = natsConnection_PublishMsg(nc, msg);
 	natsMsg_Destroy(msg);
 	if (s == NATS_OK) {
+		b->sent = 1;
 		atomic_fetch_add_explicit(&m->forwarded, 1, memory_order_relaxed);
 		return;
 	}
@@ -837,6 +839,27 @@ static void drain(shmkit_bridge *b, struct map *m, int64_t now)
 			m->quiet_until = now + QUIET_NS;
 		return; /* -EAGAIN, or an error that the next round meets again */
 	}
+}
+
+/* The out direction ran dry after handing nats.c messages: write them now. With its
+ * default options nats.c 3.4.1 does not write a publish at once: its flusher thread
+ * waits for the next whole millisecond of the wall clock to gather more. Every hop
+ * publishes on that tick, so a round trip through NATS is a whole number of them, and
+ * the bridge's hops (two topic wake-ups and a copy, 100-300 us) made the bridge's
+ * publish miss the tick its message arrived in and wait for the next: a millisecond
+ * more for about one leg in six at 64 KiB, where the servers' transit leaves less of the
+ * millisecond (BENCHMARKS.md, "Bridge"). natsConnection_FlushTimeout() writes nats.c's
+ * buffer at once, with a PING, and waits for the server's PONG (at most until the next
+ * millisecond): while it waits, a stream gathers in the topic and goes out in one
+ * write after it, so the bridge still batches under load (send-at-once, a write per
+ * message, cost half the 64 B throughput). Nothing is flushed when nothing is
+ * buffered: while reconnecting nats.c keeps publishes in its reconnect buffer. */
+static void flush_idle(shmkit_bridge *b)
+{
+	natsConnection *nc = atomic_load_explicit(&b->nc, memory_order_relaxed); /* run()'s own store */
+	b->sent = 0;
+	if (nc && natsConnection_Buffered(nc) > 0)
+		(void)natsConnection_FlushTimeout(nc, 1); /* written either way; the PONG only paces */
 }
 
 int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
@@ -879,6 +902,8 @@ int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
 		int64_t wait = wake - now;
 		if (wait < 0)
 			wait = 0;
+		if (b->sent)
+			flush_idle(b);
 		int got = poll(pfd, (nfds_t)n, (int)((wait + SHMKIT_MSEC - 1) / SHMKIT_MSEC));
 		if (got < 0 && errno == EINTR)
 			break; /* a signal: let the caller look at its flags */
