@@ -902,8 +902,6 @@ int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
 		int64_t wait = wake - now;
 		if (wait < 0)
 			wait = 0;
-		if (b->sent)
-			flush_idle(b);
 		int got = poll(pfd, (nfds_t)n, (int)((wait + SHMKIT_MSEC - 1) / SHMKIT_MSEC));
 		if (got < 0 && errno == EINTR)
 			break; /* a signal: let the caller look at its flags */
@@ -911,6 +909,8 @@ int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns)
 		for (int i = 0; got > 0 && i < n; i++)
 			if (pfd[i].revents)
 				drain(b, who[i], now);
+		if (b->sent) /* before a return too: the caller may not call again soon */
+			flush_idle(b);
 		if (now >= b->last_status + STATUS_EVERY_NS) {
 			r = conn_tend(b, now); /* as often as the status: it costs nats.c's lock */
 			status_write(b);
