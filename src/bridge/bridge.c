@@ -847,8 +847,8 @@ static void drain(shmkit_bridge *b, struct map *m, int64_t now)
  * publishes on that tick, so a round trip through NATS is a whole number of them, and
  * the bridge's hops (two topic wake-ups and a copy, 100-300 us) made the bridge's
  * publish miss the tick its message arrived in and wait for the next: a millisecond
- * more for about one leg in six at 64 KiB, where the servers' transit leaves less of the
- * millisecond (BENCHMARKS.md, "Bridge"). natsConnection_FlushTimeout() writes nats.c's
+ * more for 10-14 % of the legs at 64 KiB, where the servers' transit leaves less of
+ * the millisecond (BENCHMARKS.md, "Bridge"). natsConnection_FlushTimeout() writes nats.c's
  * buffer at once, with a PING, and waits for the server's PONG (at most until the next
  * millisecond): while it waits, a stream gathers in the topic and goes out in one
  * write after it, so the bridge still batches under load (send-at-once, a write per
