@@ -1,8 +1,10 @@
 #!/bin/sh
 # bench_bridge_test.sh SHMKIT: `shmkit bench --bridge` runs one tiny round (servers,
-# bridges, both paths, both sizes) and prints every line it promises: the setup, the
-# round-trip and throughput rows with their losses, the CPU table, and a PASS or MISS
-# line with its threshold for each of the four targets; it leaves no server, bridge,
+# bridges, all four paths, both sizes) and prints every line it promises: the setup
+# (saying that the judged nats.c paths flush as the bridge does), the round-trip and
+# throughput rows with their losses (the nats.c-on-its-tick row among them), the CPU
+# table, a PASS or MISS line with its threshold for each of the four targets, naming
+# the flushing nats.c it divides by, and the context ratios; it leaves no server, bridge,
 # segment or temporary directory behind, also when it is stopped mid-run; usage errors
 # exit 2 and a missing nats-server is a clear "skipped" line. No time is asserted.
 # Skips (77) when nats-server is not installed or the tool was built without libnats.
@@ -61,23 +63,46 @@ has "shmkit bench --bridge (shmkit "
 has "machine: "
 has "two nats-servers clustered on loopback"
 has "Bridges: two \`shmkit bridge\` processes (this binary, as deployed)"
+has "the judged nats.c paths flush as the bridge does (FlushTimeout when nats.c holds bytes"
+has "\"on nats.c's 1 ms tick\": never flushed, nats.c's flusher writes (context, not judged)"
+has "÷nats.c: ÷ the nats.c row flushing as the bridge"
 has "Round trip A → B → A"
 has "Throughput A → B, windowed"
 has "CPU per message, µs"
-has "Bridge targets: the median of the per-round ratios"
+has "Bridge targets, against plain nats.c flushing as the bridge does (the strict comparison):"
+has "the median of the per-round ratios, and their quartiles"
 has "Where the ratios come from"
 for size in "64 B" "64 KiB"; do
 	# each path, each kind: a row with its figures, or a dash / a sentence when
 	# nothing was timed (never a failure: a case that failed prints "failed:")
-	n=$(grep -cE "(topic → bridge → NATS → bridge → topic|nats.c publish → NATS → nats.c subscribe|the same with the bridge's headers) +$size +([0-9]|- |no round trip timed)" "$T/out")
-	check "six rows of $size, 3 paths x 2 kinds ($n)" [ "$n" -eq 6 ]
+	for label in "topic → bridge → NATS → bridge → topic" \
+		"nats.c publish → NATS → nats.c subscribe" \
+		"the same with the bridge's headers" \
+		"plain nats.c on its 1 ms tick, no flush"; do
+		n=$(grep -cE "$label +$size +([0-9]|- |no round trip timed)" "$T/out")
+		check "two rows of $size (round trip, throughput): $label ($n)" [ "$n" -eq 2 ]
+	done
 done
-for t in "bridge RTT / nats.c RTT, 64 B              <=  1.10" \
-	"bridge RTT / nats.c RTT, 64 KiB            <=  1.10" \
-	"bridge msgs/s / nats.c msgs/s, 64 B        >=  0.80" \
-	"bridge msgs/s / nats.c msgs/s, 64 KiB      >=  0.80"; do
+# the CPU table has each path (a case that moved nothing has no row: at least one)
+for path in bridge "nats\.c" "nats\.c \+ headers" "nats\.c on its tick"; do
+	n=$(grep -cE "^  (round trip|stream), $path +(64 B|64 KiB) +[0-9]" "$T/out")
+	check "CPU rows for $path ($n)" [ "$n" -ge 1 ]
+done
+for t in "bridge RTT / nats.c flushing alike, 64 B       <=  1.10" \
+	"bridge RTT / nats.c flushing alike, 64 KiB     <=  1.10" \
+	"bridge msgs/s / nats.c flushing alike, 64 B    >=  0.80" \
+	"bridge msgs/s / nats.c flushing alike, 64 KiB  >=  0.80"; do
 	if grep -qE "^  (PASS|MISS)  $t  measured +[0-9.]+ " "$T/out"; then ok; else
 		fail "no PASS/MISS line with a measured ratio for: $t"
+	fi
+done
+# the context ratios, each with four figures (a dash when a round had none)
+for l in "bridge ÷ nats\.c with headers \(topics\)" "nats\.c with headers ÷ nats\.c \(headers\)" \
+	"bridge ÷ nats\.c on its tick" "nats\.c on its tick ÷ nats\.c flushing"; do
+	if grep -qE "^  $l +([0-9.]+|-) +([0-9.]+|-) +([0-9.]+|-) +([0-9.]+|-)\$" "$T/out"; then
+		ok
+	else
+		fail "no context line with four ratios: $l"
 	fi
 done
 tag=$(sed -n 's/.*host ids \(bb[0-9]*\)a and .*/\1/p' "$T/out")
