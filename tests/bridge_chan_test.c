@@ -43,6 +43,8 @@ struct shared {
 	_Atomic int done_sending, checker_quiet;
 };
 static struct shared *sh;
+/* The channels' names, made by the controller (t_name() in a child names its own). */
+static char local_a[128], local_b[128];
 
 static size_t msg_len(uint64_t i)
 {
@@ -225,7 +227,7 @@ static void dump(const char *path)
 static int producer(void *arg)
 {
 	uint64_t n = *(uint64_t *)arg;
-	shmkit_chan *ch = t_chan_open_ok(t_name("A.chan"), SHMKIT_CHAN_PRODUCER, 0, 0);
+	shmkit_chan *ch = t_chan_open_ok(local_a, SHMKIT_CHAN_PRODUCER, 0, 0);
 	for (uint64_t i = 1; i <= n; i++) {
 		size_t len = msg_len(i);
 		void *p = NULL;
@@ -260,7 +262,7 @@ static int checker(void *arg)
 {
 	uint64_t n = *(uint64_t *)arg, next = 1;
 	static unsigned char buf[CHAN_CAP / 2];
-	shmkit_chan *ch = t_chan_open_ok(t_name("B.chan"), SHMKIT_CHAN_CONSUMER, 0, 0);
+	shmkit_chan *ch = t_chan_open_ok(local_b, SHMKIT_CHAN_CONSUMER, 0, 0);
 	int64_t quiet_until = 0;
 	for (;;) {
 		ssize_t r = shmkit_chan_recv(ch, buf, sizeof buf, 200 * SHMKIT_MSEC);
@@ -311,15 +313,16 @@ static int exact(void)
 	server_start(&sa);
 	server_start(&sb);
 
-	/* Both channels exist, at the size the test wants, before any bridge opens them. */
+	/* Both channels exist, at the size the test wants, before any bridge opens them
+	 * (a consumer that left before the producer came is ignored by the producer). */
 	shmkit_chan *c;
-	c = t_chan_open_ok(t_name("A.chan"), SHMKIT_CHAN_OBSERVER, CHAN_CAP, SHMKIT_SEG_CREATE);
+	c = t_chan_open_ok(t_name("A.chan"), SHMKIT_CHAN_CONSUMER, CHAN_CAP, SHMKIT_SEG_CREATE);
 	shmkit_chan_close(c);
-	c = t_chan_open_ok(t_name("B.chan"), SHMKIT_CHAN_OBSERVER, CHAN_CAP, SHMKIT_SEG_CREATE);
+	c = t_chan_open_ok(t_name("B.chan"), SHMKIT_CHAN_CONSUMER, CHAN_CAP, SHMKIT_SEG_CREATE);
 	shmkit_chan_close(c);
 	(void)t_name("B.chan.jsmark");
 
-	char ua[64], ub[64], stream[32], local_a[128], local_b[128], map_a[200], map_b[200];
+	char ua[64], ub[64], stream[32], map_a[200], map_b[200];
 	snprintf(ua, sizeof ua, "nats://127.0.0.1:%d", sa.port);
 	snprintf(ub, sizeof ub, "nats://127.0.0.1:%d", sb.port);
 	snprintf(stream, sizeof stream, "JT%d", pid_tag);

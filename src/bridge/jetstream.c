@@ -152,6 +152,8 @@ struct shmkit__jsmap {
 	size_t wbytes;               /* bytes of [0, wcount); worker only */
 	char prev[ID_MAX];           /* id published last ("" : the round's first) */
 	bool held;                   /* an oversized message holds the mapping */
+	bool async_used;             /* js_PublishMsgAsync was called (nats.c 3.4.1's
+	                              * pending list crashes on a context that never was) */
 	uint64_t held_pos;
 
 	/* chan-in */
@@ -409,7 +411,7 @@ void shmkit__js_free(struct shmkit__jsmap *j)
 	if (j->js) {
 		/* What nats.c still holds for us (it will never be acked now). */
 		natsMsgList pend = {0};
-		if (j->dir == SHMKIT_BRIDGE_CHAN_OUT &&
+		if (j->async_used &&
 		    js_PublishAsyncGetPendingList(&pend, j->js) == NATS_OK)
 			natsMsgList_Destroy(&pend);
 		jsCtx_Destroy(j->js);
@@ -575,8 +577,10 @@ static int publish_async(struct shmkit__jsmap *j)
 	e->dup = false;
 	j->wsent++;
 	pthread_mutex_unlock(&j->mu);
-	if (s == NATS_OK)
+	if (s == NATS_OK) {
+		j->async_used = true;
 		s = js_PublishMsgAsync(j->js, &m, &po); /* takes m on success */
+	}
 	natsMsg_Destroy(m);
 	if (e->tries++ > 0)
 		count(&j->resent, 1);
