@@ -353,7 +353,8 @@ static int exact(void)
 	int ka = 0, kb = 0, srv = 0, prod_done = 0, chk_done = 0, prod_st = 0, chk_st = 0;
 	int64_t deadline = t0 + (int64_t)(50 * scale) * 1000000000;
 	uint64_t last = 0;
-	int64_t last_change = t0;
+	int64_t last_change = t0, last_print = t0;
+	int verbose = getenv("SHMKIT_TEST_VERBOSE") != NULL;
 	while (!chk_done) {
 		uint64_t got = atomic_load(&sh->received);
 		int64_t now = t_now_ns();
@@ -373,12 +374,16 @@ static int exact(void)
 		}
 		if (ka < 5 && got >= (uint64_t)(kill_a[ka] * (double)n)) {
 			t_nap_ms(rand() % 51);
+			printf("exact: %.1f s: SIGKILL bridge A at %" PRIu64 "\n",
+			       (double)(t_now_ns() - t0) / 1e9, got);
 			bridge_kill(&ba, SIGKILL);
 			bridge_start(&ba);
 			ka++;
 		}
 		if (kb < 3 && got >= (uint64_t)(kill_b[kb] * (double)n)) {
 			t_nap_ms(rand() % 51);
+			printf("exact: %.1f s: SIGKILL bridge B at %" PRIu64 "\n",
+			       (double)(t_now_ns() - t0) / 1e9, got);
 			bridge_kill(&bb, SIGKILL);
 			bridge_start(&bb);
 			kb++;
@@ -388,12 +393,24 @@ static int exact(void)
 			char what[64];
 			snprintf(what, sizeof what, "> %s'", stream);
 			struct server *s = log_has(sb.log, what) && !log_has(sa.log, what) ? &sb : &sa;
-			printf("exact: restarting server %s at %" PRIu64 "\n", s->name, got);
+			printf("exact: %.1f s: restarting server %s at %" PRIu64 "\n",
+			       (double)(t_now_ns() - t0) / 1e9, s->name, got);
 			kill(s->pid, SIGTERM);
 			t_wait(s->pid);
 			t_nap_ms(1000);
 			server_start(s);
 			srv = 1;
+		}
+		if (verbose && now - last_print > 500000000) { /* SHMKIT_TEST_VERBOSE=1 */
+			last_print = now;
+			printf("%.1f s: %" PRIu64 " produced, %" PRIu64 " received; A: dup %lld "
+			       "resent %lld errors %lld pending %lld fwd %lld; B: skipped %lld "
+			       "errors %lld fwd %lld\n", (double)(now - t0) / 1e9,
+			       atomic_load(&sh->produced), got, status_field(&ba, "duplicates"),
+			       status_field(&ba, "resent"), status_field(&ba, "errors"),
+			       status_field(&ba, "pending"), status_field(&ba, "forwarded"),
+			       status_field(&bb, "skipped"), status_field(&bb, "errors"),
+			       status_field(&bb, "forwarded"));
 		}
 		if (!prod_done && waitpid(prod, &prod_st, WNOHANG) == prod)
 			prod_done = 1;

@@ -468,15 +468,6 @@ static int ensure_stream(struct shmkit__jsmap *j)
 	return 0;
 }
 
-static void setup_stream(struct shmkit__jsmap *j)
-{
-	int64_t backoff = 0;
-	while (!stopping(j) && ensure_stream(j) < 0) {
-		backoff = backoff_next(backoff);
-		nap(j, backoff);
-	}
-}
-
 /* ---- chan-out ---- */
 
 static struct ent *ent_at(struct shmkit__jsmap *j, unsigned i)
@@ -638,9 +629,9 @@ static int settle(struct shmkit__jsmap *j, bool *failed, bool *unsettled)
 	return 0;
 }
 
-/* The first publish of a round: synchronous and without expectation. 0 stored (now
- * or before), -1 not. */
-static int publish_sync(struct shmkit__jsmap *j)
+/* The first publish of a round: synchronous and without expectation. NATS_OK: stored
+ * (now or before); else why not. */
+static natsStatus publish_sync(struct shmkit__jsmap *j)
 {
 	struct ent *e = ent_at(j, 0);
 	char id[ID_MAX];
@@ -661,7 +652,7 @@ static int publish_sync(struct shmkit__jsmap *j)
 		count(&j->resent, 1);
 	if (s != NATS_OK) {
 		count(&j->errors, 1);
-		return -1;
+		return s;
 	}
 	pthread_mutex_lock(&j->mu); /* settle() takes it from here like an async OK */
 	e->state = E_OK;
@@ -670,7 +661,7 @@ static int publish_sync(struct shmkit__jsmap *j)
 	pthread_mutex_unlock(&j->mu);
 	jsPubAck_Destroy(pa);
 	memcpy(j->prev, id, ID_MAX);
-	return 0;
+	return NATS_OK;
 }
 
 /* Peeks the next message into the window. 1 one added, else peek_next's result. */
@@ -712,7 +703,6 @@ static void *out_main(void *arg)
 	struct shmkit__jsmap *j = arg;
 	bool round_start = true; /* the next publish is a round's first */
 	int64_t backoff = 0;
-	setup_stream(j);
 	while (!stopping(j)) {
 		bool failed, unsettled;
 		if (settle(j, &failed, &unsettled) < 0) {
@@ -750,7 +740,14 @@ static void *out_main(void *arg)
 				nap(j, HELD_RETRY_NS);
 				continue;
 			}
-			if (publish_sync(j) < 0) {
+			natsStatus s = publish_sync(j);
+			if (s != NATS_OK) {
+				/* No stream takes the subject: make it. Only then, because
+				 * that needs the JetStream meta leader, which a two-server
+				 * cluster lacks for seconds around a server's restart, while
+				 * publishing to an existing stream does not. */
+				if (s == NATS_NO_RESPONDERS)
+					ensure_stream(j);
 				backoff = backoff_next(backoff);
 				nap(j, backoff);
 				continue;
@@ -928,7 +925,6 @@ static void *in_main(void *arg)
 	bool anew = true;
 	uint64_t last_seq = 0; /* last stream sequence handled since the consumer was made;
 	                        * 0: none (the first one delivered is the oldest unacked) */
-	setup_stream(j);
 	while (!stopping(j)) {
 		if (anew) {
 			if (ensure_stream(j) < 0 || consumer_anew(j) < 0) {
