@@ -103,7 +103,7 @@ struct jsmark_slot {
 	uint64_t pos;    /* origin position (Shmkit-Pos) */
 };
 struct jsmark {
-	uint64_t magic;      /* written last at (re)initialisation, release */
+	_Atomic uint64_t magic; /* stored last at (re)initialisation, release */
 	uint64_t chan_ctime; /* channel B's creation time: positions of one incarnation */
 	_Atomic uint64_t gen;
 	uint64_t reserved;
@@ -265,14 +265,15 @@ static void id_of(const struct shmkit__jsmap *j, uint64_t pos, char *out)
 static int mark_recover(struct shmkit__jsmap *j)
 {
 	struct jsmark *k = j->mark;
-	if (k->magic != MARK_MAGIC || k->chan_ctime != j->ctime) {
-		k->magic = 0;
+	/* Acquire: pairs with the release store below, by an earlier holder. */
+	if (atomic_load_explicit(&k->magic, memory_order_acquire) != MARK_MAGIC ||
+	    k->chan_ctime != j->ctime) {
+		atomic_store_explicit(&k->magic, 0, memory_order_relaxed);
 		atomic_store_explicit(&k->gen, 0, memory_order_relaxed);
 		memset(k->slot, 0, sizeof k->slot);
 		k->chan_ctime = j->ctime;
 		/* Release: a reader that sees the magic sees the reset record. */
-		atomic_thread_fence(memory_order_release);
-		k->magic = MARK_MAGIC;
+		atomic_store_explicit(&k->magic, MARK_MAGIC, memory_order_release);
 		return 0;
 	}
 	uint64_t tail;
