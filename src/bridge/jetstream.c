@@ -494,6 +494,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 			if (e->state == E_SENT) {
 				e->state = pa ? E_OK : E_FAILED;
 				e->dup = pa && pa->Duplicate;
+				if (!pa) /* refused (10070 after a lost one, 10077 full) or timed out */
+					count(&j->errors, 1);
 			}
 			break;
 		}
