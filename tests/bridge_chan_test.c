@@ -15,8 +15,9 @@
  * channel producer gets for a dead consumer; it sends the same message again).
  * misc: a bridge started while its server is down connects when it comes up; a
  * message larger than max_payload is reported, counted and held in the channel
- * (neither truncated nor skipped) with the one before it delivered; bad stream names,
- * subjects and settings are usage errors (exit 2).
+ * (neither truncated nor skipped) with the one before it delivered; a full stream
+ * makes the channel's producer wait, and everything arrives once a receiver runs;
+ * bad stream names, subjects and settings are usage errors (exit 2).
  * Skips (77) with "SKIPPED: ..." without nats-server or a bridge-less build. */
 #include "common.h"
 
@@ -485,6 +486,94 @@ static int usage(const char *what, const char *pattern, char *const args[])
 	return ok;
 }
 
+/* A stream of 64 KiB and no receiver: the stream fills, then channel A, and then its
+ * producer waits (a send with timeout 0 says -EAGAIN), as for a slow consumer; once
+ * a receiving bridge starts, everything arrives, in order. */
+static void backpressure(const char *url, int *checks, int *fails)
+{
+	enum { LEN = 1000, MORE = 300, LIMIT = 5000 };
+	struct bridge be = {0}, bf = {0};
+	char map_e[200], map_f[200], name_a[128], name_b[128];
+	snprintf(name_a, sizeof name_a, "%s", t_name("A.bp"));
+	snprintf(name_b, sizeof name_b, "%s", t_name("B.bp"));
+	(void)t_name("B.bp.jsmark");
+	shmkit_chan *prod = t_chan_open_ok(name_a, SHMKIT_CHAN_PRODUCER, 65536, SHMKIT_SEG_CREATE);
+	shmkit_chan *cons = t_chan_open_ok(name_b, SHMKIT_CHAN_CONSUMER, CHAN_CAP, SHMKIT_SEG_CREATE);
+	snprintf(be.host, sizeof be.host, "he%d", pid_tag);
+	snprintf(be.log, sizeof be.log, "%s/be.log", dir);
+	snprintf(bf.host, sizeof bf.host, "hf%d", pid_tag);
+	snprintf(bf.log, sizeof bf.log, "%s/bf.log", dir);
+	snprintf(map_e, sizeof map_e, "%s=JB%d", name_a, pid_tag);
+	snprintf(map_f, sizeof map_f, "JB%d=%s", pid_tag, name_b);
+	char *ae[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", be.host,
+		      "--stream-max-bytes", "65536", "--chan-out", map_e, NULL};
+	char *af[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bf.host,
+		      "--stream-max-bytes", "65536", "--chan-in", map_f, NULL};
+	memcpy(be.argv, ae, sizeof ae);
+	memcpy(bf.argv, af, sizeof af);
+	bridge_start(&be);
+	static unsigned char m[LEN], got[CHAN_CAP / 2];
+	uint64_t sent = 0;
+	int64_t full_since = 0;
+	while (sent < LIMIT) { /* until the producer has waited 2 s on a full channel */
+		t_msg_fill(m, LEN, sent + 1);
+		int r = shmkit_chan_send(prod, m, LEN, 0);
+		if (r == 0) {
+			sent++;
+			full_since = 0;
+			continue;
+		}
+		CHECK_EQ(r, -EAGAIN);
+		if (!full_since)
+			full_since = t_now_ns();
+		if (t_now_ns() - full_since > 2000000000LL)
+			break;
+		t_nap_ms(20);
+	}
+	long long fwd = status_field(&be, "forwarded"), err = status_field(&be, "errors");
+	printf("backpressure: %" PRIu64 " sent before the producer waited; bridge stored %lld, "
+	       "refused %lld publishes\n", sent, fwd, err);
+	(*checks)++;
+	if (sent < LIMIT && fwd > 0 && fwd < (long long)sent && err > 0) {
+		printf("ok: backpressure: a full stream makes the channel's producer wait\n");
+	} else {
+		printf("FAIL: backpressure: a full stream makes the channel's producer wait\n");
+		(*fails)++;
+	}
+	bridge_start(&bf);
+	uint64_t next = 1, total = sent + MORE;
+	int64_t end = t_now_ns() + 30 * 1000000000LL;
+	int bad = 0;
+	while (next <= total && !bad && t_now_ns() < end) {
+		if (sent < total) {
+			t_msg_fill(m, LEN, sent + 1);
+			if (shmkit_chan_send(prod, m, LEN, 0) == 0)
+				sent++;
+		}
+		ssize_t r = shmkit_chan_recv(cons, got, sizeof got, 10 * SHMKIT_MSEC);
+		if (r == -ETIMEDOUT || r == -EAGAIN)
+			continue;
+		bad = r != LEN || t_msg_seq(got, LEN) != next || !t_msg_check_bytes(got, LEN, next);
+		if (bad)
+			fprintf(stderr, "backpressure: expected %" PRIu64 ", got %zd bytes claiming %" PRIu64
+					"\n", next, r, r >= 8 ? t_msg_seq(got, (size_t)r) : 0);
+		next++;
+	}
+	(*checks)++;
+	if (!bad && next == total + 1) {
+		printf("ok: backpressure: once a receiver runs, all %" PRIu64 " arrive in order\n", total);
+	} else {
+		printf("FAIL: backpressure: %" PRIu64 " of %" PRIu64 " arrived in order\n", next - 1, total);
+		(*fails)++;
+		dump(be.log);
+		dump(bf.log);
+	}
+	bridge_kill(&be, SIGTERM);
+	bridge_kill(&bf, SIGTERM);
+	shmkit_chan_close(prod);
+	shmkit_chan_close(cons);
+}
+
 static int misc(void)
 {
 	int fails = 0, checks = 0;
@@ -546,6 +635,7 @@ static int misc(void)
 		"oversized: the message after it stays too");
 	shmkit_chan_close(cons);
 	shmkit_chan_close(prod);
+	backpressure(url, &checks, &fails);
 	kill(sc.pid, SIGTERM);
 	t_wait(sc.pid);
 
@@ -607,7 +697,7 @@ int main(int argc, char **argv)
 	snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
 	if (r == T_PASS && system(rm) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
-	for (const char *h = "abc"; *h; h++) {
+	for (const char *h = "abcef"; *h; h++) {
 		char name[64];
 		snprintf(name, sizeof name, "/shmkit-bridge-h%c%d", *h, pid_tag);
 		shmkit_seg_unlink(name, 0);
