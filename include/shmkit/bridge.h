@@ -201,26 +201,33 @@ SHMKIT_BRIDGE_API int shmkit_bridge_valid_subject(const char *subject, int wild)
  * handshake (TLS: an unknown CA, a refused client certificate, no TLS where TLS is
  * required) is tried again every 2 s; meanwhile out mappings' messages are counted
  * dropped, and the reason is in the status and in shmkit_bridge_last_error().
+ * Channel mappings (since 0.3) open their channel (a chan-out as its consumer, a
+ * chan-in as its producer and its "<channel>.jsmark" record) here, then run on a
+ * thread of their own each once the bridge has its connection, which creates or
+ * finds the stream and keeps retrying (back-off up to 1 s) while no server or no
+ * JetStream answers; a chan-out's channel then fills and its producer waits.
  * The status segment is created or, when one of that name is left over, taken over.
- * Returns 0, -EINVAL (bad options: no server or mapping, bad subject, bad host id, a
- * TLS or credentials file missing, unreadable or refused by nats.c, token with user,
- * creds with nkey, tls_cert without tls_key; @errbuf says which), -EPERM (the server
- * refused the credentials: "Authorization Violation"), -ENOTSUP (TLS asked of a
- * libnats built without it), -ENOMEM, -EIO (nats.c refused the options or the
- * subscription), or the errors of shmkit_topic_open() and shmkit_blob_open().
- * Since 0.3. */
+ * Returns 0, -EINVAL (bad options: no server or mapping, bad subject or stream name,
+ * channel settings on a topic, bad host id, a TLS or credentials file missing,
+ * unreadable or refused by nats.c, token with user, creds with nkey, tls_cert without
+ * tls_key; @errbuf says which), -EPERM (the server refused the credentials:
+ * "Authorization Violation"), -ENOTSUP (TLS asked of a libnats built without it),
+ * -ENOMEM, -EIO (nats.c refused the options or the subscription), or the errors of
+ * shmkit_topic_open() and shmkit_blob_open(), and for channels those of
+ * shmkit_chan_open() (-EBUSY: another live process holds the role, such as another
+ * bridge), shmkit_seg_open() and pthread_create(). Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out);
 
 /** shmkit_bridge_run() - carry out mappings' messages for up to @timeout_ns (in
- * mappings are carried by nats.c's threads meanwhile, whether or not this runs),
- * refresh the status segment, and retry a refused handshake when it is time. Returns
- * 0 at the timeout or earlier at a signal, -EINVAL; a failing topic is counted, not
- * returned. The connection's end is returned, and again at every later call:
- * -EPERM when the server refused the credentials (nats.c gives up when one server
- * refuses them twice in a row; the bridge does not try others), -ECONNABORTED when
- * nats.c closed the connection for another reason; shmkit_bridge_last_error() says
- * why. Close the bridge then (a new one reads the credential files again). One thread
- * at a time. Since 0.3. */
+ * mappings are carried by nats.c's threads, channel mappings by their own threads,
+ * meanwhile, whether or not this runs), refresh the status segment, and retry a
+ * refused handshake when it is time. Returns 0 at the timeout or earlier at a signal,
+ * -EINVAL; a failing topic is counted, not returned. The connection's end is
+ * returned, and again at every later call: -EPERM when the server refused the
+ * credentials (nats.c gives up when one server refuses them twice in a row; the
+ * bridge does not try others), -ECONNABORTED when nats.c closed the connection for
+ * another reason; shmkit_bridge_last_error() says why. Close the bridge then (a new
+ * one reads the credential files again). One thread at a time. Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns);
 
 /** shmkit_bridge_counts() - mapping @i's counters (i < nmaps, in open's order).
@@ -241,7 +248,9 @@ SHMKIT_BRIDGE_API int64_t shmkit_bridge_max_payload(shmkit_bridge *b);
 SHMKIT_BRIDGE_API ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap);
 
 /** shmkit_bridge_close() - stop, drain nats.c, delete the status segment, close the
- * topics (NULL: nothing). Returns 0. Since 0.3. */
+ * topics and channels (NULL: nothing). A chan-out first waits for the publishes it
+ * has in flight (at most about 2.5 s) and releases what was stored, so its successor
+ * sends less again. Returns 0. Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_close(shmkit_bridge *b);
 
 /** shmkit_bridge_status_read() - the status text of the running bridge @host_id into
