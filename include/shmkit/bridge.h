@@ -26,7 +26,9 @@
  * - chan-in: a JetStream stream → a local channel, exactly once: a durable pull
  *   consumer; each message is committed to the channel together with a record of it
  *   in the segment "<channel>.jsmark", which a restarted bridge reads to drop what was
- *   already committed (redeliveries, and messages stored twice), then acked.
+ *   already committed (redeliveries, and messages stored twice), then acked. The
+ *   consumer is named "shmkit-HOST-ID" ('.' turned into '_'); each start deletes it
+ *   and makes it anew, so what a dead predecessor had fetched comes again at once.
  * The stream of a channel mapping is created when missing (file storage, WorkQueue
  * retention, discard new, with the map's max_bytes, dup_window_ns and replicas); one
  * chan-out and one chan-in per stream (docs/bridge-jetstream.md).
