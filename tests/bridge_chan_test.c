@@ -144,6 +144,14 @@ static int log_has(const char *log, const char *what)
 	return found;
 }
 
+static void dump(const char *path)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no %s)\n", path);
+}
+
 /* ---- bridges ---- */
 
 struct bridge {
@@ -194,8 +202,20 @@ static void bridge_sum(struct bridge *b)
 	b->skipped += k > 0 ? (uint64_t)k : 0;
 }
 
+/* Fails the test if the bridge exited by itself (a crash, a sanitizer's report). */
+static void bridge_alive(const struct bridge *b)
+{
+	int st;
+	if (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) == b->pid) {
+		fprintf(stderr, "bridge %s died by itself (status 0x%x):\n", b->host, st);
+		dump(b->log);
+		exit(T_FAIL);
+	}
+}
+
 static void bridge_kill(struct bridge *b, int sig)
 {
+	bridge_alive(b);
 	bridge_sum(b);
 	kill(b->pid, sig);
 	int st = t_wait(b->pid);
@@ -215,14 +235,6 @@ static int wait_until(int seconds, const struct bridge *b, const char *field, lo
 		t_nap_ms(50);
 	}
 	return 0;
-}
-
-static void dump(const char *path)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "(no %s)\n", path);
 }
 
 /* ---- producer and checker (children) ---- */
@@ -415,6 +427,8 @@ static int exact(void)
 			       status_field(&bb, "skipped"), status_field(&bb, "errors"),
 			       status_field(&bb, "forwarded"));
 		}
+		bridge_alive(&ba);
+		bridge_alive(&bb);
 		if (!prod_done && waitpid(prod, &prod_st, WNOHANG) == prod)
 			prod_done = 1;
 		if (waitpid(chk, &chk_st, WNOHANG) == chk)
@@ -766,6 +780,18 @@ static int misc(void)
 	return fails ? T_FAIL : T_PASS;
 }
 
+/* At any exit of the controller: the status segments that killed bridges left. */
+static void unlink_status(void)
+{
+	if (getpid() != pid_tag)
+		return; /* a child's exit */
+	for (const char *h = "abcefgh"; *h; h++) {
+		char name[64];
+		snprintf(name, sizeof name, "/shmkit-bridge-h%c%d", *h, pid_tag);
+		shmkit_seg_unlink(name, 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -787,6 +813,7 @@ int main(int argc, char **argv)
 		return T_SKIP;
 	}
 	pid_tag = (int)getpid();
+	atexit(unlink_status);
 	snprintf(dir, sizeof dir, "/tmp/shmkit-jt-%d", pid_tag);
 	CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
 	sh = t_shared(sizeof *sh);
@@ -797,10 +824,5 @@ int main(int argc, char **argv)
 	snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
 	if (r == T_PASS && system(rm) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
-	for (const char *h = "abcefgh"; *h; h++) {
-		char name[64];
-		snprintf(name, sizeof name, "/shmkit-bridge-h%c%d", *h, pid_tag);
-		shmkit_seg_unlink(name, 0);
-	}
 	return r;
 }
