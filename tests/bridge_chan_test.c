@@ -733,7 +733,8 @@ static int misc(void)
 		"server down: the bridge waits, nothing forwarded");
 	server_start(&sc);
 	EXPECT2(wait_until(20, &bc, "connected", 1), "server up: the bridge connects");
-	EXPECT2(wait_until(20, &bc, "forwarded", 1), "server up: the message before the big one is stored");
+	EXPECT2(wait_until(20, &bc, "forwarded", 1),
+		"server up: the message before the big one is stored");
 	EXPECT2(wait_until(10, &bc, "oversized", 1), "oversized: counted once");
 	t_nap_ms(1500);
 	EXPECT2(status_field(&bc, "forwarded") == 1 && status_field(&bc, "oversized") == 1,

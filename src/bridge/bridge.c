@@ -721,7 +721,7 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 		}
 	}
 
-	/* Local topics first: a bad name fails before any network activity. */
+	/* Local topics and channels first: a bad name fails before any network activity. */
 	for (size_t i = 0; i < b->nmaps; i++) {
 		struct map *m = &b->maps[i];
 		if (is_chan(m->dir)) {
