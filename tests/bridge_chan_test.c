@@ -777,7 +777,7 @@ static int misc(void)
 	fails += !usage("wildcard stream subject", "not a NATS subject", u3);
 	fails += !usage("bad local channel", "a local channel is a name like /name", u4);
 	fails += !usage("bad replicas", "expected 1 to 5", u5);
-	fails += !usage("bad config mapping", "bad.conf:2: chan-out: expected LOCAL=SUBJECT", u6);
+	fails += !usage("bad config mapping", "bad.conf:2: chan-out: expected LOCAL=STREAM", u6);
 	fails += !usage("bad duplicates window", "expected seconds", u7);
 	if (fails)
 		dump(bc.log);

@@ -228,15 +228,19 @@ static const char *add_setting(struct cfg *c, const char *key, const char *val)
 	if (!s)
 		return "out of memory";
 	char *eq = strchr(s, '=');
+	if (!eq && chan)
+		return out ? "expected LOCAL=STREAM (or LOCAL=SUBJECT)"
+			   : "expected STREAM=LOCAL (or SUBJECT=LOCAL)";
 	if (!eq)
 		return out ? "expected LOCAL=SUBJECT" : "expected SUBJECT=LOCAL";
 	*eq = '\0';
 	const char *local = out ? s : eq + 1, *subject = out ? eq + 1 : s;
 	if (local[0] != '/' || strlen(local) < 2 || strchr(local + 1, '/'))
-		return chan ? "a local channel is a name like /name" : "a local topic is a name like /name";
+		return chan ? "a local channel is a name like /name"
+			    : "a local topic is a name like /name";
 	if (chan) {
-		struct shmkit_bridge_map m = {.dir = out ? SHMKIT_BRIDGE_CHAN_OUT : SHMKIT_BRIDGE_CHAN_IN,
-					      .local = local};
+		struct shmkit_bridge_map m = {
+			.dir = out ? SHMKIT_BRIDGE_CHAN_OUT : SHMKIT_BRIDGE_CHAN_IN, .local = local};
 		const char *why = chan_target(&m, subject);
 		if (why)
 			return why;
