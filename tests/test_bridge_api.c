@@ -55,11 +55,15 @@ static void bad_calls(const char *url, const char *topic)
 {
 	const char *servers[] = {url};
 	const char *empty[] = {""};
-	struct shmkit_bridge_map good = {.dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.x"};
-	struct shmkit_bridge_map wild_out = {.dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.*"};
+	struct shmkit_bridge_map good = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.x"};
+	struct shmkit_bridge_map wild_out = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.*"};
 	struct shmkit_bridge_map bad_dir = {.dir = 7, .local = topic, .subject = "t.x"};
-	struct shmkit_bridge_map bad_local = {.dir = SHMKIT_BRIDGE_TOPIC_IN, .local = "noslash", .subject = "t.x"};
-	struct shmkit_bridge_map bad_subj = {.dir = SHMKIT_BRIDGE_TOPIC_IN, .local = topic, .subject = "t..x"};
+	struct shmkit_bridge_map bad_local = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_IN, .local = "noslash", .subject = "t.x"};
+	struct shmkit_bridge_map bad_subj = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_IN, .local = topic, .subject = "t..x"};
 	struct shmkit_bridge_opts base = {.servers = servers, .nservers = 1, .maps = &good,
 					  .nmaps = 1, .host_id = "t1"};
 	struct {
@@ -107,7 +111,8 @@ static void bad_calls(const char *url, const char *topic)
 static void bad_credentials(const char *url, const char *topic)
 {
 	const char *servers[] = {url};
-	struct shmkit_bridge_map good = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.x"};
+	struct shmkit_bridge_map good = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.x"};
 	char junk[] = "/tmp/shmkit-bridge-junk-XXXXXX"; /* a file that is no PEM */
 	int fd = mkstemp(junk);
 	CHECK(fd >= 0);
