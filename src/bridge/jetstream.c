@@ -927,8 +927,9 @@ static int deliver(struct shmkit__jsmap *j, natsMsg *msg, uint64_t *last_seq)
  * a batch as the call starts (messages of an earlier request that came after it
  * returned: at a reconnect, a request that expired as they came, a byte limit counted
  * differently by client and server); fixed only in nats.c 3.10.0 ("Fix heap buffer
- * overflow in _fetch", #749). Seen here once in some 60 runs: a chan-in bridge
- * aborting in malloc() right after its server stopped. So when the subscription
+ * overflow in _fetch", #749). Most likely what was seen here once in some 60 runs:
+ * a chan-in bridge aborting in malloc() right after its server stopped (no stack
+ * was caught). So when the subscription
  * holds more than a quarter batch, the batch is made at least twice that plus a
  * batch (room for what still arrives before the call looks). Such a batch may exceed
  * what the server sends at once (MAX_ACK_PENDING), and the request then lasts until
