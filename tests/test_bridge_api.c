@@ -55,11 +55,15 @@ static void bad_calls(const char *url, const char *topic)
 {
 	const char *servers[] = {url};
 	const char *empty[] = {""};
-	struct shmkit_bridge_map good = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.x"};
-	struct shmkit_bridge_map wild_out = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.*"};
-	struct shmkit_bridge_map bad_dir = {7, topic, "t.x"};
-	struct shmkit_bridge_map bad_local = {SHMKIT_BRIDGE_TOPIC_IN, "noslash", "t.x"};
-	struct shmkit_bridge_map bad_subj = {SHMKIT_BRIDGE_TOPIC_IN, topic, "t..x"};
+	struct shmkit_bridge_map good = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.x"};
+	struct shmkit_bridge_map wild_out = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.*"};
+	struct shmkit_bridge_map bad_dir = {.dir = 7, .local = topic, .subject = "t.x"};
+	struct shmkit_bridge_map bad_local = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_IN, .local = "noslash", .subject = "t.x"};
+	struct shmkit_bridge_map bad_subj = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_IN, .local = topic, .subject = "t..x"};
 	struct shmkit_bridge_opts base = {.servers = servers, .nservers = 1, .maps = &good,
 					  .nmaps = 1, .host_id = "t1"};
 	struct {
@@ -107,7 +111,8 @@ static void bad_calls(const char *url, const char *topic)
 static void bad_credentials(const char *url, const char *topic)
 {
 	const char *servers[] = {url};
-	struct shmkit_bridge_map good = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.x"};
+	struct shmkit_bridge_map good = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.x"};
 	char junk[] = "/tmp/shmkit-bridge-junk-XXXXXX"; /* a file that is no PEM */
 	int fd = mkstemp(junk);
 	CHECK(fd >= 0);
@@ -178,8 +183,8 @@ static void unreachable(const char *url, const char *out_topic, const char *in_t
 {
 	const char *servers[] = {url};
 	struct shmkit_bridge_map maps[] = {
-	    {SHMKIT_BRIDGE_TOPIC_OUT, out_topic, "t.out"},
-	    {SHMKIT_BRIDGE_TOPIC_IN, in_topic, "t.in.>"},
+	    {.dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = out_topic, .subject = "t.out"},
+	    {.dir = SHMKIT_BRIDGE_TOPIC_IN, .local = in_topic, .subject = "t.in.>"},
 	};
 	char id[64];
 	snprintf(id, sizeof id, "test-%d", (int)getpid());

@@ -105,7 +105,8 @@ int main(void)
 	atexit(status_cleanup);
 	const char *servers[] = {url};
 	const char *topic = t_name("bflush");
-	struct shmkit_bridge_map map = {SHMKIT_BRIDGE_TOPIC_OUT, topic, "t.flush"};
+	struct shmkit_bridge_map map = {
+	    .dir = SHMKIT_BRIDGE_TOPIC_OUT, .local = topic, .subject = "t.flush"};
 	struct shmkit_bridge_opts o = {.servers = servers, .nservers = 1, .maps = &map,
 				       .nmaps = 1, .host_id = host};
 	pthread_t th;

@@ -17,7 +17,9 @@
 
 static const char usage_line[] =
 	"shmkit bridge [--server URL]... [--topic-out LOCAL=SUBJECT]... "
-	"[--topic-in SUBJECT=LOCAL]... [--config FILE] [--host-id ID] "
+	"[--topic-in SUBJECT=LOCAL]... [--chan-out LOCAL=STREAM|SUBJECT]... "
+	"[--chan-in STREAM|SUBJECT=LOCAL]... [--stream-max-bytes N] "
+	"[--stream-duplicates SECONDS] [--stream-replicas N] [--config FILE] [--host-id ID] "
 	"[TLS and credential options] | "
 	"shmkit bridge --status [--host-id ID]";
 
@@ -45,6 +47,10 @@ struct cfg {
 	const char *host_id;
 	const char *cred[NCRED]; /* indexed as cred_keys */
 	unsigned tls_flags;
+	/* Stream settings, for every channel mapping (applied once all are read). */
+	uint64_t max_bytes;
+	int64_t dup_window_ns;
+	unsigned replicas;
 };
 
 /* Reads a secret (token, password) from @path: the whole file but a last newline.
@@ -107,6 +113,37 @@ static int cred_opts(const struct cfg *c, struct shmkit_bridge_opts *o, char *to
 	return 0;
 }
 
+/* A channel mapping's far side: a stream name (no '.') whose subject is then
+ * "shmkit.chan.NAME", or a subject (with a '.') that names the stream after itself. */
+static const char *chan_target(struct shmkit_bridge_map *m, const char *v)
+{
+	if (!strchr(v, '.')) {
+		if (!shmkit_bridge_valid_stream(v))
+			return "not a stream name (1 to 255 of A-Z a-z 0-9 _ -) nor a NATS "
+			       "subject (tokens separated by '.', no spaces, no wildcards)";
+		m->stream = v;
+		return NULL;
+	}
+	if (!shmkit_bridge_valid_subject(v, 0) || strlen(v) > 255)
+		return "not a NATS subject for a stream (tokens separated by '.', no spaces, "
+		       "no wildcards, at most 255 bytes)";
+	m->subject = v;
+	return NULL;
+}
+
+/* A number for a stream setting: @v decimal (seconds may have a fraction) within
+ * [@min, @max]. Returns 0 or -1. */
+static int number(const char *v, double min, double max, double *out)
+{
+	char *end = NULL;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || end == v || *end || !(d >= min && d <= max))
+		return -1;
+	*out = d;
+	return 0;
+}
+
 static int grow(void **p, size_t n, size_t size)
 {
 	void *q = realloc(*p, (n + 1) * size);
@@ -164,19 +201,54 @@ static const char *add_setting(struct cfg *c, const char *key, const char *val)
 			return "expected yes or no";
 		return NULL;
 	}
-	int out = !strcmp(key, "topic-out");
-	if (!out && strcmp(key, "topic-in"))
+	double d;
+	if (!strcmp(key, "stream-max-bytes")) {
+		if (number(val, 1024, 9.0e18, &d) || d != (double)(uint64_t)d)
+			return "expected a number of bytes (at least 1024)";
+		c->max_bytes = (uint64_t)d;
+		return NULL;
+	}
+	if (!strcmp(key, "stream-duplicates")) {
+		if (number(val, 0.001, 86400.0 * 365, &d))
+			return "expected seconds (0.001 to a year)";
+		c->dup_window_ns = (int64_t)(d * 1e9);
+		return NULL;
+	}
+	if (!strcmp(key, "stream-replicas")) {
+		if (number(val, 1, 5, &d) || d != (double)(unsigned)d)
+			return "expected 1 to 5";
+		c->replicas = (unsigned)d;
+		return NULL;
+	}
+	int chan = !strcmp(key, "chan-out") || !strcmp(key, "chan-in");
+	int out = !strcmp(key, "topic-out") || !strcmp(key, "chan-out");
+	if (!chan && !out && strcmp(key, "topic-in"))
 		return "unknown setting";
 	char *s = keep(c, val);
 	if (!s)
 		return "out of memory";
 	char *eq = strchr(s, '=');
+	if (!eq && chan)
+		return out ? "expected LOCAL=STREAM (or LOCAL=SUBJECT)"
+			   : "expected STREAM=LOCAL (or SUBJECT=LOCAL)";
 	if (!eq)
 		return out ? "expected LOCAL=SUBJECT" : "expected SUBJECT=LOCAL";
 	*eq = '\0';
 	const char *local = out ? s : eq + 1, *subject = out ? eq + 1 : s;
 	if (local[0] != '/' || strlen(local) < 2 || strchr(local + 1, '/'))
-		return "a local topic is a name like /name";
+		return chan ? "a local channel is a name like /name"
+			    : "a local topic is a name like /name";
+	if (chan) {
+		struct shmkit_bridge_map m = {
+			.dir = out ? SHMKIT_BRIDGE_CHAN_OUT : SHMKIT_BRIDGE_CHAN_IN, .local = local};
+		const char *why = chan_target(&m, subject);
+		if (why)
+			return why;
+		if (grow((void **)&c->maps, c->nmaps, sizeof *c->maps))
+			return "out of memory";
+		c->maps[c->nmaps++] = m;
+		return NULL;
+	}
 	if (!shmkit_bridge_valid_subject(subject, !out))
 		return out ? "not a NATS subject to publish on (tokens separated by '.', "
 			     "no spaces, no wildcards)"
@@ -184,15 +256,16 @@ static const char *add_setting(struct cfg *c, const char *key, const char *val)
 			     "and a last '>' as whole tokens)";
 	if (grow((void **)&c->maps, c->nmaps, sizeof *c->maps))
 		return "out of memory";
-	c->maps[c->nmaps].dir = out ? SHMKIT_BRIDGE_TOPIC_OUT : SHMKIT_BRIDGE_TOPIC_IN;
-	c->maps[c->nmaps].local = local;
-	c->maps[c->nmaps].subject = subject;
+	c->maps[c->nmaps] = (struct shmkit_bridge_map){
+		.dir = out ? SHMKIT_BRIDGE_TOPIC_OUT : SHMKIT_BRIDGE_TOPIC_IN,
+		.local = local, .subject = subject};
 	c->nmaps++;
 	return NULL;
 }
 
 /* The config file: one setting a line, "KEY VALUE" with the keys of the options
- * (server, topic-out, topic-in, host-id, and the TLS and credential ones; tls and
+ * (server, topic-out, topic-in, chan-out, chan-in, stream-max-bytes,
+ * stream-duplicates, stream-replicas, host-id, and the TLS and credential ones; tls and
  * tls-no-verify take yes or no); '#' starts a comment line; blank lines are skipped.
  * Returns 0, or prints "FILE:LINE: reason" and returns the exit code. */
 static int read_config(struct cfg *c, const char *path)
@@ -269,6 +342,19 @@ static void report_oversized(shmkit_bridge *b, const struct cfg *c, uint64_t *se
 		struct shmkit_bridge_counts k;
 		if (shmkit_bridge_counts(b, i, &k) || k.oversized == seen[i])
 			continue;
+		if (c->maps[i].dir == SHMKIT_BRIDGE_CHAN_OUT)
+			fprintf(stderr,
+				"shmkit bridge: %s: a message is larger than the server's "
+				"max_payload (%" PRId64 " bytes, headers included): this channel "
+				"stops there; the message stays in %s, neither truncated nor "
+				"skipped\n", c->maps[i].local, shmkit_bridge_max_payload(b),
+				c->maps[i].local);
+		else if (c->maps[i].dir == SHMKIT_BRIDGE_CHAN_IN)
+			fprintf(stderr,
+				"shmkit bridge: %s: a stream message is larger than the channel's "
+				"largest message: this channel stops there; the message stays in "
+				"the stream\n", c->maps[i].local);
+		else
 		fprintf(stderr,
 			"shmkit bridge: %s: %" PRIu64 " message(s) larger than the server's "
 			"max_payload (%" PRId64 " bytes, headers included) not sent\n",
@@ -317,8 +403,17 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		       "(default nats://127.0.0.1:4222). The bridge waits for an unreachable server\n"
 		       "and reconnects by itself; a local publisher never waits for it.\n"
 		       "--config FILE: one 'KEY VALUE' a line with KEY server, topic-out, topic-in,\n"
+		       "chan-out, chan-in, stream-max-bytes, stream-duplicates, stream-replicas,\n"
 		       "host-id or a TLS and credential option's name (tls and tls-no-verify take\n"
 		       "yes or no); '#' comments. --host-id defaults to the host name.\n"
+		       "--chan-out carries a local channel into a JetStream stream, --chan-in a\n"
+		       "stream into a local channel, exactly once: the bridge is the channel's\n"
+		       "consumer (out) or producer (in). STREAM names the stream (subject\n"
+		       "shmkit.chan.STREAM); a SUBJECT (with a '.') names it after the subject.\n"
+		       "The bridge creates a missing stream: WorkQueue, discard new, file storage,\n"
+		       "--stream-max-bytes (default 64 MiB: a full stream makes the channel's\n"
+		       "producer wait), --stream-duplicates seconds of de-duplication (default\n"
+		       "30), --stream-replicas (default 1).\n"
 		       "--status prints the running bridge's counters per mapping, and why it is\n"
 		       "not connected.\n\n"
 		       "TLS and credentials (passed to nats.c):\n"
@@ -357,6 +452,16 @@ int shmkit_cmd_bridge(int argc, char **argv)
 			key = "topic-out";
 		else if (!strcmp(a, "--topic-in"))
 			key = "topic-in";
+		else if (!strcmp(a, "--chan-out"))
+			key = "chan-out";
+		else if (!strcmp(a, "--chan-in"))
+			key = "chan-in";
+		else if (!strcmp(a, "--stream-max-bytes"))
+			key = "stream-max-bytes";
+		else if (!strcmp(a, "--stream-duplicates"))
+			key = "stream-duplicates";
+		else if (!strcmp(a, "--stream-replicas"))
+			key = "stream-replicas";
 		else if (!strcmp(a, "--host-id"))
 			key = "host-id";
 		else if (!strcmp(a, "--config"))
@@ -400,13 +505,21 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		goto out;
 	}
 	if (c.nmaps == 0) {
-		fprintf(stderr, "shmkit bridge: no mapping (--topic-out, --topic-in or --config)\n");
+		fprintf(stderr, "shmkit bridge: no mapping (--topic-out, --topic-in, --chan-out, "
+				"--chan-in or --config)\n");
 		status = shmkit__usage_error(usage_line);
 		goto out;
 	}
 	if (c.nservers == 0 && add_setting(&c, "server", "nats://127.0.0.1:4222")) {
 		status = SHMKIT_EXIT_FAIL;
 		goto out;
+	}
+	for (size_t i = 0; i < c.nmaps; i++) {
+		if (c.maps[i].dir != SHMKIT_BRIDGE_CHAN_OUT && c.maps[i].dir != SHMKIT_BRIDGE_CHAN_IN)
+			continue;
+		c.maps[i].max_bytes = c.max_bytes;
+		c.maps[i].dup_window_ns = c.dup_window_ns;
+		c.maps[i].replicas = c.replicas;
 	}
 	char why[512] = "";
 	struct shmkit_bridge_opts o = {.servers = c.servers, .nservers = c.nservers,

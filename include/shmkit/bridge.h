@@ -13,6 +13,25 @@
  *   drop), so a message never comes back to the host it left.
  * When one topic is bridged both ways, the messages the in direction published are
  * recognised by the out direction (same bytes, same order) and not sent back out.
+ * - chan-out: a local channel → a JetStream stream, exactly once (since 0.3). The
+ *   bridge is the channel's consumer; it publishes each message with Nats-Msg-Id
+ *   "<channel ctime hex>.<position hex>" (the channel segment's creation time and the
+ *   message's record position, both stable across bridge restarts), chained by
+ *   Nats-Expected-Last-Msg-Id to the one before, and releases a message from the
+ *   channel only once JetStream stored it (or one after it). Headers: Shmkit-Origin
+ *   (host id), Shmkit-Chan (ctime hex), Shmkit-Pos (position hex). A message larger
+ *   than the server's max_payload stops the mapping at that message, which stays in
+ *   the channel (counted oversized; never truncated, never skipped). A slow or full
+ *   stream makes the channel fill, and its producer waits as for a slow consumer.
+ * - chan-in: a JetStream stream → a local channel, exactly once: a durable pull
+ *   consumer; each message is committed to the channel together with a record of it
+ *   in the segment "<channel>.jsmark", which a restarted bridge reads to drop what was
+ *   already committed (redeliveries, and messages stored twice), then acked. The
+ *   consumer is named "shmkit-HOST-ID" ('.' turned into '_'); each start deletes it
+ *   and makes it anew, so what a dead predecessor had fetched comes again at once.
+ * The stream of a channel mapping is created when missing (file storage, WorkQueue
+ * retention, discard new, with the map's max_bytes, dup_window_ns and replicas); one
+ * chan-out and one chan-in per stream (docs/bridge-jetstream.md).
  *
  * Counters per mapping are published for other processes in a blob segment named
  * "/shmkit-bridge-ID" (ID: the host id), rewritten at least every 250 ms while the
@@ -21,6 +40,8 @@
  * (WRITTEN-MS: CLOCK_REALTIME of this write in ms since the epoch; a status older
  * than a second or two is a bridge that died without removing it)
  *   out|in LOCAL SUBJECT forwarded N dropped N oversized N pending N skipped N
+ * and for a channel mapping the same line (out: chan-out, in: chan-in) followed by
+ *   channel STREAM duplicates N resent N errors N
  * then, while a connection error is known (see shmkit_bridge_last_error()), a last
  *   error TEXT
  * line, then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
@@ -52,14 +73,32 @@ typedef struct shmkit_bridge shmkit_bridge;
 enum shmkit_bridge_dir {
 	SHMKIT_BRIDGE_TOPIC_OUT = 1, /**< local topic → NATS subject (core NATS) */
 	SHMKIT_BRIDGE_TOPIC_IN = 2,  /**< NATS subject → local topic */
-	/* Channels ↔ JetStream streams will be added as further directions. */
+	SHMKIT_BRIDGE_CHAN_OUT = 3,  /**< local channel → JetStream stream (since 0.3) */
+	SHMKIT_BRIDGE_CHAN_IN = 4,   /**< JetStream stream → local channel (since 0.3) */
 };
 
-/** One mapping. */
+/** One mapping. The fields after @subject are for the channel directions only and
+ * must be zero for topics. */
 struct shmkit_bridge_map {
 	unsigned dir;        /**< enum shmkit_bridge_dir */
-	const char *local;   /**< local topic name ("/name"); created (lossy, default size) if absent */
-	const char *subject; /**< NATS subject; wildcards (* and >) only for TOPIC_IN */
+	const char *local;   /**< local topic or channel name ("/name"); created if absent
+	                      *   (a topic lossy, a channel, both of default size) */
+	const char *subject; /**< NATS subject; wildcards (* and >) only for TOPIC_IN; for a
+	                      *   channel the stream's one subject, no wildcards; NULL (channels
+	                      *   only): "shmkit.chan.STREAM" */
+	const char *stream;  /**< channels: the JetStream stream's name (1..255 of A-Z a-z 0-9
+	                      *   _ -); NULL: @subject with every other byte turned into '_' */
+	uint64_t max_bytes;  /**< channels: the stream's MaxBytes when the bridge creates it,
+	                      *   in bytes (a full stream refuses new messages: the channel
+	                      *   waits); 0: 64 MiB. An existing stream keeps its own */
+	int64_t dup_window_ns; /**< channels: the stream's Duplicates window when the bridge
+	                      *   creates it, in ns; 0: 30 s. Exactly-once does not depend on
+	                      *   it (it only saves storing a resent message twice); longer
+	                      *   costs server memory (one entry per message in the window) */
+	unsigned replicas;   /**< channels: the stream's replicas when the bridge creates it;
+	                      *   0: 1 */
+	unsigned window;     /**< CHAN_OUT: publishes awaiting JetStream's ack at most (also
+	                      *   at most 1 MiB of them); 0: 256 */
 };
 
 /** TLS flags of struct shmkit_bridge_opts (tls_flags). */
@@ -120,15 +159,36 @@ struct shmkit_bridge_opts {
 struct shmkit_bridge_counts {
 	uint64_t forwarded; /**< out: handed to nats.c, which sends them (or, while
 	                     *   disconnected, keeps them in its reconnect buffer);
-	                     *   in: published into the local topic */
+	                     *   in: published into the local topic; chan-out: stored
+	                     *   by JetStream and released from the channel; chan-in:
+	                     *   committed to the channel */
 	uint64_t dropped;   /**< lost: topic overflow (out), NATS publish failure or full
 	                     *   reconnect buffer (out), slow-consumer drop or full local
-	                     *   topic (in); oversized ones included */
-	uint64_t oversized; /**< larger than the server's max_payload: not sent (out) */
+	                     *   topic (in); oversized ones included; chan-out: always
+	                     *   0; chan-in: empty messages, which a channel cannot carry
+	                     *   (no chan-out sends one) */
+	uint64_t oversized; /**< larger than the server's max_payload: not sent (out);
+	                     *   chan-out: the mapping is held at such a message (it
+	                     *   stays in the channel); chan-in: larger than the channel's
+	                     *   max_msg (held likewise, in the stream) */
 	uint64_t pending;   /**< out: messages in the topic not yet taken; in: messages
-	                     *   received from NATS not yet published locally */
-	uint64_t skipped;   /**< in: came from this host; out: came in from NATS */
+	                     *   received from NATS not yet published locally; chan-out:
+	                     *   messages in the channel not yet stored by JetStream;
+	                     *   chan-in: messages in the stream not yet committed */
+	uint64_t skipped;   /**< in: came from this host; out: came in from NATS;
+	                     *   chan-in: duplicates dropped (already committed) */
+	uint64_t duplicates; /**< chan-out: publish acks that said "duplicate" (JetStream
+	                     *   had it already: a message re-sent after a restart or a
+	                     *   failure); since 0.3 */
+	uint64_t resent;    /**< chan-out: messages published again by this bridge after a
+	                     *   failed or timed-out publish; since 0.3 */
+	uint64_t errors;    /**< channels: failed publishes, fetches or stream set-up calls,
+	                     *   each retried (with back-off); since 0.3 */
 };
+
+/** shmkit_bridge_valid_stream() - whether @name is a stream name a channel mapping
+ * takes: 1 to 255 bytes of A-Z a-z 0-9 _ -. Returns 1 or 0. Since 0.3. */
+SHMKIT_BRIDGE_API int shmkit_bridge_valid_stream(const char *name);
 
 /** shmkit_bridge_valid_subject() - whether @subject is a NATS subject (tokens of
  * printable non-space bytes separated by '.', none empty); @wild: whether '*' and '>'
@@ -143,26 +203,33 @@ SHMKIT_BRIDGE_API int shmkit_bridge_valid_subject(const char *subject, int wild)
  * handshake (TLS: an unknown CA, a refused client certificate, no TLS where TLS is
  * required) is tried again every 2 s; meanwhile out mappings' messages are counted
  * dropped, and the reason is in the status and in shmkit_bridge_last_error().
+ * Channel mappings (since 0.3) open their channel (a chan-out as its consumer, a
+ * chan-in as its producer and its "<channel>.jsmark" record) here, then run on a
+ * thread of their own each once the bridge has its connection, which creates or
+ * finds the stream and keeps retrying (back-off up to 1 s) while no server or no
+ * JetStream answers; a chan-out's channel then fills and its producer waits.
  * The status segment is created or, when one of that name is left over, taken over.
- * Returns 0, -EINVAL (bad options: no server or mapping, bad subject, bad host id, a
- * TLS or credentials file missing, unreadable or refused by nats.c, token with user,
- * creds with nkey, tls_cert without tls_key; @errbuf says which), -EPERM (the server
- * refused the credentials: "Authorization Violation"), -ENOTSUP (TLS asked of a
- * libnats built without it), -ENOMEM, -EIO (nats.c refused the options or the
- * subscription), or the errors of shmkit_topic_open() and shmkit_blob_open().
- * Since 0.3. */
+ * Returns 0, -EINVAL (bad options: no server or mapping, bad subject or stream name,
+ * channel settings on a topic, bad host id, a TLS or credentials file missing,
+ * unreadable or refused by nats.c, token with user, creds with nkey, tls_cert without
+ * tls_key; @errbuf says which), -EPERM (the server refused the credentials:
+ * "Authorization Violation"), -ENOTSUP (TLS asked of a libnats built without it),
+ * -ENOMEM, -EIO (nats.c refused the options or the subscription), or the errors of
+ * shmkit_topic_open() and shmkit_blob_open(), and for channels those of
+ * shmkit_chan_open() (-EBUSY: another live process holds the role, such as another
+ * bridge), shmkit_seg_open() and pthread_create(). Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out);
 
 /** shmkit_bridge_run() - carry out mappings' messages for up to @timeout_ns (in
- * mappings are carried by nats.c's threads meanwhile, whether or not this runs),
- * refresh the status segment, and retry a refused handshake when it is time. Returns
- * 0 at the timeout or earlier at a signal, -EINVAL; a failing topic is counted, not
- * returned. The connection's end is returned, and again at every later call:
- * -EPERM when the server refused the credentials (nats.c gives up when one server
- * refuses them twice in a row; the bridge does not try others), -ECONNABORTED when
- * nats.c closed the connection for another reason; shmkit_bridge_last_error() says
- * why. Close the bridge then (a new one reads the credential files again). One thread
- * at a time. Since 0.3. */
+ * mappings are carried by nats.c's threads, channel mappings by their own threads,
+ * meanwhile, whether or not this runs), refresh the status segment, and retry a
+ * refused handshake when it is time. Returns 0 at the timeout or earlier at a signal,
+ * -EINVAL; a failing topic is counted, not returned. The connection's end is
+ * returned, and again at every later call: -EPERM when the server refused the
+ * credentials (nats.c gives up when one server refuses them twice in a row; the
+ * bridge does not try others), -ECONNABORTED when nats.c closed the connection for
+ * another reason; shmkit_bridge_last_error() says why. Close the bridge then (a new
+ * one reads the credential files again). One thread at a time. Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_run(shmkit_bridge *b, int64_t timeout_ns);
 
 /** shmkit_bridge_counts() - mapping @i's counters (i < nmaps, in open's order).
@@ -183,7 +250,9 @@ SHMKIT_BRIDGE_API int64_t shmkit_bridge_max_payload(shmkit_bridge *b);
 SHMKIT_BRIDGE_API ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap);
 
 /** shmkit_bridge_close() - stop, drain nats.c, delete the status segment, close the
- * topics (NULL: nothing). Returns 0. Since 0.3. */
+ * topics and channels (NULL: nothing). A chan-out first waits for the publishes it
+ * has in flight (at most about 2.5 s) and releases what was stored, so its successor
+ * sends less again. Returns 0. Since 0.3. */
 SHMKIT_BRIDGE_API int shmkit_bridge_close(shmkit_bridge *b);
 
 /** shmkit_bridge_status_read() - the status text of the running bridge @host_id into

@@ -26,24 +26,9 @@
  * publishes the very bytes an injected message holds, between the two, can be
  * mistaken for it; that is the one known imprecision.
  *
- * Channels → JetStream (next step; a new enum shmkit_bridge_dir value beside the
- * topic ones, with its own map kind here). A channel has one consumer and promises no
- * loss, so the bridge becomes the channel's consumer and extends the promise:
- * - out: peek a message, publish it to the stream with Nats-Msg-Id =
- *   "<host-id>/<channel>/<position>" (the channel position of the message), wait for
- *   JetStream's publish ack, and only then release it from the channel. A bridge
- *   killed between the ack and the release re-sends the message after restart with
- *   the same Nats-Msg-Id, which the stream's duplicate window drops: at-least-once on
- *   the wire, exactly once in the stream. The position must survive the bridge: it is
- *   the channel's own consumer index, so restart resumes from the last released one.
- * - in: a durable pull consumer on the stream; each message is sent into the local
- *   channel (blocking, as a channel producer waits for a slow consumer) and acked to
- *   JetStream only after the send returned; a crash between the send and the ack
- *   redelivers it. For this leg to be exactly once too, the stream sequence must be
- *   committed with the message itself: the plan is a producer tag word in the
- *   channel, written in the same commit as the message, that a restarted bridge
- *   reads back to skip what it already delivered (until the channel has one, this leg
- *   is at-least-once).
+ * Channels ↔ JetStream streams (CHAN_OUT, CHAN_IN) are src/bridge/jetstream.c: a
+ * worker thread per mapping, opened with the topics, started once the connection
+ * exists and stopped before it closes; this file only dispatches to it.
  * The status segment and the counters below serve both kinds unchanged.
  */
 #define _GNU_SOURCE
@@ -64,12 +49,13 @@
 #include <shmkit/blob.h>
 #include <shmkit/bridge.h>
 #include <shmkit/topic.h>
+#include "jetstream.h"
 
 #define HDR_ORIGIN "Shmkit-Origin"
 #define HDR_SEQ "Shmkit-Seq"
 #define ECHO_SLOTS 4096           /* injected messages remembered per topic */
 #define STATUS_EVERY_NS (250 * SHMKIT_MSEC)
-#define STATUS_LINE_MAX 700       /* one mapping's line: two names and six numbers */
+#define STATUS_LINE_MAX 1100      /* one mapping's line: up to three names and nine numbers */
 #define QUIET_NS (50 * SHMKIT_MSEC) /* an out topic with no publisher is polled this often */
 #define RECONNECT_WAIT_MS 250     /* between nats.c's passes over the servers */
 #define RECONNECT_JITTER_MS 100   /* plus up to this, so that bridges restarted together spread out */
@@ -102,7 +88,13 @@ struct map {
 	/* Written by the thread that moves this mapping's data, read by run() and
 	 * shmkit_bridge_counts() on others: relaxed, as counters read for display. */
 	_Atomic uint64_t forwarded, dropped, oversized, skipped;
+	struct shmkit__jsmap *js;     /* a channel mapping (src/bridge/jetstream.c); else NULL */
 };
+
+static int is_chan(unsigned dir)
+{
+	return dir == SHMKIT_BRIDGE_CHAN_OUT || dir == SHMKIT_BRIDGE_CHAN_IN;
+}
 
 struct shmkit_bridge {
 	char *host_id;
@@ -285,6 +277,10 @@ static uint64_t map_pending(struct map *m)
 
 static void map_counts(struct map *m, struct shmkit_bridge_counts *c)
 {
+	if (m->js) {
+		shmkit__js_counts(m->js, c);
+		return;
+	}
 	memset(c, 0, sizeof *c);
 	c->forwarded = atomic_load_explicit(&m->forwarded, memory_order_relaxed);
 	c->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
@@ -325,6 +321,10 @@ static void status_write(shmkit_bridge *b)
 	for (size_t i = 0; i < b->nmaps && at < b->status_size; i++) {
 		struct map *m = &b->maps[i];
 		struct shmkit_bridge_counts c;
+		if (m->js) {
+			at += (size_t)shmkit__js_status_line(m->js, text + at, b->status_size - at);
+			continue;
+		}
 		map_counts(m, &c);
 		at += (size_t)snprintf(text + at, b->status_size - at,
 				       "%s %s %s forwarded %" PRIu64 " dropped %" PRIu64
@@ -569,6 +569,12 @@ static int conn_install(shmkit_bridge *b, natsConnection *nc)
 		atomic_store(&m->sub, sub); /* seq_cst: seen by map_counts() on any thread */
 	}
 	atomic_store(&b->nc, nc);
+	/* The channel mappings' workers start on the connection the bridge keeps. */
+	for (size_t i = 0; i < b->nmaps; i++) {
+		int r = b->maps[i].js ? shmkit__js_start(b->maps[i].js, nc) : 0;
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -660,8 +666,15 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 			return -EINVAL;
 	for (size_t i = 0; i < o->nmaps; i++) {
 		const struct shmkit_bridge_map *mp = &o->maps[i];
+		if (is_chan(mp->dir)) {
+			if (!shmkit__js_valid(mp))
+				return -EINVAL;
+			continue;
+		}
 		if (mp->dir != SHMKIT_BRIDGE_TOPIC_OUT && mp->dir != SHMKIT_BRIDGE_TOPIC_IN)
 			return -EINVAL;
+		if (mp->stream || mp->max_bytes || mp->dup_window_ns || mp->replicas || mp->window)
+			return -EINVAL; /* channel settings on a topic */
 		if (!mp->local || mp->local[0] != '/' || strlen(mp->local) > 250 ||
 		    !shmkit_bridge_valid_subject(mp->subject, mp->dir == SHMKIT_BRIDGE_TOPIC_IN))
 			return -EINVAL;
@@ -684,16 +697,16 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 		m->b = b;
 		m->dir = o->maps[i].dir;
 		m->local = strdup(o->maps[i].local);
-		m->subject = strdup(o->maps[i].subject);
+		m->subject = strdup(o->maps[i].subject ? o->maps[i].subject : "");
 		if (!m->local || !m->subject)
 			goto fail;
 	}
 	/* A topic bridged both ways shares one echo record between its in and out maps. */
 	for (size_t i = 0; i < b->nmaps; i++) {
 		struct map *mi = &b->maps[i];
-		for (size_t j = 0; j < b->nmaps && !mi->echo; j++) {
+		for (size_t j = 0; j < b->nmaps && !mi->echo && !is_chan(mi->dir); j++) {
 			struct map *mj = &b->maps[j];
-			if (mj->dir == mi->dir || strcmp(mj->local, mi->local))
+			if (is_chan(mj->dir) || mj->dir == mi->dir || strcmp(mj->local, mi->local))
 				continue;
 			if (mj->echo) {
 				mi->echo = mj->echo;
@@ -708,9 +721,15 @@ int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 		}
 	}
 
-	/* Local topics first: a bad name fails before any network activity. */
+	/* Local topics and channels first: a bad name fails before any network activity. */
 	for (size_t i = 0; i < b->nmaps; i++) {
 		struct map *m = &b->maps[i];
+		if (is_chan(m->dir)) {
+			r = shmkit__js_open(&o->maps[i], b->host_id, &m->js);
+			if (r < 0)
+				goto fail;
+			continue;
+		}
 		int out_dir = m->dir == SHMKIT_BRIDGE_TOPIC_OUT;
 		r = shmkit_topic_open(m->local, out_dir ? SHMKIT_TOPIC_SUBSCRIBER : SHMKIT_TOPIC_PUBLISHER,
 				      0, 0, SHMKIT_SEG_CREATE, &m->topic);
@@ -946,6 +965,10 @@ int shmkit_bridge_close(shmkit_bridge *b)
 			natsSubscription_Destroy(sub);
 		}
 	}
+	/* Channel workers next, while the connection still runs: a chan-out settles
+	 * what it has in flight. */
+	for (size_t i = 0; i < b->nmaps; i++)
+		shmkit__js_stop(b->maps[i].js);
 	natsConnection *nc = atomic_load(&b->nc);
 	if (nc) {
 		if (shmkit_bridge_connected(b)) /* what was handed over gets out if it can */
@@ -959,6 +982,7 @@ int shmkit_bridge_close(shmkit_bridge *b)
 		shmkit_blob_close(b->status);
 	}
 	for (size_t i = 0; i < b->nmaps; i++) {
+		shmkit__js_free(b->maps[i].js); /* after the close: no ack handler runs now */
 		shmkit_topic_close(b->maps[i].topic);
 		free(b->maps[i].buf);
 		free(b->maps[i].local);
