@@ -18,7 +18,7 @@
  * (neither truncated nor skipped) with the one before it delivered; a full stream
  * makes the channel's producer wait, and everything arrives once a receiver runs; a
  * chan-in bridge that died between its de-dup mark and its commit is undone by the
- * next;
+ * next; at a low rate a message is not held back to fill a fetch's batch;
  * bad stream names, subjects and settings are usage errors (exit 2).
  * Skips (77) with "SKIPPED: ..." without nats-server or a bridge-less build. */
 #include "common.h"
@@ -594,6 +594,72 @@ static void backpressure(const char *url, int *checks, int *fails)
 	shmkit_chan_close(cons);
 }
 
+/* At a low rate a message is not held back to fill a batch: nats.c's fetch returns
+ * only with the whole batch or at its expiry (500 ms), so chan-in waits for one
+ * message while nothing is queued. Messages 300 ms apart: the median delay from
+ * channel A to channel B must stay under 100 ms (with batches it is about 250). */
+static void low_rate(const char *url, int *checks, int *fails)
+{
+	enum { N = 8 };
+	struct bridge bl = {0}, bm = {0};
+	char map_l[200], map_m[200], name_a[128], name_b[128];
+	snprintf(name_a, sizeof name_a, "%s", t_name("A.lr"));
+	snprintf(name_b, sizeof name_b, "%s", t_name("B.lr"));
+	(void)t_name("B.lr.jsmark");
+	shmkit_chan *prod = t_chan_open_ok(name_a, SHMKIT_CHAN_PRODUCER, 65536, SHMKIT_SEG_CREATE);
+	shmkit_chan *cons = t_chan_open_ok(name_b, SHMKIT_CHAN_CONSUMER, 65536, SHMKIT_SEG_CREATE);
+	snprintf(bl.host, sizeof bl.host, "hl%d", pid_tag);
+	snprintf(bl.log, sizeof bl.log, "%s/bl.log", dir);
+	snprintf(bm.host, sizeof bm.host, "hm%d", pid_tag);
+	snprintf(bm.log, sizeof bm.log, "%s/bm.log", dir);
+	snprintf(map_l, sizeof map_l, "%s=JL%d", name_a, pid_tag);
+	snprintf(map_m, sizeof map_m, "JL%d=%s", pid_tag, name_b);
+	char *al[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bl.host,
+		      "--chan-out", map_l, NULL};
+	char *am[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bm.host,
+		      "--chan-in", map_m, NULL};
+	memcpy(bl.argv, al, sizeof al);
+	memcpy(bm.argv, am, sizeof am);
+	bridge_start(&bl);
+	bridge_start(&bm);
+	/* One message through first: both bridges connected, the stream made. */
+	int64_t t0 = t_now_ns(), delay[N];
+	CHECK_OK(shmkit_chan_send(prod, &t0, sizeof t0, SHMKIT_SEC));
+	int64_t got;
+	ssize_t r = shmkit_chan_recv(cons, &got, sizeof got, 20 * SHMKIT_SEC);
+	int ok = r == (ssize_t)sizeof got && got == t0, n = 0;
+	for (int i = 0; ok && i < N; i++) {
+		t_nap_ms(300);
+		int64_t t = t_now_ns();
+		CHECK_OK(shmkit_chan_send(prod, &t, sizeof t, SHMKIT_SEC));
+		r = shmkit_chan_recv(cons, &got, sizeof got, 5 * SHMKIT_SEC);
+		ok = r == (ssize_t)sizeof got && got == t;
+		if (ok)
+			delay[n++] = t_now_ns() - t;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort: the median */
+		for (int k = i; k > 0 && delay[k] < delay[k - 1]; k--) {
+			int64_t x = delay[k];
+			delay[k] = delay[k - 1];
+			delay[k - 1] = x;
+		}
+	(*checks)++;
+	if (ok && n == N && delay[N / 2] < 100 * SHMKIT_MSEC) {
+		printf("ok: low rate: every message arrives, median delay %.1f ms (max %.1f)\n",
+		       delay[N / 2] / 1e6, delay[N - 1] / 1e6);
+	} else {
+		printf("FAIL: low rate: %d of %d arrived, median delay %.1f ms (want < 100)\n", n, N,
+		       n ? delay[n / 2] / 1e6 : -1.0);
+		(*fails)++;
+		dump(bl.log);
+		dump(bm.log);
+	}
+	bridge_kill(&bl, SIGTERM);
+	bridge_kill(&bm, SIGTERM);
+	shmkit_chan_close(prod);
+	shmkit_chan_close(cons);
+}
+
 /* The de-dup mark's layout (src/bridge/jetstream.c, struct jsmark), written by hand
  * here as a bridge killed between its mark and its commit leaves it. */
 struct mark {
@@ -754,6 +820,7 @@ static int misc(void)
 	shmkit_chan_close(cons);
 	shmkit_chan_close(prod);
 	backpressure(url, &checks, &fails);
+	low_rate(url, &checks, &fails);
 	mark_recovery(url, &checks, &fails);
 	kill(sc.pid, SIGTERM);
 	t_wait(sc.pid);

@@ -948,6 +948,7 @@ static void *in_main(void *arg)
 	int64_t backoff = 0;
 	int timeouts = 0;
 	bool anew = true;
+	bool waiting = true; /* the next fetch waits for one message (nothing was left) */
 	uint64_t last_seq = 0; /* last stream sequence handled since the consumer was made;
 	                        * 0: none (the first one delivered is the oldest unacked) */
 	while (!stopping(j)) {
@@ -960,14 +961,31 @@ static void *in_main(void *arg)
 			anew = false;
 			last_seq = 0;
 		}
+		/* Two kinds of fetch, because nats.c's returns only once it has the whole
+		 * batch or the request expired: a batch of 256 asked while messages come one
+		 * by one would hold the first for up to FETCH_EXPIRES_NS. So, while nothing
+		 * is known to wait, ask for one message and wait for it (it comes as soon as
+		 * it is stored); then take what is there by batches without waiting (NoWait:
+		 * the server sends what it has and says so), until it has nothing. */
 		natsMsgList list = {0};
 		jsFetchRequest fr;
 		jsFetchRequest_Init(&fr);
 		fr.MaxBytes = FETCH_BYTES;
 		fr.Expires = FETCH_EXPIRES_NS;
 		fr.Batch = fetch_batch(j->sub);
+		if (waiting && fr.Batch == FETCH_BATCH)
+			fr.Batch = 1;
+		else
+			fr.NoWait = true;
 		natsStatus s = natsSubscription_FetchRequest(&list, j->sub, &fr);
+		if (s == NATS_NOT_FOUND && fr.NoWait) { /* nothing waits: wait for the next */
+			waiting = true;
+			timeouts = 0;
+			continue;
+		}
+		waiting = false;
 		if (s == NATS_TIMEOUT) {
+			waiting = true;
 			/* nats.c 3.4.1 may answer a stale timeout at once after one: a short
 			 * pause after two in a row keeps that from spinning. */
 			if (++timeouts >= 2)
