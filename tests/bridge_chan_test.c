@@ -654,6 +654,26 @@ static void low_rate(const char *url, int *checks, int *fails)
 		dump(bl.log);
 		dump(bm.log);
 	}
+	/* shmkit top shows the channel mappings with their stream and counters. */
+	char cmd[512], want[160];
+	static char out[1 << 16];
+	snprintf(cmd, sizeof cmd, "'%s' top --once --json --interval 0.1", tool);
+	FILE *p = popen(cmd, "r");
+	size_t got_n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+	if (p)
+		pclose(p);
+	out[got_n] = '\0';
+	/* (chan-out's first publish finds no stream, makes it and resends: counted.) */
+	snprintf(want, sizeof want, "\"channel\": {\"stream\": \"JL%d\", \"duplicates\": ",
+		 pid_tag);
+	const char *at = strstr(out, want);
+	(*checks)++;
+	if (at && strstr(at + 1, want)) { /* both bridges' lines */
+		printf("ok: top shows both channel mappings with their stream and counters\n");
+	} else {
+		printf("FAIL: top --json lacks '%s' twice (%zu bytes)\n", want, got_n);
+		(*fails)++;
+	}
 	bridge_kill(&bl, SIGTERM);
 	bridge_kill(&bm, SIGTERM);
 	shmkit_chan_close(prod);

@@ -353,6 +353,10 @@ static void json_rate(FILE *f, const char *key, double v)
 struct bridge_map {
 	char dir[4], local[256], subject[256];
 	unsigned long long forwarded, dropped, oversized, pending, skipped;
+	/* A channel mapping's line goes on: channel STREAM duplicates N resent N errors N */
+	int chan;
+	char stream[256];
+	unsigned long long duplicates, resent, errors;
 };
 struct bridge_status {
 	char host[256];
@@ -392,10 +396,13 @@ static int bridge_read(const char *name, unsigned flags, struct bridge_status *b
 	bs->running = ms - written <= BRIDGE_STALE_MS || written > ms;
 	while (bs->nmaps < BRIDGE_MAPS_MAX && (line = strtok_r(NULL, "\n", &save)) != NULL) {
 		struct bridge_map *m = &bs->map[bs->nmaps];
-		if (sscanf(line, "%3s %255s %255s forwarded %llu dropped %llu oversized %llu pending %llu skipped %llu",
+		int end = 0;
+		if (sscanf(line, "%3s %255s %255s forwarded %llu dropped %llu oversized %llu pending %llu skipped %llu%n",
 			   m->dir, m->local, m->subject, &m->forwarded, &m->dropped, &m->oversized,
-			   &m->pending, &m->skipped) != 8)
+			   &m->pending, &m->skipped, &end) != 8)
 			break;
+		m->chan = sscanf(line + end, " channel %255s duplicates %llu resent %llu errors %llu",
+				 m->stream, &m->duplicates, &m->resent, &m->errors) == 4;
 		bs->nmaps++;
 	}
 	return 1;
@@ -416,8 +423,15 @@ static void bridge_json(FILE *f, const struct bridge_status *bs)
 		fputs(", \"subject\": ", f);
 		shmkit__json_str(f, m->subject);
 		fprintf(f, ", \"forwarded\": %llu, \"dropped\": %llu, \"oversized\": %llu, "
-			   "\"pending\": %llu, \"skipped\": %llu}",
+			   "\"pending\": %llu, \"skipped\": %llu",
 			m->forwarded, m->dropped, m->oversized, m->pending, m->skipped);
+		if (m->chan) {
+			fputs(", \"channel\": {\"stream\": ", f);
+			shmkit__json_str(f, m->stream);
+			fprintf(f, ", \"duplicates\": %llu, \"resent\": %llu, \"errors\": %llu}",
+				m->duplicates, m->resent, m->errors);
+		}
+		fputc('}', f);
 	}
 	fputs("]}", f);
 }
