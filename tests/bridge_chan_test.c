@@ -155,7 +155,7 @@ static void dump(const char *path)
 /* ---- bridges ---- */
 
 struct bridge {
-	char host[32], log[128];
+	char host[32], log[128], map[200];
 	char *argv[16];
 	pid_t pid;
 	uint64_t dups, resent, skipped; /* summed over the instances killed */
@@ -164,6 +164,27 @@ struct bridge {
 static void bridge_start(struct bridge *b)
 {
 	b->pid = spawn(b->argv, b->log);
+}
+
+/* Bridge @b as host "<tag>PID" with the one mapping @opt (--chan-out or --chan-in)
+ * "LOCAL=STREAM" or "STREAM=LOCAL", after @max_bytes' --stream-max-bytes if not NULL. */
+static void bridge_conf(struct bridge *b, const char *url, const char *tag, const char *opt,
+			const char *from, const char *to, const char *max_bytes)
+{
+	snprintf(b->host, sizeof b->host, "%s%d", tag, pid_tag);
+	snprintf(b->log, sizeof b->log, "%s/%s.log", dir, tag);
+	snprintf(b->map, sizeof b->map, "%s=%s", from, to);
+	int n = 0;
+	const char *a[] = {tool, "bridge", "--server", url, "--host-id", b->host};
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+		b->argv[n++] = (char *)a[i];
+	if (max_bytes) {
+		b->argv[n++] = "--stream-max-bytes";
+		b->argv[n++] = (char *)max_bytes;
+	}
+	b->argv[n++] = (char *)opt;
+	b->argv[n++] = b->map;
+	b->argv[n] = NULL;
 }
 
 /* A counter of the running bridge's first channel mapping, from its status; -1 if
@@ -513,24 +534,16 @@ static void backpressure(const char *url, int *checks, int *fails)
 {
 	enum { LEN = 1000, MORE = 300, LIMIT = 5000 };
 	struct bridge be = {0}, bf = {0};
-	char map_e[200], map_f[200], name_a[128], name_b[128];
+	char name_a[128], name_b[128];
 	snprintf(name_a, sizeof name_a, "%s", t_name("A.bp"));
 	snprintf(name_b, sizeof name_b, "%s", t_name("B.bp"));
 	(void)t_name("B.bp.jsmark");
 	shmkit_chan *prod = t_chan_open_ok(name_a, SHMKIT_CHAN_PRODUCER, 65536, SHMKIT_SEG_CREATE);
 	shmkit_chan *cons = t_chan_open_ok(name_b, SHMKIT_CHAN_CONSUMER, CHAN_CAP, SHMKIT_SEG_CREATE);
-	snprintf(be.host, sizeof be.host, "he%d", pid_tag);
-	snprintf(be.log, sizeof be.log, "%s/be.log", dir);
-	snprintf(bf.host, sizeof bf.host, "hf%d", pid_tag);
-	snprintf(bf.log, sizeof bf.log, "%s/bf.log", dir);
-	snprintf(map_e, sizeof map_e, "%s=JB%d", name_a, pid_tag);
-	snprintf(map_f, sizeof map_f, "JB%d=%s", pid_tag, name_b);
-	char *ae[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", be.host,
-		      "--stream-max-bytes", "65536", "--chan-out", map_e, NULL};
-	char *af[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bf.host,
-		      "--stream-max-bytes", "65536", "--chan-in", map_f, NULL};
-	memcpy(be.argv, ae, sizeof ae);
-	memcpy(bf.argv, af, sizeof af);
+	char stream[32];
+	snprintf(stream, sizeof stream, "JB%d", pid_tag);
+	bridge_conf(&be, url, "he", "--chan-out", name_a, stream, "65536");
+	bridge_conf(&bf, url, "hf", "--chan-in", stream, name_b, "65536");
 	bridge_start(&be);
 	static unsigned char m[LEN], got[CHAN_CAP / 2];
 	uint64_t sent = 0;
@@ -602,24 +615,16 @@ static void low_rate(const char *url, int *checks, int *fails)
 {
 	enum { N = 8 };
 	struct bridge bl = {0}, bm = {0};
-	char map_l[200], map_m[200], name_a[128], name_b[128];
+	char name_a[128], name_b[128];
 	snprintf(name_a, sizeof name_a, "%s", t_name("A.lr"));
 	snprintf(name_b, sizeof name_b, "%s", t_name("B.lr"));
 	(void)t_name("B.lr.jsmark");
 	shmkit_chan *prod = t_chan_open_ok(name_a, SHMKIT_CHAN_PRODUCER, 65536, SHMKIT_SEG_CREATE);
 	shmkit_chan *cons = t_chan_open_ok(name_b, SHMKIT_CHAN_CONSUMER, 65536, SHMKIT_SEG_CREATE);
-	snprintf(bl.host, sizeof bl.host, "hl%d", pid_tag);
-	snprintf(bl.log, sizeof bl.log, "%s/bl.log", dir);
-	snprintf(bm.host, sizeof bm.host, "hm%d", pid_tag);
-	snprintf(bm.log, sizeof bm.log, "%s/bm.log", dir);
-	snprintf(map_l, sizeof map_l, "%s=JL%d", name_a, pid_tag);
-	snprintf(map_m, sizeof map_m, "JL%d=%s", pid_tag, name_b);
-	char *al[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bl.host,
-		      "--chan-out", map_l, NULL};
-	char *am[] = {(char *)tool, "bridge", "--server", (char *)url, "--host-id", bm.host,
-		      "--chan-in", map_m, NULL};
-	memcpy(bl.argv, al, sizeof al);
-	memcpy(bm.argv, am, sizeof am);
+	char stream[32];
+	snprintf(stream, sizeof stream, "JL%d", pid_tag);
+	bridge_conf(&bl, url, "hl", "--chan-out", name_a, stream, NULL);
+	bridge_conf(&bm, url, "hm", "--chan-in", stream, name_b, NULL);
 	bridge_start(&bl);
 	bridge_start(&bm);
 	/* One message through first: both bridges connected, the stream made. */

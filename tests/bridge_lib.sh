@@ -1,6 +1,6 @@
-# Sourced by the bridge's shell tests (bridge_test.sh, bridge_netns_test.sh): free
-# ports, waiting, and a running bridge's counters read from its --status. Needs $S (the
-# shmkit tool) and $P (a number of this run).
+# Sourced by the bridge's shell tests (bridge_test.sh, bridge_netns_test.sh,
+# bridge_tls_test.sh): free ports, waiting, and a running bridge's counters read from
+# its --status. Needs $S (the shmkit tool) and $P (a number of this run).
 
 # A TCP port nobody listens on now (nothing in /proc/net/tcp{,6} has it as local port).
 used_ports() {

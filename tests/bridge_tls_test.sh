@@ -40,18 +40,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	w_end=$(( $1 * 10 )); shift
-	w_i=0
-	while [ "$w_i" -lt "$w_end" ]; do
-		"$@" 2>/dev/null && return 0
-		sleep 0.1
-		w_i=$((w_i + 1))
-	done
-	return 1
-}
-connected() { "$S" bridge --status --host-id "$1" 2>/dev/null | awk 'NR == 1 && $4 == 1 { ok = 1 } END { exit !ok }'; }
+. "$(dirname "$0")/bridge_lib.sh" # wait_for, connected
 # status_error HOST PATTERN: the bridge runs, is not connected, and its status's
 # error line matches PATTERN.
 status_error() {
