@@ -1108,6 +1108,20 @@ static uint64_t bb_bridge_dropped(const char *host)
 	return sum;
 }
 
+
+/* A table row's label and size, and the reason it has no figures if so: 1 if its
+ * figures follow. */
+static int bb_row_start(FILE *f, const struct bb_case *c, const struct bb_res *r)
+{
+	fputs("  ", f);
+	bb_put_col(f, bb_label(c), 44);
+	fprintf(f, " %-6s", c->sz ? "64 KiB" : "64 B");
+	if (r->state != ST_OK) {
+		fprintf(f, " %s: %s\n", shmkit__bench_state_name(r->state), r->why);
+		return 0;
+	}
+	return 1;
+}
 static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dropped[2])
 {
 	int rounds = b->cfg->rounds;
@@ -1138,13 +1152,8 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		struct bb_res *r = &b->res[i];
 		if (c->kind != BK_RTT || r->state == ST_SKIPPED)
 			continue;
-		fputs("  ", f);
-		bb_put_col(f, bb_label(c), 44);
-		fprintf(f, " %-6s", c->sz ? "64 KiB" : "64 B");
-		if (r->state != ST_OK) {
-			fprintf(f, " %s: %s\n", shmkit__bench_state_name(r->state), r->why);
+		if (!bb_row_start(f, c, r))
 			continue;
-		}
 		if (!r->nsamp) {
 			fprintf(f, " no round trip timed (%" PRIu64 " lost)\n", r->lost);
 			continue;
@@ -1166,13 +1175,8 @@ static void bb_print(FILE *f, struct bb *b, const struct machine *m, uint64_t dr
 		struct bb_res *r = &b->res[i];
 		if (c->kind != BK_TPUT || r->state == ST_SKIPPED)
 			continue;
-		fputs("  ", f);
-		bb_put_col(f, bb_label(c), 44);
-		fprintf(f, " %-6s", c->sz ? "64 KiB" : "64 B");
-		if (r->state != ST_OK) {
-			fprintf(f, " %s: %s\n", shmkit__bench_state_name(r->state), r->why);
+		if (!bb_row_start(f, c, r))
 			continue;
-		}
 		double v = bb_median_val(r, rounds);
 		int den = bb_den(i);
 		if (isfinite(v))
