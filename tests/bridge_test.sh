@@ -27,7 +27,7 @@ cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	for p in $pids; do wait "$p" 2>/dev/null; done
 	for n in /a-t$P /b-t$P /a-u$P /b-u$P /c-t$P /d-t$P /shmkit-bridge-ha$P /shmkit-bridge-hb$P \
-		/shmkit-bridge-hc$P /shmkit-bridge-hd$P; do "$S" rm "$n" >/dev/null 2>&1; done
+		/shmkit-bridge-hc$P /shmkit-bridge-hd$P /j-c$P /shmkit-bridge-hj$P; do "$S" rm "$n" >/dev/null 2>&1; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -103,6 +103,19 @@ assert b["running"] and b["connected"], b
 m = [x for x in b["mappings"] if x["direction"] == "out" and x["local"] == sys.argv[2]]
 assert len(m) == 1 and m[0]["forwarded"] >= int(sys.argv[3]) and m[0]["dropped"] == 0, b
 PY
+
+# --- a channel mapping on a server without JetStream: the reason, not silence ------
+"$S" bridge --server "nats://127.0.0.1:$PA" --host-id hj$P --chan-out "/j-c$P=NOJS$P" \
+	2>"$T/bj.err" &
+bj=$!
+pids="$pids $bj"
+check "no JetStream: the bridge connects" wait_for 15 connected hj$P
+echo "held" | "$S" send "/j-c$P"
+nojs() { "$S" bridge --status --host-id hj$P | grep -q "^error chan-out /j-c$P: .*no JetStream answers (a server run without -js?)"; }
+check "no JetStream: --status says why the message stays" wait_for 15 nojs
+check "no JetStream: so does stderr" grep -q "shmkit bridge: chan-out /j-c$P: .*no JetStream answers" "$T/bj.err"
+kill "$bj"
+wait "$bj"
 
 # --- both directions on both hosts: every message exactly once, no loop -----------
 M=$((N / 4))

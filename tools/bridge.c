@@ -376,11 +376,14 @@ static int report_error(shmkit_bridge *b, char *last, size_t cap, int r)
 			n > 0 ? now : shmkit_strerror(r));
 		return 1;
 	}
+	/* A channel mapping's reason ("chan-out LOCAL: ...") comes while connected. */
+	int mapping = !strncmp(now, "chan-", 5), was_mapping = !strncmp(last, "chan-", 5);
 	if (n > 0 && strcmp(now, last)) {
-		fprintf(stderr, "shmkit bridge: not connected: %s\n", now);
+		fprintf(stderr, "shmkit bridge: %s%s\n", mapping ? "" : "not connected: ", now);
 		snprintf(last, cap, "%s", now);
 	} else if (n == 0 && last[0] && shmkit_bridge_connected(b)) {
-		fprintf(stderr, "shmkit bridge: connected\n");
+		fprintf(stderr, "shmkit bridge: %s\n",
+			was_mapping ? "the channel mappings move again" : "connected");
 		last[0] = '\0';
 	}
 	return 0;

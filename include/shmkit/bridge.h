@@ -42,7 +42,8 @@
  *   out|in LOCAL SUBJECT forwarded N dropped N oversized N pending N skipped N
  * and for a channel mapping the same line (out: chan-out, in: chan-in) followed by
  *   channel STREAM duplicates N resent N errors N
- * then, while a connection error is known (see shmkit_bridge_last_error()), a last
+ * then, while a connection error is known, or a channel mapping cannot proceed (see
+ * shmkit_bridge_last_error()), a last
  *   error TEXT
  * line, then a NUL byte. `shmkit bridge --status` prints it; shmkit_bridge_status_read()
  * returns it.
@@ -245,8 +246,11 @@ SHMKIT_BRIDGE_API int64_t shmkit_bridge_max_payload(shmkit_bridge *b);
 /** shmkit_bridge_last_error() - why the bridge is not connected: nats.c's text of the
  * last failed connection attempt (a TLS handshake error, "Authorization Violation"),
  * or of a permissions violation the server reported, copied into @buf (one line,
- * NUL-terminated, truncated to @cap). Cleared at each successful connect. Returns
- * its length, 0 (no error since the last connect), -EINVAL. Thread-safe. Since 0.3. */
+ * NUL-terminated, truncated to @cap). Cleared at each successful connect. While
+ * connected, the first channel mapping that cannot proceed says why instead, until a
+ * message moves through it again ("chan-out /orders: cannot make the stream: no
+ * JetStream answers (a server run without -js?)"). Returns its length, 0 (nothing
+ * failed), -EINVAL. Thread-safe. Since 0.3. */
 SHMKIT_BRIDGE_API ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap);
 
 /** shmkit_bridge_close() - stop, drain nats.c, delete the status segment, close the

@@ -644,6 +644,10 @@ ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap)
 	pthread_mutex_lock(&b->err_lock);
 	snprintf(buf, cap, "%s", b->err_status == NATS_OK ? "" : b->err);
 	pthread_mutex_unlock(&b->err_lock);
+	/* Connected: the first channel mapping that cannot proceed, and why. */
+	for (size_t i = 0; !*buf && i < b->nmaps; i++)
+		if (b->maps[i].js)
+			shmkit__js_why(b->maps[i].js, buf, cap);
 	return (ssize_t)strlen(buf);
 }
 

@@ -148,6 +148,11 @@ struct shmkit__jsmap {
 	 * them and writes entry states under mu. */
 	pthread_mutex_t mu;
 	bool mu_init;
+	/* Why the mapping last failed to set up or move a message, for --status; "" once
+	 * a message moved again. Under mu; why_set says whether it is non-empty, so that
+	 * clearing costs a message one relaxed load. */
+	char why[200];
+	atomic_bool why_set;
 	int efd;                     /* on_ack → worker */
 	struct ent *w;
 	unsigned wcap, whead, wcount, wsent;
@@ -443,6 +448,53 @@ void shmkit__js_free(struct shmkit__jsmap *j)
 /* Creates the stream, or finds it made (by the other side, or an earlier run). Needs
  * the JetStream meta leader: with a two-server cluster there is none while one is
  * down, so the caller retries. 0 or -EIO. */
+/* Records why the mapping cannot proceed: @what, then nats.c's text for this thread's
+ * last error (without its "(file.c:123): " prefix), or the JetStream error code. A
+ * server that answers nothing on the JetStream API runs without JetStream. */
+static void why(struct shmkit__jsmap *j, const char *what, natsStatus s, jsErrCode jerr)
+{
+	const char *text = nats_GetLastError(NULL), *p;
+	if (!text || !*text)
+		text = natsStatus_GetText(s);
+	while (*text == '(' && (p = strstr(text, "): ")) != NULL)
+		text = p + 3;
+	pthread_mutex_lock(&j->mu);
+	if (s == NATS_NO_RESPONDERS)
+		snprintf(j->why, sizeof j->why, "%s: no JetStream answers (a server run without -js?)",
+			 what);
+	else if (jerr)
+		snprintf(j->why, sizeof j->why, "%s: %s (JetStream error %d)", what, text, (int)jerr);
+	else
+		snprintf(j->why, sizeof j->why, "%s: %s", what, text);
+	for (char *c = j->why; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = ' ';
+	atomic_store_explicit(&j->why_set, true, memory_order_relaxed);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* A message moved: whatever failed before no longer explains anything. */
+static void why_clear(struct shmkit__jsmap *j)
+{
+	if (!atomic_load_explicit(&j->why_set, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->why[0] = '\0';
+	atomic_store_explicit(&j->why_set, false, memory_order_relaxed);
+	pthread_mutex_unlock(&j->mu);
+}
+
+ssize_t shmkit__js_why(struct shmkit__jsmap *j, char *buf, size_t cap)
+{
+	if (!atomic_load_explicit(&j->why_set, memory_order_relaxed) || !j->mu_init)
+		return 0;
+	pthread_mutex_lock(&j->mu);
+	int n = snprintf(buf, cap, "%s %s: %s", j->dir == SHMKIT_BRIDGE_CHAN_OUT ? "chan-out" : "chan-in",
+			 j->local, j->why);
+	pthread_mutex_unlock(&j->mu);
+	return n < 0 ? 0 : (ssize_t)strlen(buf);
+}
+
 static int ensure_stream(struct shmkit__jsmap *j)
 {
 	jsStreamConfig sc;
@@ -464,6 +516,7 @@ static int ensure_stream(struct shmkit__jsmap *j)
 		s = js_GetStreamInfo(&si, j->js, j->stream, NULL, &jerr);
 	if (s != NATS_OK) {
 		count(&j->errors, 1);
+		why(j, "cannot make the stream", s, jerr);
 		return -EIO;
 	}
 	j->stream_created = si->Created;
@@ -631,6 +684,7 @@ static int settle(struct shmkit__jsmap *j, bool *failed, bool *unsettled)
 	}
 	count(&j->forwarded, (uint64_t)k + 1);
 	count(&j->duplicates, dups);
+	why_clear(j);
 	return 0;
 }
 
@@ -657,6 +711,7 @@ static natsStatus publish_sync(struct shmkit__jsmap *j)
 		count(&j->resent, 1);
 	if (s != NATS_OK) {
 		count(&j->errors, 1);
+		why(j, "publishing", s, jerr);
 		return s;
 	}
 	pthread_mutex_lock(&j->mu); /* settle() takes it from here like an async OK */
@@ -806,6 +861,7 @@ static int consumer_anew(struct shmkit__jsmap *j)
 	natsStatus s = js_DeleteConsumer(j->js, j->stream, j->durable, NULL, &jerr);
 	if (s != NATS_OK && jerr != JSConsumerNotFoundErr && s != NATS_NOT_FOUND) {
 		count(&j->errors, 1);
+		why(j, "cannot remake its consumer", s, jerr);
 		return -EIO;
 	}
 	if (j->sub) {
@@ -829,6 +885,7 @@ static int consumer_anew(struct shmkit__jsmap *j)
 	if (s != NATS_OK) {
 		j->sub = NULL;
 		count(&j->errors, 1);
+		why(j, "cannot make its consumer", s, jerr);
 		return -EIO;
 	}
 	return 0;
@@ -918,6 +975,7 @@ static int deliver(struct shmkit__jsmap *j, natsMsg *msg, uint64_t *last_seq)
 	atomic_store_explicit(&k->gen, g + 1, memory_order_release);
 	shmkit_chan_commit(j->ch, (size_t)len);
 	count(&j->forwarded, 1);
+	why_clear(j);
 	*last_seq = seq;
 	return D_DONE;
 }
@@ -995,6 +1053,7 @@ static void *in_main(void *arg)
 		timeouts = 0;
 		if (s != NATS_OK) { /* disconnected, no responders, consumer gone... */
 			count(&j->errors, 1);
+			why(j, "fetching", s, 0);
 			backoff = backoff_next(backoff);
 			nap(j, backoff);
 			if (backoff >= BACKOFF_MAX_NS) /* still failing after ~1 s of tries */

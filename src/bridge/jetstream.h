@@ -5,6 +5,7 @@
 #define SHMKIT_BRIDGE_JETSTREAM_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <nats/nats.h>
 #include <shmkit/bridge.h>
 
@@ -33,6 +34,10 @@ void shmkit__js_free(struct shmkit__jsmap *j);
 
 /* Counters (thread-safe). */
 void shmkit__js_counts(struct shmkit__jsmap *j, struct shmkit_bridge_counts *c);
+
+/* Why the mapping last failed ("chan-out LOCAL: what: nats.c's reason"), until a
+ * message moves again, NUL-terminated in @buf: its length, 0 if nothing failed. */
+ssize_t shmkit__js_why(struct shmkit__jsmap *j, char *buf, size_t cap);
 
 /* The mapping's status line (see bridge.h), NUL-terminated in @buf. Returns its length
  * as snprintf(). */
