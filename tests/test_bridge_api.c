@@ -69,11 +69,19 @@ static void bad_calls(const char *url, const char *topic)
 	struct {
 		const char *what;
 		struct shmkit_bridge_opts o;
+		const char *says; /* in errbuf */
 	} t[] = {
-	    {"no server", base}, {"empty server", base}, {"no map", base},
-	    {"no host id", base}, {"bad host id", base}, {"long host id", base},
-	    {"wildcard out", base}, {"bad direction", base}, {"bad local", base},
-	    {"bad subject", base}, {"reserved", base},
+	    {"no server", base, "1 to 64 servers"},
+	    {"empty server", base, "an empty server URL"},
+	    {"no map", base, "1 to 4096 mappings"},
+	    {"no host id", base, "bad host id"},
+	    {"bad host id", base, "bad host id"},
+	    {"long host id", base, "bad host id"},
+	    {"wildcard out", base, "mapping 0: not a NATS subject (no wildcards on publish)"},
+	    {"bad direction", base, "mapping 0: unknown direction"},
+	    {"bad local", base, "mapping 0: a local topic is a name like /name"},
+	    {"bad subject", base, "mapping 0: not a NATS subject"},
+	    {"reserved", base, "reserved[] must be zero"},
 	};
 	t[0].o.nservers = 0;
 	t[1].o.servers = empty;
@@ -88,9 +96,13 @@ static void bad_calls(const char *url, const char *topic)
 	t[10].o.reserved[2] = 1;
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		shmkit_bridge *b = (shmkit_bridge *)1;
+		char err[200] = "left over";
+		t[i].o.errbuf = err;
+		t[i].o.errcap = sizeof err;
 		int r = shmkit_bridge_open(&t[i].o, &b);
-		if (r != -EINVAL || b != NULL) {
-			fprintf(stderr, "%s: open returned %d (%s)\n", t[i].what, r, shmkit_strerror(r));
+		if (r != -EINVAL || b != NULL || strncmp(err, t[i].says, strlen(t[i].says))) {
+			fprintf(stderr, "%s: open returned %d (%s), errbuf '%s', want '%s'\n", t[i].what,
+				r, shmkit_strerror(r), err, t[i].says);
 			exit(T_FAIL);
 		}
 	}

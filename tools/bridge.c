@@ -545,8 +545,7 @@ int shmkit_cmd_bridge(int argc, char **argv)
 		goto out;
 	}
 	if (r == -EINVAL) {
-		fprintf(stderr, "shmkit bridge: bad host id '%s' (1 to 64 of A-Z a-z 0-9 . _ -) "
-				"or server URL\n", c.host_id);
+		fprintf(stderr, "shmkit bridge: the bridge refused these options\n");
 		status = SHMKIT_EXIT_USAGE;
 		goto out;
 	}

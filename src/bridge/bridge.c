@@ -651,37 +651,59 @@ ssize_t shmkit_bridge_last_error(shmkit_bridge *b, char *buf, size_t cap)
 	return (ssize_t)strlen(buf);
 }
 
+/* -EINVAL, with the reason in @o's errbuf (mapping @i's when @i >= 0). */
+static int refuse(const struct shmkit_bridge_opts *o, long i, const char *why)
+{
+	if (o && o->errbuf && o->errcap) {
+		if (i >= 0)
+			snprintf(o->errbuf, o->errcap, "mapping %ld: %s", i, why);
+		else
+			snprintf(o->errbuf, o->errcap, "%s", why);
+	}
+	return -EINVAL;
+}
+
 int shmkit_bridge_open(const struct shmkit_bridge_opts *o, shmkit_bridge **out)
 {
 	int r = -EINVAL;
 	natsStatus s;
 	shmkit_bridge *b = NULL;
-	if (!out)
+	if (!out || !o)
 		return -EINVAL;
 	*out = NULL;
-	if (!o || !o->servers || o->nservers == 0 || o->nservers > 64 || !o->maps ||
-	    o->nmaps == 0 || o->nmaps > 4096 || !valid_host_id(o->host_id))
-		return -EINVAL;
+	if (o->errbuf && o->errcap)
+		o->errbuf[0] = '\0';
+	if (!o->servers || o->nservers == 0 || o->nservers > 64)
+		return refuse(o, -1, "1 to 64 servers");
+	if (!o->maps || o->nmaps == 0 || o->nmaps > 4096)
+		return refuse(o, -1, "1 to 4096 mappings");
+	if (!valid_host_id(o->host_id))
+		return refuse(o, -1, "bad host id (1 to 64 of A-Z a-z 0-9 . _ -)");
 	for (size_t i = 0; i < 4; i++)
 		if (o->reserved[i])
-			return -EINVAL;
+			return refuse(o, -1, "reserved[] must be zero");
 	for (size_t i = 0; i < o->nservers; i++)
 		if (!o->servers[i] || !*o->servers[i])
-			return -EINVAL;
+			return refuse(o, -1, "an empty server URL");
 	for (size_t i = 0; i < o->nmaps; i++) {
 		const struct shmkit_bridge_map *mp = &o->maps[i];
 		if (is_chan(mp->dir)) {
 			if (!shmkit__js_valid(mp))
-				return -EINVAL;
+				return refuse(o, (long)i, "not a valid channel mapping (a local name like "
+							  "/name, a stream name or subject, settings in "
+							  "range: see shmkit_bridge_open(3))");
 			continue;
 		}
 		if (mp->dir != SHMKIT_BRIDGE_TOPIC_OUT && mp->dir != SHMKIT_BRIDGE_TOPIC_IN)
-			return -EINVAL;
+			return refuse(o, (long)i, "unknown direction");
 		if (mp->stream || mp->max_bytes || mp->dup_window_ns || mp->replicas || mp->window)
-			return -EINVAL; /* channel settings on a topic */
-		if (!mp->local || mp->local[0] != '/' || strlen(mp->local) > 250 ||
-		    !shmkit_bridge_valid_subject(mp->subject, mp->dir == SHMKIT_BRIDGE_TOPIC_IN))
-			return -EINVAL;
+			return refuse(o, (long)i, "channel settings on a topic mapping");
+		if (!mp->local || mp->local[0] != '/' || strlen(mp->local) > 250)
+			return refuse(o, (long)i, "a local topic is a name like /name (at most 250 bytes)");
+		if (!shmkit_bridge_valid_subject(mp->subject, mp->dir == SHMKIT_BRIDGE_TOPIC_IN))
+			return refuse(o, (long)i, mp->dir == SHMKIT_BRIDGE_TOPIC_IN
+							  ? "not a NATS subject"
+							  : "not a NATS subject (no wildcards on publish)");
 	}
 
 	r = -ENOMEM;
