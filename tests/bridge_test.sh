@@ -238,6 +238,7 @@ usage2 "bad config key" "bad.conf:3: bogus-key: unknown setting" --config "$T/ba
 printf 'topic-in a b c\n' >"$T/bad2.conf"
 usage2 "bad config mapping" "bad2.conf:1: topic-in: expected SUBJECT=LOCAL" --config "$T/bad2.conf"
 usage2 "bad host id" "bad host id" --host-id 'a b' --topic-out /x=y
+usage2 "--status of a bad host id" "bad host id 'a b'" --status --host-id 'a b'
 "$S" bridge --status --host-id nobody-$P >/dev/null 2>"$T/st.err"
 check "--status of no bridge: exit 1 and says so" test $? = 1
 check "--status of no bridge: the reason" grep -q "no bridge runs with host id" "$T/st.err"

@@ -316,6 +316,11 @@ static int show_status(const char *host_id)
 		fprintf(stderr, "shmkit bridge: no bridge runs with host id %s\n", host_id);
 		return SHMKIT_EXIT_FAIL;
 	}
+	if (n == -EINVAL) { /* the only argument it checks: the id */
+		fprintf(stderr, "shmkit bridge: bad host id '%s' (1 to 64 of A-Z a-z 0-9 . _ -)\n",
+			host_id);
+		return SHMKIT_EXIT_USAGE;
+	}
 	if (n < 0) {
 		fprintf(stderr, "shmkit bridge: status of %s: %s\n", host_id, shmkit_strerror((int)n));
 		return SHMKIT_EXIT_FAIL;
