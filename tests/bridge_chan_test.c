@@ -247,6 +247,21 @@ static void bridge_kill(struct bridge *b, int sig)
 	b->pid = 0;
 }
 
+/* The end of a check with a sending bridge @a and a receiving bridge @b: their logs
+ * if it failed (@failed), both stopped, and the two channels closed. */
+static void pair_end(struct bridge *a, struct bridge *b, int failed, shmkit_chan *c1,
+		     shmkit_chan *c2)
+{
+	if (failed) {
+		dump(a->log);
+		dump(b->log);
+	}
+	bridge_kill(a, SIGTERM);
+	bridge_kill(b, SIGTERM);
+	shmkit_chan_close(c1);
+	shmkit_chan_close(c2);
+}
+
 static int wait_until(int seconds, const struct bridge *b, const char *field, long long want)
 {
 	int64_t end = t_now_ns() + (int64_t)seconds * 1000000000;
@@ -593,18 +608,14 @@ static void backpressure(const char *url, int *checks, int *fails)
 		next++;
 	}
 	(*checks)++;
-	if (!bad && next == total + 1) {
+	int good = !bad && next == total + 1;
+	if (good) {
 		printf("ok: backpressure: once a receiver runs, all %" PRIu64 " arrive in order\n", total);
 	} else {
 		printf("FAIL: backpressure: %" PRIu64 " of %" PRIu64 " arrived in order\n", next - 1, total);
 		(*fails)++;
-		dump(be.log);
-		dump(bf.log);
 	}
-	bridge_kill(&be, SIGTERM);
-	bridge_kill(&bf, SIGTERM);
-	shmkit_chan_close(prod);
-	shmkit_chan_close(cons);
+	pair_end(&be, &bf, !good, prod, cons);
 }
 
 /* At a low rate a message is not held back to fill a batch: nats.c's fetch returns
@@ -649,15 +660,14 @@ static void low_rate(const char *url, int *checks, int *fails)
 			delay[k - 1] = x;
 		}
 	(*checks)++;
-	if (ok && n == N && delay[N / 2] < 100 * SHMKIT_MSEC) {
+	int failed = !(ok && n == N && delay[N / 2] < 100 * SHMKIT_MSEC);
+	if (!failed) {
 		printf("ok: low rate: every message arrives, median delay %.1f ms (max %.1f)\n",
 		       delay[N / 2] / 1e6, delay[N - 1] / 1e6);
 	} else {
 		printf("FAIL: low rate: %d of %d arrived, median delay %.1f ms (want < 100)\n", n, N,
 		       n ? delay[n / 2] / 1e6 : -1.0);
 		(*fails)++;
-		dump(bl.log);
-		dump(bm.log);
 	}
 	/* shmkit top shows the channel mappings with their stream and counters. */
 	char cmd[512], want[160];
@@ -678,11 +688,9 @@ static void low_rate(const char *url, int *checks, int *fails)
 	} else {
 		printf("FAIL: top --json lacks '%s' twice (%zu bytes)\n", want, got_n);
 		(*fails)++;
+		failed = 1;
 	}
-	bridge_kill(&bl, SIGTERM);
-	bridge_kill(&bm, SIGTERM);
-	shmkit_chan_close(prod);
-	shmkit_chan_close(cons);
+	pair_end(&bl, &bm, failed, prod, cons);
 }
 
 /* The de-dup mark's layout (src/bridge/jetstream.c, struct jsmark), written by hand
@@ -767,19 +775,15 @@ static void mark_recovery(const char *url, int *checks, int *fails)
 			quiet = t_now_ns() + 1500000000LL;
 	}
 	(*checks)++;
-	if (!bad && n == 2 && status_field(&bh, "skipped") == 1) {
+	int good = !bad && n == 2 && status_field(&bh, "skipped") == 1;
+	if (good) {
 		printf("ok: mark: a mark never committed is undone; the committed one drops its duplicate\n");
 	} else {
 		printf("FAIL: mark: got %" PRIu64 " messages on B, skipped %lld\n", n,
 		       status_field(&bh, "skipped"));
 		(*fails)++;
-		dump(bg.log);
-		dump(bh.log);
 	}
-	bridge_kill(&bg, SIGTERM);
-	bridge_kill(&bh, SIGTERM);
-	shmkit_chan_close(cb);
-	shmkit_chan_close(pa);
+	pair_end(&bg, &bh, !good, cb, pa);
 }
 
 static int misc(void)

@@ -605,6 +605,18 @@ static natsStatus make_msg(struct shmkit__jsmap *j, const struct ent *e, natsMsg
 	return s;
 }
 
+/* Every publish's options: the entry's id (in @id, which @po points to), a MaxWait,
+ * the stream. No expectation: the caller adds the chain where it applies. */
+static void pub_opts(const struct shmkit__jsmap *j, const struct ent *e, char *id,
+		     jsPubOptions *po)
+{
+	id_of(j, e->pos, id);
+	jsPubOptions_Init(po);
+	po->MsgId = id;
+	po->MaxWait = PUB_WAIT_MS;
+	po->ExpectStream = j->stream;
+}
+
 /* Publishes entry wsent asynchronously, chained to the previous one. 0, or -1 when
  * nats.c refused it (then it is FAILED: nothing after it goes out this round). */
 static int publish_async(struct shmkit__jsmap *j)
@@ -612,13 +624,9 @@ static int publish_async(struct shmkit__jsmap *j)
 	struct ent *e = ent_at(j, j->wsent);
 	char id[ID_MAX];
 	natsMsg *m = NULL;
-	id_of(j, e->pos, id);
 	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MsgId = id;
-	po.MaxWait = PUB_WAIT_MS;
-	po.ExpectStream = j->stream;
-	po.ExpectLastMsgId = j->prev;
+	pub_opts(j, e, id, &po);
+	po.ExpectLastMsgId = j->prev; /* the chain */
 	natsStatus s = make_msg(j, e, &m);
 	/* Registered before it goes: its ack may come before the call returns. */
 	pthread_mutex_lock(&j->mu);
@@ -697,12 +705,8 @@ static natsStatus publish_sync(struct shmkit__jsmap *j)
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
 	jsErrCode jerr = 0;
-	id_of(j, e->pos, id);
 	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MsgId = id;
-	po.MaxWait = PUB_WAIT_MS;
-	po.ExpectStream = j->stream;
+	pub_opts(j, e, id, &po);
 	natsStatus s = make_msg(j, e, &m);
 	if (s == NATS_OK)
 		s = js_PublishMsg(&pa, j->js, m, &po, &jerr);
