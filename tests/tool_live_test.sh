@@ -92,7 +92,7 @@ check "record --duration -1 exits 2" [ $? -eq 2 ]
 # ---- top and hz: a channel paced at 2000 messages/s, a consumer draining ----
 rate=2000
 chan="/$tag-chan"
-start_pace chan "$chan" $rate 6
+start_pace chan "$chan" $rate 9 # top, hz and perhaps hz again sample it while it sends
 "$tool" top --once --json >"$tmp/top.json"; st=$?
 check "top --once --json exits 0" [ $st -eq 0 ]
 check "top --once --json parses" python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/top.json"
@@ -121,11 +121,13 @@ echo "measured at $rate msgs/s sent: $(tail -n 1 "$tmp/row")"
 check "top's table has its header" grep -q "^TYPE  *NAME  *KIND  *MSG/S  *BYTES/S  *FILL  *SLEEP/S  *PEERS" "$tmp/top.txt"
 check "top's table lists the channel with its peers" grep -q "^posix $chan  *chan .* prod [0-9][0-9]* cons [0-9]" "$tmp/top.txt"
 check "top --once draws no escape sequences into a file" sh -c "! grep -q \"\$(printf '\\033')\" '$tmp/top.txt'"
-# hz: two lines, each within 20 %; the window's mean too.
-"$tool" hz --json --count 2 "$chan" >"$tmp/hz.json"; st=$?
-check "hz --count 2 exits 0" [ $st -eq 0 ]
-check "hz prints 2 lines" [ "$(wc -l <"$tmp/hz.json")" -eq 2 ]
-python3 - "$tmp/hz.json" $rate >"$tmp/row" 2>&1 <<'PY'
+# hz: two lines, each within 20 %; the window's mean too. A window that the machine
+# stalled (the paced producer or hz descheduled, seen under TSan with the bridge tests
+# running beside) is measured once more: a wrong hz fails both times.
+hz_chan_check() {
+	"$tool" hz --json --count 2 "$chan" >"$tmp/hz.json" || return 1
+	[ "$(wc -l <"$tmp/hz.json")" -eq 2 ] || return 1
+	python3 - "$tmp/hz.json" $rate >"$tmp/row" 2>&1 <<'PY'
 import json, sys
 rate = float(sys.argv[2])
 lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -137,6 +139,11 @@ assert abs(lines[-1]["mean"] - rate) <= 0.2 * rate, lines[-1]
 assert lines[1]["messages"] > lines[0]["messages"], lines
 print("hz: %.0f, %.0f msgs/s" % (lines[0]["rate"], lines[1]["rate"]))
 PY
+}
+if ! hz_chan_check; then
+	echo "hz, first try: $(tail -n 1 "$tmp/row"); measuring again"
+	hz_chan_check
+fi
 check "hz shows the channel's rate within 20 % ($(tail -n 1 "$tmp/row"))" [ $? -eq 0 ]
 echo "measured at $rate msgs/s sent: $(tail -n 1 "$tmp/row")"
 "$tool" hz --interval 0.2 --count 1 "$chan" >"$tmp/hz.txt"
